@@ -1,0 +1,202 @@
+"""chalice-cart: HTTP routes and stream follow-ups wired to chalicelib."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chalice.app import (
+    BadRequestError,
+    Chalice,
+    ConflictError,
+    DynamoDBEvent,
+    NotFoundError,
+    Request,
+    Response,
+)
+
+from chalicelib import cookies, followups, presenters, runtime
+from chalicelib.domain import (
+    CartChanged,
+    DomainError,
+    EmptyCart,
+    InvalidInput,
+    NotInCart,
+    OrderNotFound,
+    QuantityLimitExceeded,
+    StoreUnavailable,
+    UnknownProduct,
+)
+
+app = Chalice(app_name="chalice-cart")
+
+# `chalice package` imports this module with no table around; the deploy's
+# merge template puts the real stream ARN in both the event and the variable.
+STREAM_ARN = os.environ.get(
+    "TABLE_STREAM_ARN",
+    "arn:aws:dynamodb:us-east-1:000000000000:table/placeholder/stream/placeholder",
+)
+
+
+# -- errors: domain exceptions become Chalice's error shape -------------------
+
+def _store_unavailable() -> Response:
+    return Response(
+        body={"Code": "ServiceUnavailable",
+              "Message": "The cart store is busy; nothing was changed. Retry shortly."},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except InvalidInput as exc:
+            raise BadRequestError(str(exc)) from exc
+        except UnknownProduct as exc:
+            raise BadRequestError(f"unknown product: {exc}") from exc
+        except QuantityLimitExceeded as exc:
+            raise ConflictError(
+                f"a cart line holds at most 99; this line holds {exc} already"
+            ) from exc
+        except NotInCart as exc:
+            raise NotFoundError(f"product {exc} is not in the cart") from exc
+        except OrderNotFound as exc:
+            raise NotFoundError("no such order") from exc
+        except EmptyCart as exc:
+            raise ConflictError("the cart is empty") from exc
+        except CartChanged as exc:
+            raise ConflictError("the cart changed during checkout; try again") from exc
+        except StoreUnavailable:
+            return _store_unavailable()
+        except DomainError as exc:  # a new rule without a mapping is still a 4xx
+            raise BadRequestError(str(exc)) from exc
+    return wrapper
+
+
+# -- the request and its cart cookie ------------------------------------------
+
+def _request() -> Request:
+    request = app.current_request
+    # Chalice sets current_request before any view runs.
+    assert request is not None  # nosec B101
+    return request
+
+
+def _current_cart() -> str | None:
+    headers = _request().headers
+    return cookies.cart_id_from_header(
+        runtime.cookie_secret(), headers.get("cookie"), int(time.time())
+    )
+
+
+def _cart_for_write() -> str:
+    return _current_cart() or cookies.new_cart_id()
+
+
+def _with_cart_cookie(cart_id: str, body: Any, status_code: int) -> Response:
+    secure = _request().headers.get("x-forwarded-proto", "") == "https"
+    header = cookies.set_cookie_header(
+        runtime.cookie_secret(), cart_id, int(time.time()), secure
+    )
+    return Response(body=body, status_code=status_code, headers={"Set-Cookie": header})
+
+
+def _base() -> str:
+    request = _request()
+    return presenters.base_path(request.context, request.uri_params)
+
+
+# -- JSON API -----------------------------------------------------------------
+
+@app.route("/api/products", methods=["GET"])
+@_http_errors
+def list_products() -> dict[str, Any]:
+    base = _base()
+    products = runtime.cart_service().list_products()
+    return {"products": [presenters.product_json(p, base) for p in products]}
+
+
+@app.route("/api/cart/items", methods=["POST"])
+@_http_errors
+def add_to_cart() -> Response:
+    cart_id = _cart_for_write()
+    line = runtime.cart_service().add_to_cart(cart_id, _request().json_body)
+    return _with_cart_cookie(cart_id, presenters.line_json(line), 201)
+
+
+@app.route("/api/cart/items/{product_id}", methods=["PUT"])
+@_http_errors
+def set_quantity(product_id: str) -> Response:
+    cart_id = _cart_for_write()
+    line = runtime.cart_service().set_quantity(
+        cart_id, product_id, _request().json_body
+    )
+    if line is None:
+        return _with_cart_cookie(cart_id, None, 204)
+    return _with_cart_cookie(cart_id, presenters.line_json(line), 200)
+
+
+@app.route("/api/cart/items/{product_id}", methods=["DELETE"])
+@_http_errors
+def remove_from_cart(product_id: str) -> Response:
+    cart_id = _current_cart()
+    if cart_id is not None:
+        runtime.cart_service().remove_from_cart(cart_id, product_id)
+    return Response(body=None, status_code=204)
+
+
+@app.route("/api/cart", methods=["GET"])
+@_http_errors
+def display_cart() -> dict[str, Any]:
+    lines, cart_totals = runtime.cart_service().display_cart(_current_cart())
+    return presenters.cart_json(lines, cart_totals)
+
+
+@app.route("/api/cart/status", methods=["GET"])
+@_http_errors
+def cart_status() -> dict[str, Any]:
+    return presenters.status_json(runtime.cart_service().cart_status(_current_cart()))
+
+
+@app.route("/api/cart/checkout", methods=["POST"])
+@_http_errors
+def checkout() -> Response:
+    cart_id = _current_cart()
+    if cart_id is None:
+        raise ConflictError("the cart is empty")
+    order = runtime.cart_service().checkout(cart_id)
+    return Response(body=presenters.order_json(order), status_code=201)
+
+
+@app.route("/api/orders/{order_id}", methods=["GET"])
+@_http_errors
+def get_order(order_id: str) -> dict[str, Any]:
+    order = runtime.cart_service().get_order(_current_cart(), order_id)
+    return presenters.order_json(order)
+
+
+# -- stream follow-ups ----------------------------------------------------------
+
+@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100,
+                        starting_position="TRIM_HORIZON")
+def cart_summary(event: DynamoDBEvent) -> dict[str, Any]:
+    return followups.summarize_carts(event.to_dict()["Records"], runtime.repository())
+
+
+@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100,
+                        starting_position="TRIM_HORIZON")
+def product_popularity(event: DynamoDBEvent) -> dict[str, Any]:
+    return followups.count_popularity(event.to_dict()["Records"], runtime.repository())
+
+
+@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100,
+                        starting_position="TRIM_HORIZON")
+def order_confirmation(event: DynamoDBEvent) -> dict[str, Any]:
+    return followups.confirm_orders(event.to_dict()["Records"], runtime.repository())

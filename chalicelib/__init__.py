@@ -1,0 +1,1 @@
+"""chalice-cart: everything that is deployed besides app.py."""

@@ -1,0 +1,187 @@
+"""Stream follow-ups: what happens after a write lands in the table.
+
+Each takes the raw stream records of one batch and returns Lambda's
+partial-batch response. Delivery is at least once, so each is idempotent:
+the summary is recomputed from the lines, popularity moves only on a
+holder mark guarded by sequence number, and confirmation is conditional.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import table
+from chalicelib.domain import CartSummary, expiry_after, totals
+from chalicelib.repository import DynamoCartRepository, line_from_item
+from chalicelib.services import Clock, iso
+
+log = logging.getLogger("chalice-cart.followups")
+Record = dict[str, Any]
+HOLDER_TTL_SECONDS = 2 * 24 * 3600
+
+
+class PoisonRecord(ValueError):
+    """A record this follow-up can never process, however often it is retried."""
+
+
+@dataclass(frozen=True)
+class LineChange:
+    cart_id: str
+    product_id: str
+    sequence: int
+    held_before: bool
+    held_after: bool
+    event_time: str
+
+
+def _sequence(record: Record) -> str:
+    return str(record.get("dynamodb", {}).get("SequenceNumber", "0"))
+
+
+def _key(record: Record) -> tuple[str, str]:
+    keys = record["dynamodb"]["Keys"]
+    return keys["pk"]["S"], keys["sk"]["S"]
+
+
+def _holds(image: dict[str, Any] | None) -> bool:
+    if not image or "quantity" not in image:
+        return False
+    return line_from_item(image).quantity > 0
+
+
+def parse_line_change(record: Record) -> LineChange | None:
+    """A cart-line change, None for any other item; PoisonRecord if unreadable."""
+    try:
+        pk, sk = _key(record)
+        if not (pk.startswith(table.CART_PREFIX) and sk.startswith(table.LINE_PREFIX)):
+            return None
+        stream = record["dynamodb"]
+        new_image = stream.get("NewImage")
+        old_image = stream.get("OldImage")
+        event_time = iso(float(stream["ApproximateCreationDateTime"]))
+        if new_image and "updatedAt" in new_image:
+            event_time = max(event_time, new_image["updatedAt"]["S"])
+        return LineChange(
+            cart_id=pk.removeprefix(table.CART_PREFIX),
+            product_id=sk.removeprefix(table.LINE_PREFIX),
+            sequence=int(stream["SequenceNumber"]),
+            held_before=_holds(old_image),
+            held_after=_holds(new_image),
+            event_time=event_time,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PoisonRecord(str(exc)) from exc
+
+
+def _failure(sequences: Iterable[str]) -> dict[str, Any]:
+    ordered = sorted(set(sequences), key=int)
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in ordered]}
+
+
+def _report(name: str, record: Record, exc: Exception) -> None:
+    log.error(json.dumps({
+        "event": "stream_record_failed",
+        "followup": name,
+        "sequenceNumber": record.get("dynamodb", {}).get("SequenceNumber"),
+        "eventID": record.get("eventID"),
+        "error": type(exc).__name__,
+        "detail": str(exc)[:200],
+    }))
+
+
+def summarize_carts(records: list[Record], repo: DynamoCartRepository,
+                    clock: Clock = time.time) -> dict[str, Any]:
+    """Rewrite the summary of each cart the batch touched: one write per cart."""
+    failed: list[str] = []
+    carts: dict[str, list[tuple[Record, LineChange]]] = {}
+    for record in records:
+        try:
+            change = parse_line_change(record)
+        except PoisonRecord as exc:
+            _report("cart_summary", record, exc)
+            failed.append(_sequence(record))
+            continue
+        if change is not None:
+            carts.setdefault(change.cart_id, []).append((record, change))
+    for cart_id, changes in carts.items():
+        try:
+            now = clock()
+            lines = repo.list_lines(cart_id, int(now))
+            cart_totals = totals(lines)
+            updated_at = max(
+                [change.event_time for _, change in changes]
+                + [line.updated_at for line in lines]
+            )
+            repo.put_summary(
+                cart_id,
+                CartSummary(cart_totals.item_count, cart_totals.subtotal_cents, updated_at),
+                expiry_after(int(now)),
+            )
+        except Exception as exc:  # one cart's failure must not sink the batch
+            _report("cart_summary", changes[0][0], exc)
+            failed.extend(_sequence(record) for record, _ in changes)
+    return _failure(failed)
+
+
+def count_popularity(records: list[Record], repo: DynamoCartRepository,
+                     clock: Clock = time.time) -> dict[str, Any]:
+    """Keep each product's `inCarts`: carts that hold it now."""
+    return _each(records, "product_popularity", lambda record: _popularity(record, repo, clock))
+
+
+def _popularity(record: Record, repo: DynamoCartRepository, clock: Clock) -> None:
+    change = parse_line_change(record)
+    if change is None or change.held_before == change.held_after:
+        return
+    repo.record_holding(
+        change.product_id, change.cart_id, change.held_after, change.sequence,
+        int(clock()) + HOLDER_TTL_SECONDS,
+    )
+
+
+def confirm_orders(records: list[Record], repo: DynamoCartRepository,
+                   clock: Clock = time.time) -> dict[str, Any]:
+    """An order PLACED becomes CONFIRMED, once."""
+    return _each(records, "order_confirmation", lambda record: _confirm(record, repo, clock))
+
+
+def _confirm(record: Record, repo: DynamoCartRepository, clock: Clock) -> None:
+    try:
+        pk, sk = _key(record)
+        if not (pk.startswith(table.CART_PREFIX) and sk.startswith(table.ORDER_PREFIX)):
+            return
+        image = record["dynamodb"].get("NewImage")
+        if not image or image["status"]["S"] != "PLACED":
+            return
+        order_id = image["orderId"]["S"]
+    except (KeyError, TypeError) as exc:
+        raise PoisonRecord(str(exc)) from exc
+    repo.confirm_order(pk.removeprefix(table.CART_PREFIX), order_id, iso(clock()))
+
+
+def _each(records: list[Record], name: str,
+          handle: Callable[[Record], None]) -> dict[str, Any]:
+    """Handle records in order; a failed record is reported, the rest go on.
+
+    Later records of an item whose earlier record failed are held back too,
+    so the retry sees that item's changes in their original order.
+    """
+    failed: list[str] = []
+    failed_items: set[str] = set()
+    for record in records:
+        item = json.dumps(record.get("dynamodb", {}).get("Keys"), sort_keys=True)
+        if item in failed_items:
+            failed.append(_sequence(record))
+            continue
+        try:
+            handle(record)
+        except Exception as exc:  # report the record, go on with the rest
+            _report(name, record, exc)
+            failed.append(_sequence(record))
+            failed_items.add(item)
+    return _failure(failed)

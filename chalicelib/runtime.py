@@ -1,0 +1,82 @@
+"""Where the deployed code meets its environment.
+
+AWS clients, the repository and the cookie secret are built on first use,
+cached for the life of the process, and replaceable in tests with `reset()`.
+Nothing here talks to AWS at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chalicelib.repository import DynamoCartRepository
+from chalicelib.services import CartService, CatalogCache
+
+# Bounded retries and timeouts that fit well inside the API function's
+# Lambda timeout: 3 attempts x (1 s connect + 2 s read) worst case, ~9 s.
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT = 1
+READ_TIMEOUT = 2
+
+_cache: dict[str, Any] = {}
+
+
+def reset() -> None:
+    """Forget every cached client (tests, or a changed environment)."""
+    _cache.clear()
+
+
+def _client(service: str) -> Any:
+    if service not in _cache:
+        import boto3  # lazily: routes that never reach AWS do not pay for it
+        from botocore.config import Config
+
+        config = Config(
+            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+        )
+        session = boto3.session.Session()
+        _cache[service] = session.client(service, config=config)  # type: ignore[call-overload]
+    return _cache[service]
+
+
+def dynamodb_client() -> Any:
+    return _client("dynamodb")
+
+
+def table_name() -> str:
+    name = os.environ.get("TABLE_NAME")
+    if not name:
+        raise RuntimeError("TABLE_NAME is not set: see .chalice/config.json")
+    return name
+
+
+def repository() -> DynamoCartRepository:
+    if "repository" not in _cache:
+        _cache["repository"] = DynamoCartRepository(dynamodb_client(), table_name())
+    return _cache["repository"]  # type: ignore[no-any-return]
+
+
+def cart_service() -> CartService:
+    if "service" not in _cache:
+        _cache["service"] = CartService(repository(), CatalogCache())
+    return _cache["service"]  # type: ignore[no-any-return]
+
+
+def cookie_secret() -> bytes:
+    """The cart-cookie key: from SSM when deployed, from the environment locally."""
+    if "secret" not in _cache:
+        parameter = os.environ.get("CART_COOKIE_SECRET_PARAM")
+        if parameter:
+            response = _client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+            value = response["Parameter"]["Value"]
+        else:
+            value = os.environ.get("CART_COOKIE_SECRET", "")
+        if len(value) < 16:
+            raise RuntimeError(
+                "set CART_COOKIE_SECRET (16+ characters) or CART_COOKIE_SECRET_PARAM"
+            )
+        _cache["secret"] = value.encode()
+    return _cache["secret"]  # type: ignore[no-any-return]

@@ -1,0 +1,83 @@
+"""The one DynamoDB table: its definition and its key layout.
+
+Tests, the local stack and the deploy template all build the table from
+TABLE_SPEC, so there is exactly one place where it is described.
+
+Key layout (single table, pk/sk strings):
+
+    CATALOG         PRODUCT#<productId>    a product; `inCarts` kept by the stream
+    CART#<cartId>   LINE#<productId>       one cart line (TTL)
+    CART#<cartId>   SUMMARY                the cart summary cart-status reads (TTL)
+    CART#<cartId>   ORDER#<orderId>        an order, reachable only from its cart
+    CART#<cartId>   IDEMPOTENCY#<key>      a remembered response (TTL)
+    PRODUCT#<id>    HOLDER#<cartId>        does this cart hold the product (TTL)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TTL_ATTRIBUTE = "expiresAt"
+
+TABLE_SPEC: dict[str, Any] = {
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ],
+    "KeySchema": [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+    "StreamSpecification": {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    },
+}
+
+CATALOG_PK = "CATALOG"
+PRODUCT_PREFIX = "PRODUCT#"
+CART_PREFIX = "CART#"
+LINE_PREFIX = "LINE#"
+ORDER_PREFIX = "ORDER#"
+SUMMARY_SK = "SUMMARY"
+IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
+HOLDER_PREFIX = "HOLDER#"
+
+
+def create_table(client: Any, table_name: str) -> str:
+    """Create the table with its stream and TTL; return the stream ARN."""
+    response = client.create_table(TableName=table_name, **TABLE_SPEC)
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+    return str(response["TableDescription"]["LatestStreamArn"])
+
+
+def cloudformation_properties() -> dict[str, Any]:
+    """TABLE_SPEC as AWS::DynamoDB::Table properties, TTL included."""
+    return {
+        **TABLE_SPEC,
+        "TimeToLiveSpecification": {
+            "Enabled": True,
+            "AttributeName": TTL_ATTRIBUTE,
+        },
+    }
+
+
+def cart_pk(cart_id: str) -> str:
+    return CART_PREFIX + cart_id
+
+
+def line_sk(product_id: str) -> str:
+    return LINE_PREFIX + product_id
+
+
+def order_sk(order_id: str) -> str:
+    return ORDER_PREFIX + order_id
+
+
+def product_sk(product_id: str) -> str:
+    return PRODUCT_PREFIX + product_id

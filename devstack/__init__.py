@@ -1,0 +1,1 @@
+"""The local stack: everything that runs the app offline. Never deployed."""

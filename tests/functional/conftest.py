@@ -1,0 +1,116 @@
+"""moto-backed fixtures, each building on the one before.
+
+aws → table (created from the shared definition, seeded) → client (the app
+through chalice.test.Client) → stream (real records read back from moto's
+stream, delivered to the app's own follow-up functions).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from app import app
+from chalicelib import runtime, table
+from chalicelib.catalog import SEED
+from chalicelib.repository import DynamoCartRepository
+from devstack.streams import StreamReader
+from tests.factories import JSON, TABLE_NAME, add_body, cookie_from
+
+FOLLOWUPS = ("cart_summary", "product_popularity", "order_confirmation")
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        runtime.reset()
+        yield
+        runtime.reset()
+
+
+@pytest.fixture
+def dynamodb(aws: None) -> Any:
+    return boto3.client("dynamodb")
+
+
+@pytest.fixture
+def stream_arn(dynamodb: Any) -> str:
+    arn = table.create_table(dynamodb, TABLE_NAME)
+    DynamoCartRepository(dynamodb, TABLE_NAME).seed_products(SEED)
+    return arn
+
+
+@pytest.fixture
+def repo(dynamodb: Any, stream_arn: str) -> DynamoCartRepository:
+    return DynamoCartRepository(dynamodb, TABLE_NAME)
+
+
+@pytest.fixture
+def client(stream_arn: str) -> Iterator[Client]:
+    with Client(app) as test_client:
+        yield test_client
+
+
+class Stream:
+    """The table's stream, delivered to the follow-ups as Lambda would."""
+
+    def __init__(self, client: Client, stream_arn: str) -> None:
+        self._client = client
+        self.reader = StreamReader(boto3.client("dynamodbstreams"), stream_arn)
+
+    def read(self) -> list[dict[str, Any]]:
+        return self.reader.read()
+
+    def deliver(self, records: list[dict[str, Any]],
+                functions: tuple[str, ...] = FOLLOWUPS) -> dict[str, Any]:
+        """Invoke each follow-up with one batch; its partial-batch responses."""
+        results = {}
+        for name in functions:
+            response = self._client.lambda_.invoke(name, {"Records": records})
+            results[name] = response.payload
+        return results
+
+    def drain(self, rounds: int = 5) -> list[dict[str, Any]]:
+        """Deliver until the follow-ups' own writes stop producing records."""
+        delivered: list[dict[str, Any]] = []
+        for _ in range(rounds):
+            records = self.read()
+            if not records:
+                return delivered
+            for name, result in self.deliver(records).items():
+                assert result == {"batchItemFailures": []}, (name, result)
+            delivered.extend(records)
+        raise AssertionError("the stream did not settle")
+
+
+@pytest.fixture
+def stream(client: Client, stream_arn: str) -> Stream:
+    return Stream(client, stream_arn)
+
+
+def request(client: Client, method: str, path: str, cookie: str | None = None,
+            body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    all_headers = dict(JSON)
+    if cookie:
+        all_headers["Cookie"] = cookie
+    all_headers.update(headers or {})
+    if body is not None and not isinstance(body, str):
+        body = json.dumps(body)
+    return client.http.request(method, path, headers=all_headers, body=body or b"")
+
+
+@pytest.fixture
+def cart(client: Client) -> str:
+    """A cart holding 2 espresso cups and 1 kettle; its cookie."""
+    first = request(client, "POST", "/api/cart/items", body=add_body("espresso-cup", 2))
+    assert first.status_code == 201
+    cookie = cookie_from(first)
+    second = request(client, "POST", "/api/cart/items", cookie, add_body("kettle", 1))
+    assert second.status_code == 201
+    return cookie
