@@ -1,0 +1,94 @@
+"""Expired items are invisible, and each cart operation is one DynamoDB request."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from chalicelib import runtime, table
+from tests.factories import TABLE_NAME, add_body, cookie_from
+from tests.functional.conftest import request
+
+
+def expire_everything_in(dynamodb, cart_cookie_owner_pk):
+    items = dynamodb.query(
+        TableName=TABLE_NAME, KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": cart_cookie_owner_pk}})["Items"]
+    for item in items:
+        dynamodb.update_item(
+            TableName=TABLE_NAME, Key={"pk": item["pk"], "sk": item["sk"]},
+            UpdateExpression="SET expiresAt = :past",
+            ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}})
+
+
+def only_cart_pk(dynamodb):
+    items = dynamodb.scan(TableName=TABLE_NAME)["Items"]
+    return next(i["pk"]["S"] for i in items if i["pk"]["S"].startswith(table.CART_PREFIX))
+
+
+def test_reads_ignore_items_whose_ttl_has_passed(client, cart, stream, dynamodb):
+    stream.drain()
+    expire_everything_in(dynamodb, only_cart_pk(dynamodb))
+    shown = json.loads(request(client, "GET", "/api/cart", cart).body)
+    assert (shown["items"], shown["itemCount"]) == ([], 0)
+    assert json.loads(request(client, "GET", "/api/cart/status", cart).body)["itemCount"] == 0
+    assert request(client, "POST", "/api/cart/checkout", cart).status_code == 409
+    assert request(client, "PUT", "/api/cart/items/kettle", cart,
+                   {"quantity": 2}).status_code == 404
+
+
+def test_adding_to_an_expired_line_starts_it_afresh(client, cart, dynamodb):
+    expire_everything_in(dynamodb, only_cart_pk(dynamodb))
+    response = request(client, "POST", "/api/cart/items", cart, add_body("kettle", 4))
+    assert response.status_code == 201
+    assert json.loads(response.body)["quantity"] == 4
+
+
+@pytest.fixture
+def calls(client, cart):
+    """The DynamoDB operations the app makes, recorded as they happen."""
+    made: list[str] = []
+    request(client, "POST", "/api/cart/items", cart, add_body())  # warm the catalog cache
+
+    def record(model, **_):
+        made.append(model.name)
+
+    runtime.dynamodb_client().meta.events.register("before-call.dynamodb", record)
+    return made
+
+
+@pytest.mark.parametrize("method, path, payload, expected", [
+    ("POST", "/api/cart/items", add_body("kettle", 1), ["UpdateItem"]),
+    ("PUT", "/api/cart/items/kettle", {"quantity": 3}, ["UpdateItem"]),
+    ("PUT", "/api/cart/items/kettle", {"quantity": 0}, ["DeleteItem"]),
+    ("DELETE", "/api/cart/items/kettle", None, ["DeleteItem"]),
+    ("GET", "/api/cart", None, ["Query"]),
+    ("GET", "/api/cart/status", None, ["GetItem"]),
+    ("GET", "/api/products", None, ["Query"]),
+    ("POST", "/api/cart/checkout", None, ["Query", "TransactWriteItems"]),
+])
+def test_each_cart_operation_is_one_dynamodb_request(client, cart, calls, method, path,
+                                                     payload, expected):
+    response = request(client, method, path, cart, payload)
+    assert response.status_code < 300
+    assert calls == expected
+
+
+def test_reading_an_order_is_one_get_item(client, cart, calls):
+    order_id = json.loads(request(client, "POST", "/api/cart/checkout", cart).body)["orderId"]
+    calls.clear()
+    assert request(client, "GET", f"/api/orders/{order_id}", cart).status_code == 200
+    assert calls == ["GetItem"]
+
+
+def test_a_new_visitor_costs_no_request_for_an_empty_cart(client, calls):
+    for path in ("/api/cart", "/api/cart/status"):
+        assert request(client, "GET", path).status_code == 200
+    assert calls == []
+
+
+def test_the_first_add_creates_a_cart_with_a_fresh_id(client, cart):
+    other = cookie_from(request(client, "POST", "/api/cart/items", body=add_body()))
+    assert other.split(".")[0] != cart.split(".")[0]
