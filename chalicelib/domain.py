@@ -56,6 +56,7 @@ class CartLine:
     unit_price_cents: int
     quantity: int
     updated_at: str = ""
+    expires_at: int | None = None
 
     @property
     def line_total_cents(self) -> int:

@@ -23,6 +23,9 @@ from chalicelib.services import Clock, iso
 log = logging.getLogger("chalice-cart.followups")
 Record = dict[str, Any]
 HOLDER_TTL_SECONDS = 2 * 24 * 3600
+# A cart expires 30 days after its last write, but TTL is per item: lines
+# that lag the cart's newest line by more than this are renewed with it.
+RENEW_SLACK_SECONDS = 3600
 
 
 class PoisonRecord(ValueError):
@@ -117,10 +120,15 @@ def summarize_carts(records: list[Record], repo: DynamoCartRepository,
                 [change.event_time for _, change in changes]
                 + [line.updated_at for line in lines]
             )
+            expiries = [line.expires_at for line in lines if line.expires_at]
+            cart_expiry = max(expiries, default=expiry_after(int(now)))
+            for line in lines:
+                if line.expires_at and cart_expiry - line.expires_at > RENEW_SLACK_SECONDS:
+                    repo.renew_line(cart_id, line.product_id, cart_expiry, int(now))
             repo.put_summary(
                 cart_id,
                 CartSummary(cart_totals.item_count, cart_totals.subtotal_cents, updated_at),
-                expiry_after(int(now)),
+                cart_expiry,
             )
         except Exception as exc:  # one cart's failure must not sink the batch
             _report("cart_summary", changes[0][0], exc)

@@ -84,6 +84,11 @@ def _str(item: dict[str, Any], name: str, default: str = "") -> str:
     return str(cell["S"]) if cell else default
 
 
+def _expires(item: dict[str, Any]) -> int | None:
+    cell = item.get(table.TTL_ATTRIBUTE)
+    return int(cell["N"]) if cell else None
+
+
 def line_from_item(item: dict[str, Any]) -> CartLine:
     """A cart line from its item (DynamoDB JSON, also a stream image)."""
     return CartLine(
@@ -92,6 +97,7 @@ def line_from_item(item: dict[str, Any]) -> CartLine:
         unit_price_cents=_int(item, "unitPriceCents"),
         quantity=_int(item, "quantity"),
         updated_at=_str(item, "updatedAt"),
+        expires_at=_expires(item),
     )
 
 
@@ -126,11 +132,6 @@ def _order_from_item(item: dict[str, Any]) -> Order:
         placed_at=_str(item, "placedAt"),
         confirmed_at=_str(item, "confirmedAt") or None,
     )
-
-
-def _expires(item: dict[str, Any]) -> int | None:
-    cell = item.get(table.TTL_ATTRIBUTE)
-    return int(cell["N"]) if cell else None
 
 
 class DynamoCartRepository:
@@ -290,6 +291,25 @@ class DynamoCartRepository:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return [item for item in items if is_live(_expires(item), now_epoch)]
+
+    def renew_line(self, cart_id: str, product_id: str, expires_at: int,
+                   now_epoch: int) -> None:
+        """Push a live line's expiry out to the cart's; never shorten or revive one."""
+        try:
+            with _store_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": _s(table.cart_pk(cart_id)),
+                         "sk": _s(table.line_sk(product_id))},
+                    UpdateExpression="SET expiresAt = :exp",
+                    ConditionExpression="expiresAt < :exp AND expiresAt > :epoch",
+                    ExpressionAttributeValues={
+                        ":exp": _n(expires_at), ":epoch": _n(now_epoch),
+                    },
+                )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     # -- summary -------------------------------------------------------
 

@@ -92,3 +92,20 @@ def test_a_new_visitor_costs_no_request_for_an_empty_cart(client, calls):
 def test_the_first_add_creates_a_cart_with_a_fresh_id(client, cart):
     other = cookie_from(request(client, "POST", "/api/cart/items", body=add_body()))
     assert other.split(".")[0] != cart.split(".")[0]
+
+
+def test_a_write_to_any_line_keeps_the_whole_cart_alive(client, cart, stream, dynamodb):
+    stream.drain()
+    pk = only_cart_pk(dynamodb)
+    twenty_days_ago_expiry = int(time.time()) + 10 * 24 * 3600
+    dynamodb.update_item(
+        TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": "LINE#espresso-cup"}},
+        UpdateExpression="SET expiresAt = :e",
+        ExpressionAttributeValues={":e": {"N": str(twenty_days_ago_expiry)}})
+    request(client, "POST", "/api/cart/items", cart, add_body("kettle", 1))
+    stream.drain()
+    items = {i["sk"]["S"]: int(i["expiresAt"]["N"]) for i in dynamodb.query(
+        TableName=TABLE_NAME, KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": pk}})["Items"]}
+    assert items["LINE#espresso-cup"] == items["LINE#kettle"] == items["SUMMARY"]
+    assert items["LINE#kettle"] > time.time() + 29 * 24 * 3600
