@@ -7,7 +7,7 @@ PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit functional e2e bench deploy destroy clean
+.PHONY: install run test lint unit functional e2e bench package deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# The whole stack offline on http://127.0.0.1:$(PORT): moto, table, stream runner,
+# chalice local (README "Run it locally"). Ctrl-C stops every process it started.
+MOTO_PORT ?= 8001
+run: install
+	exec $(BIN)/python -m devstack run --port $(PORT) --moto-port $(MOTO_PORT)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -26,6 +32,21 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest tests
+
+# Every benchmark (bench/), each table printed, all of them written to
+# docs/PERFORMANCE.md with the machine, date and command. Loopback only, ~4 min.
+bench: install
+	$(BIN)/python -m bench --command "make bench"
+
+# Deploy to the AWS account of the usual boto3 chain (see README "Deploy").
+package: install
+	$(BIN)/python -m deploy package --stage $(STAGE)
+
+deploy: install
+	$(BIN)/python -m deploy deploy --stage $(STAGE)
+
+destroy: install
+	$(BIN)/python -m deploy destroy --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

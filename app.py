@@ -16,9 +16,19 @@ from chalice.app import (
     NotFoundError,
     Request,
     Response,
+    UnprocessableEntityError,
 )
 
-from chalicelib import cookies, followups, presenters, runtime
+from chalicelib import (
+    cookies,
+    followups,
+    idempotency,
+    logging_setup,
+    openapi,
+    presenters,
+    runtime,
+    web,
+)
 from chalicelib.domain import (
     CartChanged,
     DomainError,
@@ -39,6 +49,36 @@ STREAM_ARN = os.environ.get(
     "TABLE_STREAM_ARN",
     "arn:aws:dynamodb:us-east-1:000000000000:table/placeholder/stream/placeholder",
 )
+ACCESS_LOG = logging_setup.configure(app.log)
+MAX_BODY_BYTES = 8192
+
+
+# -- every request: an access log line, and a bound on the body -----------------
+
+@app.middleware("http")
+def log_requests(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    started = time.perf_counter()
+    status = 500  # what Chalice answers if anything below raises
+    with logging_setup.request_scope(event.context, event.lambda_context) as request_id:
+        try:
+            response = get_response(event)
+            status = response.status_code
+            response.headers["X-Request-Id"] = request_id
+            return response
+        finally:
+            logging_setup.log_request(ACCESS_LOG, event.method, event.path, status, started)
+
+
+@app.middleware("http")
+def limit_body_size(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    # Chalice maps no exception raised in middleware, so answer with a Response.
+    if len(event.raw_body) > MAX_BODY_BYTES:
+        return Response(
+            body={"Code": "RequestEntityTooLarge",
+                  "Message": f"the request body is over {MAX_BODY_BYTES} bytes"},
+            status_code=413,
+        )
+    return get_response(event)
 
 
 # -- errors: domain exceptions become Chalice's error shape -------------------
@@ -73,6 +113,10 @@ def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             raise ConflictError("the cart is empty") from exc
         except CartChanged as exc:
             raise ConflictError("the cart changed during checkout; try again") from exc
+        except idempotency.KeyReused as exc:
+            raise UnprocessableEntityError(
+                f"this {idempotency.HEADER} was already used for a different request"
+            ) from exc
         except StoreUnavailable:
             return _store_unavailable()
         except DomainError as exc:  # a new rule without a mapping is still a 4xx
@@ -89,11 +133,26 @@ def _request() -> Request:
     return request
 
 
+def _json_body() -> Any:
+    try:
+        return _request().json_body
+    except RecursionError as exc:
+        # Deeply nested JSON makes json.loads raise RecursionError, which
+        # Chalice (catching ValueError only) would answer with a 500.
+        raise BadRequestError("Error Parsing JSON") from exc
+
+
 def _current_cart() -> str | None:
     headers = _request().headers
     return cookies.cart_id_from_header(
         runtime.cookie_secret(), headers.get("cookie"), int(time.time())
     )
+
+
+def _idempotency_key() -> str | None:
+    # A key is remembered per cart: a cookie-less retry of a first add lands
+    # in a fresh cart (docs/OPERATIONS.md, "Reliability").
+    return idempotency.key_from_header(_request().headers.get(idempotency.HEADER))
 
 
 def _cart_for_write() -> str:
@@ -126,8 +185,9 @@ def list_products() -> dict[str, Any]:
 @app.route("/api/cart/items", methods=["POST"])
 @_http_errors
 def add_to_cart() -> Response:
+    key = _idempotency_key()
     cart_id = _cart_for_write()
-    line = runtime.cart_service().add_to_cart(cart_id, _request().json_body)
+    line = runtime.cart_service().add_to_cart(cart_id, _json_body(), key)
     return _with_cart_cookie(cart_id, presenters.line_json(line), 201)
 
 
@@ -136,7 +196,7 @@ def add_to_cart() -> Response:
 def set_quantity(product_id: str) -> Response:
     cart_id = _cart_for_write()
     line = runtime.cart_service().set_quantity(
-        cart_id, product_id, _request().json_body
+        cart_id, product_id, _json_body()
     )
     if line is None:
         return _with_cart_cookie(cart_id, None, 204)
@@ -146,9 +206,7 @@ def set_quantity(product_id: str) -> Response:
 @app.route("/api/cart/items/{product_id}", methods=["DELETE"])
 @_http_errors
 def remove_from_cart(product_id: str) -> Response:
-    cart_id = _current_cart()
-    if cart_id is not None:
-        runtime.cart_service().remove_from_cart(cart_id, product_id)
+    runtime.cart_service().remove_from_cart(_current_cart(), product_id)
     return Response(body=None, status_code=204)
 
 
@@ -168,10 +226,11 @@ def cart_status() -> dict[str, Any]:
 @app.route("/api/cart/checkout", methods=["POST"])
 @_http_errors
 def checkout() -> Response:
+    key = _idempotency_key()
     cart_id = _current_cart()
     if cart_id is None:
         raise ConflictError("the cart is empty")
-    order = runtime.cart_service().checkout(cart_id)
+    order = runtime.cart_service().checkout(cart_id, key)
     return Response(body=presenters.order_json(order), status_code=201)
 
 
@@ -180,6 +239,80 @@ def checkout() -> Response:
 def get_order(order_id: str) -> dict[str, Any]:
     order = runtime.cart_service().get_order(_current_cart(), order_id)
     return presenters.order_json(order)
+
+
+@app.route("/api/openapi.json", methods=["GET"])
+def openapi_document() -> dict[str, Any]:
+    return openapi.document(_base())
+
+
+# -- pages ----------------------------------------------------------------------
+
+def _html_errors(view: Callable[..., Response]) -> Callable[..., Response]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except OrderNotFound:
+            return web.render("error.html", _base(), 404, status=None,
+                              heading="Order not found",
+                              message="This browser's cart placed no order with that id.")
+        except StoreUnavailable:
+            return web.render("error.html", _base(), 503, status=None,
+                              heading="The shop is busy",
+                              message="The cart store did not answer. Reload in a moment.")
+    return wrapper
+
+
+@app.route("/", methods=["GET"])
+@_html_errors
+def browse_shop() -> Response:
+    service = runtime.cart_service()
+    return web.render("shop.html", _base(), products=service.list_products(),
+                      status=service.cart_status(_current_cart()))
+
+
+@app.route("/cart", methods=["GET"])
+@_html_errors
+def view_cart() -> Response:
+    service, cart_id = runtime.cart_service(), _current_cart()
+    lines, cart_totals = service.display_cart(cart_id)
+    return web.render("cart.html", _base(), lines=lines, totals=cart_totals,
+                      status=service.cart_status(cart_id))
+
+
+@app.route("/orders/{order_id}", methods=["GET"])
+@_html_errors
+def view_order(order_id: str) -> Response:
+    service, cart_id = runtime.cart_service(), _current_cart()
+    order = service.get_order(cart_id, order_id)
+    return web.render("order.html", _base(), order=order, status=service.cart_status(cart_id))
+
+
+# -- static files -----------------------------------------------------------------
+
+# SVG goes out as text; raster images, if static/ ever holds one, as binary.
+app.api.binary_types.extend(
+    sorted(set(web.BINARY_TYPES.values()) - set(app.api.binary_types)))
+
+
+def _serve_static(name: str) -> Response:
+    asset = web.assets().get(name)
+    if asset is None:
+        raise NotFoundError(f"no static file {name}")
+    request = _request()
+    return web.static_response(asset, request.headers.get("if-none-match"),
+                               request.query_params)
+
+
+@app.route("/static/{name}", methods=["GET"])
+def serve_static(name: str) -> Response:
+    return _serve_static(name)
+
+
+@app.route("/static/img/{name}", methods=["GET"])
+def serve_image(name: str) -> Response:
+    return _serve_static(f"img/{name}")
 
 
 # -- stream follow-ups ----------------------------------------------------------

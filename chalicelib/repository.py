@@ -35,6 +35,7 @@ from chalicelib.domain import (
     headroom,
     is_live,
 )
+from chalicelib.idempotency import IdempotentRequest, KeyReused
 
 # Error codes that mean "the store did not do it, try again later".
 _TRANSIENT = frozenset({
@@ -47,6 +48,11 @@ _TRANSIENT = frozenset({
     "TransactionInProgressException",
 })
 _LINE_FIELDS = {"#q": "quantity", "#n": "name"}
+# Attempts of a keyed add whose line changed between its read and its write.
+ADD_ONCE_ATTEMPTS = 5
+# Cancellation reasons that mean "busy", not "your condition failed".
+_BUSY_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded",
+                           "RequestLimitExceeded"})
 
 
 @contextlib.contextmanager
@@ -108,6 +114,34 @@ def _line_to_map(line: CartLine) -> dict[str, Any]:
         "unitPriceCents": _n(line.unit_price_cents),
         "quantity": _n(line.quantity),
     }}
+
+
+def _unchanged(old: dict[str, Any] | None) -> dict[str, Any]:
+    """Condition a write on the item being exactly as read (or still absent)."""
+    if old is None:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    parts = ["attribute_exists(pk)"]
+    for i, attribute in enumerate(("quantity", "updatedAt", table.TTL_ATTRIBUTE)):
+        names[f"#a{i}"] = attribute
+        if attribute in old:
+            parts.append(f"#a{i} = :a{i}")
+            values[f":a{i}"] = old[attribute]
+        else:
+            parts.append(f"attribute_not_exists(#a{i})")
+    condition: dict[str, Any] = {"ConditionExpression": " AND ".join(parts),
+                                 "ExpressionAttributeNames": names}
+    if values:
+        condition["ExpressionAttributeValues"] = values
+    return condition
+
+
+def _replay(record: dict[str, Any], once: IdempotentRequest) -> dict[str, Any]:
+    """The response a key record remembers, if it was made for this very request."""
+    if _str(record, "requestHash") != once.request_hash:
+        raise KeyReused(once.key)
+    return record["response"]["M"]  # type: ignore[no-any-return]
 
 
 def _product_from_item(item: dict[str, Any]) -> Product:
@@ -311,6 +345,100 @@ class DynamoCartRepository:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
+    # -- writes that apply once per idempotency key ----------------------
+
+    def add_line_once(self, cart_id: str, product: Product, quantity: int, now: str,
+                      now_epoch: int, expires_at: int, once: IdempotentRequest) -> CartLine:
+        """add_line, applied once per key; a retry gets the line the first call made.
+
+        A transaction returns no new values, so the line is read and then
+        written on the condition that it is unchanged, in one transaction with
+        the key record that remembers the resulting line.
+        """
+        key = {"pk": _s(table.cart_pk(cart_id)), "sk": _s(table.line_sk(product.id))}
+        for _ in range(ADD_ONCE_ATTEMPTS):
+            with _store_errors():
+                old = self._client.get_item(
+                    TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            live = old is not None and is_live(_expires(old), now_epoch)
+            held = _int(old, "quantity") if old is not None and live else 0
+            if held > headroom(quantity):
+                remembered = self._remembered(cart_id, once, now_epoch)
+                if remembered is not None:
+                    return line_from_item(remembered)
+                raise QuantityLimitExceeded(held)
+            line = CartLine(product.id, product.name, product.price_cents,
+                            held + quantity, now, expires_at)
+            item = {**key, **_line_to_map(line)["M"], "updatedAt": _s(now),
+                    "expiresAt": _n(expires_at)}
+            try:
+                with _store_errors():
+                    self._client.transact_write_items(TransactItems=[
+                        {"Put": self._key_record(cart_id, once, _line_to_map(line),
+                                                 now, now_epoch)},
+                        {"Put": {"TableName": self._table, "Item": item, **_unchanged(old)}},
+                    ])
+            except ClientError as exc:
+                remembered = self._cancelled_by_key(exc, cart_id, once, now_epoch, 0)
+                if remembered is not None:
+                    return line_from_item(remembered)
+                reasons = exc.response.get("CancellationReasons", [])
+                if {r.get("Code") for r in reasons} & _BUSY_REASONS:
+                    raise StoreUnavailable("transaction throttled") from exc
+                continue  # the line changed since it was read: read it again
+            return line
+        raise CartChanged(cart_id)
+
+    def _key_record(self, cart_id: str, once: IdempotentRequest, response: dict[str, Any],
+                    now: str, now_epoch: int) -> dict[str, Any]:
+        """The Put of a key record: it fails while a live record holds the key."""
+        return {
+            "TableName": self._table,
+            "Item": {
+                "pk": _s(table.cart_pk(cart_id)),
+                "sk": _s(table.IDEMPOTENCY_PREFIX + once.key),
+                "requestHash": _s(once.request_hash),
+                "response": response,
+                "createdAt": _s(now),
+                table.TTL_ATTRIBUTE: _n(once.expires_at),
+            },
+            # DynamoDB deletes expired records late: an expired one is free.
+            "ConditionExpression": "attribute_not_exists(pk) OR expiresAt <= :epoch",
+            "ExpressionAttributeValues": {":epoch": _n(now_epoch)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _cancelled_by_key(self, exc: ClientError, cart_id: str, once: IdempotentRequest,
+                          now_epoch: int, index: int) -> dict[str, Any] | None:
+        """The remembered response when the key record cancelled the transaction.
+
+        None when something else cancelled it; re-raises any other error.
+        """
+        if exc.response["Error"]["Code"] != "TransactionCanceledException":
+            raise exc
+        reasons = exc.response.get("CancellationReasons", [])
+        reason: dict[str, Any] = reasons[index] if index < len(reasons) else {}  # type: ignore[assignment]
+        if reason.get("Code") != "ConditionalCheckFailed":
+            return None
+        item = reason.get("Item")
+        if item is None:  # older SDKs and emulators may leave the old item out
+            return self._remembered(cart_id, once, now_epoch)
+        return _replay(item, once)
+
+    def _remembered(self, cart_id: str, once: IdempotentRequest,
+                    now_epoch: int) -> dict[str, Any] | None:
+        """The response a live key record remembers, None when there is none."""
+        with _store_errors():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": _s(table.cart_pk(cart_id)),
+                     "sk": _s(table.IDEMPOTENCY_PREFIX + once.key)},
+                ConsistentRead=True,
+            ).get("Item")
+        if item is None or not is_live(_expires(item), now_epoch):
+            return None
+        return _replay(item, once)
+
     # -- summary -------------------------------------------------------
 
     def get_summary(self, cart_id: str, now_epoch: int) -> CartSummary | None:
@@ -344,15 +472,21 @@ class DynamoCartRepository:
 
     # -- orders --------------------------------------------------------
 
-    def checkout(self, cart_id: str, order_id: str, now: str, now_epoch: int) -> Order:
+    def checkout(self, cart_id: str, order_id: str, now: str, now_epoch: int,
+                 once: IdempotentRequest | None = None) -> Order:
         """Place an order from the cart's live lines in one transaction.
 
         Each line is deleted on the condition that it still holds what the
         order was built from, so a concurrent change cancels the checkout
-        instead of slipping in between.
+        instead of slipping in between. With `once`, the key record that
+        remembers the order is part of the same transaction.
         """
         items = self._live_line_items(cart_id, now_epoch)
         if not items:
+            # An empty cart may be the first checkout's doing: its retry replays.
+            remembered = self._remembered(cart_id, once, now_epoch) if once else None
+            if remembered is not None:
+                return _order_from_item(remembered)
             raise EmptyCart(cart_id)
         lines = [line_from_item(item) for item in items]
         count = sum(line.quantity for line in lines)
@@ -384,10 +518,18 @@ class DynamoCartRepository:
                     ":q": item["quantity"], ":u": item["updatedAt"],
                 },
             }})
+        if once is not None:
+            response = {"M": {k: v for k, v in order_item.items() if k not in ("pk", "sk")}}
+            actions.append({"Put": self._key_record(cart_id, once, response, now, now_epoch)})
         try:
             with _store_errors():
                 self._client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
+            if once is not None:
+                remembered = self._cancelled_by_key(exc, cart_id, once, now_epoch,
+                                                    len(actions) - 1)
+                if remembered is not None:
+                    return _order_from_item(remembered)
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons", [])
                 codes = {r.get("Code") for r in reasons}

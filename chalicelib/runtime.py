@@ -13,8 +13,11 @@ from typing import Any
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.services import CartService, CatalogCache
 
-# Bounded retries and timeouts that fit well inside the API function's
-# Lambda timeout: 3 attempts x (1 s connect + 2 s read) worst case, ~9 s.
+# Bounded retries and timeouts that fit inside the API function's 15 s Lambda
+# timeout: per call at worst 3 attempts x (1 s connect + 2 s read) plus the
+# standard mode's backoff between them (< 1 s, then < 2 s), so under 12 s.
+# botocore's `max_attempts` counts retries only; `total_max_attempts` counts
+# the first try too.
 MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT = 1
 READ_TIMEOUT = 2
@@ -33,7 +36,7 @@ def _client(service: str) -> Any:
         from botocore.config import Config
 
         config = Config(
-            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
         )

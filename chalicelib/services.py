@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from chalicelib import validation
+from chalicelib import idempotency, validation
 from chalicelib.domain import (
     EMPTY_SUMMARY,
     CartChanged,
@@ -74,12 +74,18 @@ class CartService:
         self._catalog.refresh(products)
         return sorted(products, key=lambda product: product.name)
 
-    def add_to_cart(self, cart_id: str, body: object) -> CartLine:
+    def add_to_cart(self, cart_id: str, body: object,
+                    idempotency_key: str | None = None) -> CartLine:
+        """The line after the add; with a key, applied once and answered alike."""
         product_id, quantity = validation.add_item(body)
         product = self._catalog.get(self._repo, product_id)
         now, epoch = self._now()
-        return self._repo.add_line(cart_id, product, quantity, now, epoch,
-                                   expiry_after(epoch))
+        if idempotency_key is None:
+            return self._repo.add_line(cart_id, product, quantity, now, epoch,
+                                       expiry_after(epoch))
+        once = idempotency.idempotent_request(idempotency_key, "add_to_cart", body, epoch)
+        return self._repo.add_line_once(cart_id, product, quantity, now, epoch,
+                                        expiry_after(epoch), once)
 
     def set_quantity(self, cart_id: str, product_id: str, body: object) -> CartLine | None:
         """The updated line, or None when quantity 0 removed it."""
@@ -92,9 +98,11 @@ class CartService:
         return self._repo.set_quantity(cart_id, product_id, quantity, now, epoch,
                                        expiry_after(epoch))
 
-    def remove_from_cart(self, cart_id: str, product_id: str) -> None:
+    def remove_from_cart(self, cart_id: str | None, product_id: str) -> None:
+        """Idempotent; a malformed id is refused even when there is no cart."""
         validation.product_id(product_id)
-        self._repo.remove_line(cart_id, product_id)
+        if cart_id is not None:
+            self._repo.remove_line(cart_id, product_id)
 
     def display_cart(self, cart_id: str | None) -> tuple[list[CartLine], CartTotals]:
         if cart_id is None:
@@ -109,11 +117,15 @@ class CartService:
         _, epoch = self._now()
         return self._repo.get_summary(cart_id, epoch) or EMPTY_SUMMARY
 
-    def checkout(self, cart_id: str) -> Order:
+    def checkout(self, cart_id: str, idempotency_key: str | None = None) -> Order:
+        """Checkout takes no body: with a key, the request is "check out this cart"."""
         for attempt in range(CHECKOUT_ATTEMPTS):
             now, epoch = self._now()
+            once = None
+            if idempotency_key is not None:
+                once = idempotency.idempotent_request(idempotency_key, "checkout", None, epoch)
             try:
-                return self._repo.checkout(cart_id, secrets.token_hex(16), now, epoch)
+                return self._repo.checkout(cart_id, secrets.token_hex(16), now, epoch, once)
             except CartChanged:
                 if attempt == CHECKOUT_ATTEMPTS - 1:
                     raise

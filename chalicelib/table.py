@@ -57,9 +57,16 @@ def create_table(client: Any, table_name: str) -> str:
 
 
 def cloudformation_properties() -> dict[str, Any]:
-    """TABLE_SPEC as AWS::DynamoDB::Table properties, TTL included."""
+    """TABLE_SPEC as AWS::DynamoDB::Table properties, TTL included.
+
+    CloudFormation's StreamSpecification has only StreamViewType; the API's
+    StreamEnabled flag would fail validation.
+    """
     return {
         **TABLE_SPEC,
+        "StreamSpecification": {
+            "StreamViewType": TABLE_SPEC["StreamSpecification"]["StreamViewType"],
+        },
         "TimeToLiveSpecification": {
             "Enabled": True,
             "AttributeName": TTL_ATTRIBUTE,

@@ -114,3 +114,20 @@ def cart(client: Client) -> str:
     second = request(client, "POST", "/api/cart/items", cookie, add_body("kettle", 1))
     assert second.status_code == 201
     return cookie
+
+
+@pytest.fixture(scope="module")
+def module_shop() -> Iterator[tuple[Client, Any]]:
+    """One seeded table and app client for all of a module's tests.
+
+    For modules whose tests change little or nothing (bad input, security):
+    a table per test would be most of their run time.
+    """
+    with mock_aws():
+        runtime.reset()
+        dynamodb = boto3.client("dynamodb")
+        table.create_table(dynamodb, TABLE_NAME)
+        DynamoCartRepository(dynamodb, TABLE_NAME).seed_products(SEED)
+        with Client(app) as test_client:
+            yield test_client, dynamodb
+        runtime.reset()

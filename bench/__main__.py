@@ -1,0 +1,265 @@
+"""`python -m bench`: run every benchmark, print each table, write docs/PERFORMANCE.md.
+
+A section that fails prints its error and the others still run; the exit code is
+non-zero only when a section crashed (a missed target is a result, not a crash).
+
+    .venv/bin/python -m bench                 # everything (what `make bench` runs)
+    .venv/bin/python -m bench --quick         # fewer rounds, shorter load: a smoke run
+    .venv/bin/python -m bench --only cold_start,package --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import subprocess  # nosec B404: read-only git and nothing else
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import Section, Table
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "docs" / "PERFORMANCE.md"
+CHANGES = Path(__file__).resolve().parent / "CHANGES.md"
+
+TITLES = {
+    "capacity": ("1. DynamoDB requests and request units per operation",
+                 "one request per cart operation; a stream batch touching K carts writes "
+                 "at most K summaries"),
+    "overhead": ("2. Handler overhead",
+                 "p50 and p95 of each API operation through chalice.test.Client ≤ 1.2x the "
+                 "bare DynamoDB call(s) it makes (same moto backend, same run)"),
+    "cold_start": ("3. Cold start",
+                   "`python -c \"import app\"` ≤ 1.15x `python -c \"import boto3, "
+                   "chalice.app\"` (median of ≥ 10 interleaved runs each)"),
+    "package": ("4. Deployment package", "zip ≤ 1 MB"),
+    "stream_lag": ("5. Stream lag on the local stack",
+                   "write acknowledged → cart-status shows it: p95 ≤ 300 ms"),
+    "load": ("6. Local server under load",
+             "8 concurrent clients for 30 s: requests/s, p50/p99, 0 errors; the raw moto "
+             "calls beside it"),
+    "cost": ("7. Cost model", "dollars per 1M cart operations on AWS, prices stated"),
+}
+ORDER = tuple(TITLES)
+
+
+class Settings:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.overhead_rounds = 20 if quick else 120
+        self.cold_runs = 10 if quick else 15
+        self.lag_writes = 20 if quick else 150
+        self.load_seconds = 6.0 if quick else 30.0
+
+
+class SharedStack:
+    """One `python -m devstack run` for sections 5 and 6, started on first use."""
+
+    def __init__(self) -> None:
+        self._stack: Any = None
+        self._error: BaseException | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def get(self) -> Any:
+        if self._error is not None:
+            raise RuntimeError("the local stack did not start") from self._error
+        if self._stack is None:
+            from devstack.background import start_stack
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="bench-stack-")
+            try:
+                self._stack = start_stack(Path(self._tmp.name))
+            except BaseException as exc:
+                self._error = exc
+                raise
+        return self._stack
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            self._stack.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _stream_lag(section: Section, stack: SharedStack, writes: int) -> None:
+    from bench import stream_lag  # the local-runtime helper's measurement
+
+    live = stack.get()
+    stream_lag.measure(live, writes=10)  # warm up: first imports, first clients
+    lag = stream_lag.measure(live, writes=writes)
+    table = Table(["writes", "p50 ms", "p95 ms", "max ms", "mean ms",
+                   "add-to-cart request p50 ms", "p95 ≤ 300 ms"])
+    table.add(lag.writes, f"{lag.p50 * 1000:.1f}", f"{lag.p95 * 1000:.1f}",
+              f"{lag.max * 1000:.1f}", f"{lag.mean * 1000:.1f}",
+              f"{lag.write_p50 * 1000:.1f}", "holds" if lag.holds() else "misses")
+    section.tables.append(table)
+    section.data.update(p50=lag.p50, p95=lag.p95)
+    section.result = (f"p95 {lag.p95 * 1000:.0f} ms, p50 {lag.p50 * 1000:.0f} ms over "
+                      f"{lag.writes} writes: {'holds' if lag.holds() else 'misses'}.")
+    section.notes.append(
+        "Measured by bench/stream_lag.py (the local-runtime helper's): one add-to-cart at "
+        "a time over HTTP, then cart-status polled until the summary the stream runner "
+        "wrote shows it. The lag therefore includes at least one cart-status round trip.")
+
+
+def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., None]]:
+    def capacity(section: Section, results: dict[str, Section]) -> None:
+        from bench import capacity as mod
+
+        mod.run(section, results)
+
+    def overhead(section: Section, results: dict[str, Section]) -> None:
+        from bench import overhead as mod
+
+        mod.run(section, results, rounds=settings.overhead_rounds)
+
+    def cold_start(section: Section, results: dict[str, Section]) -> None:
+        from bench import cold_start as mod
+
+        mod.run(section, results, runs=settings.cold_runs)
+
+    def package(section: Section, results: dict[str, Section]) -> None:
+        from bench import package_size as mod
+
+        mod.run(section, results)
+
+    def lag(section: Section, results: dict[str, Section]) -> None:
+        _stream_lag(section, stack, settings.lag_writes)
+
+    def load(section: Section, results: dict[str, Section]) -> None:
+        from bench import load as mod
+
+        mod.run(section, results, stack=stack.get(), duration=settings.load_seconds)
+
+    def cost(section: Section, results: dict[str, Section]) -> None:
+        from bench import cost as mod
+
+        mod.run(section, results)
+
+    return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
+            "package": package, "stream_lag": lag, "load": load, "cost": cost}
+
+
+def _git(*args: str) -> str:
+    try:
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True,  # nosec
+                                text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip()
+
+
+def machine() -> list[str]:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 2**20:.0f} GiB RAM"
+    load = ""
+    with contextlib.suppress(OSError, AttributeError):
+        load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = " (with uncommitted changes)" if _git("status", "--porcelain") else ""
+    return [
+        f"- Machine: {platform.system()} {platform.release()}, {cpu}, "
+        f"{os.cpu_count()} CPUs{memory}",
+        f"- Python {platform.python_version()} ({sys.executable})",
+        f"- Load average when the run started (1/5/15 min): {load or 'n/a'}",
+        f"- Code: commit {commit or 'unknown'}{dirty}",
+    ]
+
+
+def render(sections: list[Section], started: datetime.datetime, seconds: float,
+           command: str, header: list[str]) -> str:
+    summary = Table(["section", "target", "result"])
+    for section in sections:
+        outcome = f"crashed: {section.error.strip().splitlines()[-1]}" if section.error \
+            else section.result
+        summary.add(section.title, section.target, outcome.replace("|", "/"))
+    parts = [
+        "# Performance",
+        "",
+        "Written by `make bench` (bench/); do not edit by hand — edit bench/CHANGES.md "
+        "for the closing notes.",
+        "",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC; the run took {seconds:.0f} s",
+        f"- Command: `{command}`",
+        *header,
+        "",
+        "Every figure below is a ratio measured side by side in this one run, with the raw "
+        "figures beside it. None is an assertion in the test suite: a loaded machine moves "
+        "them; compare within a run, not across runs.",
+        "",
+        summary.markdown(),
+        "",
+    ]
+    parts += [section.markdown() + "\n" for section in sections]
+    if CHANGES.exists():
+        parts.append(CHANGES.read_text())
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter load")
+    parser.add_argument("--only", help=f"comma-separated sections: {','.join(ORDER)}")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--command", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    chosen = ORDER if not args.only else tuple(args.only.split(","))
+    unknown = [name for name in chosen if name not in TITLES]
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(unknown)}")
+
+    started = datetime.datetime.now(datetime.UTC)
+    clock = time.perf_counter()
+    header = machine()
+    settings = Settings(args.quick)
+    stack = SharedStack()
+    runners = _runners(settings, stack)
+    results: dict[str, Section] = {}
+    try:
+        for key in chosen:
+            title, target = TITLES[key]
+            section = Section(key, title, target)
+            print(f"\n==> {title}", flush=True)
+            begin = time.perf_counter()
+            try:
+                runners[key](section, results)
+            except Exception:  # one section's crash must not stop the others
+                section.error = traceback.format_exc()
+            section.seconds = time.perf_counter() - begin
+            results[key] = section
+            print(section.markdown(), flush=True)
+    finally:
+        stack.stop()
+    seconds = time.perf_counter() - clock
+    command = args.command or "python -m bench " + " ".join(argv or sys.argv[1:])
+    if not args.no_write:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(render(list(results.values()), started, seconds,
+                                      command.strip(), header))
+        print(f"\n==> wrote {args.output} ({seconds:.0f} s)", flush=True)
+    crashed = [s.key for s in results.values() if s.error]
+    if crashed:
+        print(f"==> crashed: {', '.join(crashed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""(6) The local server under load, beside the raw moto calls behind it.
+
+8 clients for 30 s against `python -m devstack run` (chalice local + moto server +
+stream runner), a mix of add / status / display; then the same client count for the
+same time making the DynamoDB requests those routes make, straight at the stack's
+moto server. Loopback only, bounded in time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import Section, Table, ms, percentile
+
+CLIENTS = 8
+DURATION = 30.0
+SLICES = 6
+MIX = ("add", "status", "display")
+NEW_CART_EVERY = 30  # adds per cart, far below the 99-per-line limit
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    by_op: dict[str, list[float]] = field(default_factory=dict)
+    errors: Counter[str] = field(default_factory=Counter)
+    elapsed: float = 0.0
+
+    def merge(self, other: Tally) -> None:
+        self.latencies += other.latencies
+        for op, values in other.by_op.items():
+            self.by_op.setdefault(op, []).extend(values)
+        self.errors.update(other.errors)
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies) + sum(self.errors.values())
+
+
+@contextlib.contextmanager
+def local_stack() -> Iterator[Any]:
+    """`python -m devstack run` on free ports (the e2e tests' launcher), stopped after."""
+    from devstack.background import start_stack
+
+    with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
+        stack = start_stack(Path(tmp))
+        try:
+            yield stack
+        finally:
+            stack.stop()
+
+
+Worker = Callable[[int, float, Tally], None]
+
+
+def _drive(worker: Worker, clients: int, duration: float) -> Tally:
+    tallies = [Tally() for _ in range(clients)]
+    deadline = time.perf_counter() + duration
+    threads = [threading.Thread(target=worker, args=(n, deadline, tallies[n]), daemon=True)
+               for n in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(duration + 30)
+    total = Tally(elapsed=time.perf_counter() - start)
+    for tally in tallies:
+        total.merge(tally)
+    return total
+
+
+def interleaved(workers: dict[str, Worker], clients: int, duration: float,
+                slices: int) -> tuple[dict[str, Tally], list[dict[str, float]]]:
+    """Each worker for `duration` seconds in total, in alternating slices.
+
+    moto slows down as its in-memory stream grows (TransactWriteItems deep-copies the
+    table, stream included), so back-to-back runs would favour whichever went first.
+    """
+    totals = {name: Tally() for name in workers}
+    per_slice: list[dict[str, float]] = []
+    for _ in range(slices):
+        rates: dict[str, float] = {}
+        for name, worker in workers.items():
+            tally = _drive(worker, clients, duration / slices)
+            totals[name].merge(tally)
+            totals[name].elapsed += tally.elapsed
+            rates[name] = len(tally.latencies) / tally.elapsed if tally.elapsed else 0.0
+        per_slice.append(rates)
+    return totals, per_slice
+
+
+def http_worker(url: str, clients: int) -> Worker:
+    """Each client: its own session (and so its own cart cookie), kept across slices."""
+    import requests
+
+    from chalicelib.catalog import SEED
+
+    sessions = [requests.Session() for _ in range(clients)]
+    counters = [[0, 0] for _ in range(clients)]  # [requests made, adds made]
+    headers = {"Content-Type": "application/json"}
+
+    def work(n: int, deadline: float, tally: Tally) -> None:
+        session, counter = sessions[n], counters[n]
+        while time.perf_counter() < deadline:
+            op = MIX[counter[0] % len(MIX)]
+            counter[0] += 1
+            start = time.perf_counter()
+            try:
+                if op == "add":
+                    if counter[1] % NEW_CART_EVERY == 0:
+                        session.cookies.clear()
+                    product = SEED[(n + counter[1]) % len(SEED)].id
+                    counter[1] += 1
+                    response = session.post(
+                        f"{url}/api/cart/items", headers=headers, timeout=10,
+                        data=json.dumps({"productId": product, "quantity": 1}))
+                else:
+                    path = "/api/cart/status" if op == "status" else "/api/cart"
+                    response = session.get(f"{url}{path}", headers=headers, timeout=10)
+                ok = response.status_code < 300
+                reason = f"HTTP {response.status_code}"
+            except Exception as exc:  # count it, go on: the run is bounded in time
+                ok, reason = False, type(exc).__name__
+            _count(tally, op, time.perf_counter() - start, ok, reason)
+
+    return work
+
+
+def moto_worker(moto_url: str, table_name: str, clients: int) -> Worker:
+    """The DynamoDB requests the three routes make, through the adapter, at moto directly.
+
+    Clients are built up front: building a boto3 client costs ~0.1 s of CPU and
+    is not what is being measured.
+    """
+    import boto3
+
+    from chalicelib.catalog import SEED
+    from chalicelib.domain import expiry_after
+    from chalicelib.repository import DynamoCartRepository
+    from chalicelib.services import iso
+
+    repos = [DynamoCartRepository(boto3.session.Session(
+        aws_access_key_id="local", aws_secret_access_key="local",  # nosec B106
+        region_name="us-east-1").client("dynamodb", endpoint_url=moto_url), table_name)
+        for _ in range(clients)]
+    counters = [[0, 0] for _ in range(clients)]
+    carts = [f"bench-raw-{n}-0" for n in range(clients)]
+
+    def work(n: int, deadline: float, tally: Tally) -> None:
+        repo, counter = repos[n], counters[n]
+        while time.perf_counter() < deadline:
+            op = MIX[counter[0] % len(MIX)]
+            counter[0] += 1
+            now = time.time()
+            start = time.perf_counter()
+            try:
+                if op == "add":
+                    if counter[1] % NEW_CART_EVERY == 0:
+                        carts[n] = f"bench-raw-{n}-{counter[1]}"
+                    product = SEED[(n + counter[1]) % len(SEED)]
+                    counter[1] += 1
+                    repo.add_line(carts[n], product, 1, iso(now), int(now),
+                                  expiry_after(int(now)))
+                elif op == "status":
+                    repo.get_summary(carts[n], int(now))
+                else:
+                    repo.list_lines(carts[n], int(now))
+                ok, reason = True, ""
+            except Exception as exc:  # count it, go on
+                ok, reason = False, type(exc).__name__
+            _count(tally, op, time.perf_counter() - start, ok, reason)
+
+    return work
+
+
+def _count(tally: Tally, op: str, elapsed: float, ok: bool, reason: str) -> None:
+    if ok:
+        tally.latencies.append(elapsed)
+        tally.by_op.setdefault(op, []).append(elapsed)
+    else:
+        tally.errors[f"{op}: {reason}"] += 1
+
+
+# `chalice local` with TCP_NODELAY on its request handler: its reply goes out as two
+# writes (headers, then body), which Nagle's algorithm holds until the client's
+# delayed ACK (~40 ms on Linux) on a kept-alive connection.
+_NODELAY_SERVER = (
+    "import sys, chalice.local as local; "
+    "local.ChaliceRequestHandler.disable_nagle_algorithm = True; "
+    "from chalice.cli import main; "
+    "sys.argv = ['chalice', 'local', '--stage', 'local', '--host', '127.0.0.1', "
+    "'--port', '{port}', '--no-autoreload']; sys.exit(main())"
+)
+NODELAY_ROUNDS = 40
+
+
+@contextlib.contextmanager
+def nodelay_server(moto_url: str) -> Iterator[str]:
+    """A second `chalice local` on the same moto server, with TCP_NODELAY."""
+    import os
+    import signal
+    import subprocess  # nosec B404: this venv's interpreter, fixed argv
+    import sys
+
+    import requests
+
+    from devstack.background import free_port
+    from devstack.environment import PROJECT_DIR, moto_environment
+
+    port = free_port()
+    env = moto_environment(os.environ, moto_url)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    process = subprocess.Popen(  # nosec B603
+        [sys.executable, "-c", _NODELAY_SERVER.format(port=port)], cwd=PROJECT_DIR, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the TCP_NODELAY server exited with {process.returncode}")
+        try:
+            return requests.get(f"{url}/api/cart/status", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        deadline = time.monotonic() + 30
+        while not up():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the TCP_NODELAY server did not answer within 30 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def _sequential(url: str, rounds: int, errors: Counter[str]) -> dict[str, list[float]]:
+    import requests
+
+    session = requests.Session()
+    headers = {"Content-Type": "application/json"}
+    body = json.dumps({"productId": "kettle", "quantity": 1})
+    out: dict[str, list[float]] = {"add": [], "status": []}
+    for i in range(rounds):
+        if i % NEW_CART_EVERY == 0:
+            session.cookies.clear()
+        for op in out:
+            start = time.perf_counter()
+            try:
+                if op == "add":
+                    response = session.post(f"{url}/api/cart/items", headers=headers,
+                                            data=body, timeout=10)
+                else:
+                    response = session.get(f"{url}/api/cart/status", headers=headers,
+                                           timeout=10)
+            except requests.RequestException as exc:
+                errors[f"{op}: {type(exc).__name__}"] += 1
+                continue
+            if response.status_code >= 300:
+                errors[f"{op}: HTTP {response.status_code}"] += 1
+                continue
+            out[op].append(time.perf_counter() - start)
+    return out
+
+
+def nodelay_comparison(stack: Any) -> Table:
+    """One client, one request at a time: devstack's server against the same with TCP_NODELAY."""
+    table = Table(["one client, sequential", "add p50 ms", "status p50 ms", "errors"])
+    errors: dict[str, Counter[str]] = {}
+    with nodelay_server(stack.moto_url) as fixed:
+        runs: dict[str, dict[str, list[float]]] = {"as started by devstack": {},
+                                                   "with TCP_NODELAY": {}}
+        for _ in range(2):  # interleaved halves
+            for name, url in (("as started by devstack", stack.url),
+                              ("with TCP_NODELAY", fixed)):
+                found = errors.setdefault(name, Counter())
+                for op, values in _sequential(url, NODELAY_ROUNDS // 2, found).items():
+                    runs[name].setdefault(op, []).extend(values)
+    for name, values in runs.items():
+        failed = ", ".join(f"{k} ×{v}" for k, v in errors[name].items()) or "0"
+        table.add(name, ms(percentile(values["add"], 50)),
+                  ms(percentile(values["status"], 50)), failed)
+    return table
+
+
+def _row(table: Table, name: str, tally: Tally) -> None:
+    rate = len(tally.latencies) / tally.elapsed if tally.elapsed else 0.0
+    table.add(name, tally.requests, f"{rate:.1f}", ms(percentile(tally.latencies, 50)),
+              ms(percentile(tally.latencies, 99)), sum(tally.errors.values()))
+
+
+def run(section: Section, _results: dict[str, Section] | None = None,
+        stack: Any = None, duration: float = DURATION, clients: int = CLIENTS) -> None:
+    with contextlib.ExitStack() as stop:
+        if stack is None:
+            stack = stop.enter_context(local_stack())
+        # The side experiment first, while moto is fresh; then the load itself.
+        try:
+            nagle: Table | None = nodelay_comparison(stack)
+        except Exception as exc:  # a side experiment: report it, keep the load figures
+            nagle = None
+            section.notes.append(f"The TCP_NODELAY comparison failed: {type(exc).__name__}: "
+                                 f"{exc}")
+        totals, per_slice = interleaved(
+            {"server": http_worker(stack.url, clients),
+             "raw": moto_worker(stack.moto_url, stack.table_name, clients)},
+            clients, duration, SLICES)
+        server, raw = totals["server"], totals["raw"]
+    table = Table(["target", "requests", "requests/s", "p50 ms", "p99 ms", "errors"])
+    _row(table, "local server (chalice local → moto server)", server)
+    _row(table, "raw moto calls (boto3 → moto server)", raw)
+    per_op = Table(["operation", "server p50 ms", "server p99 ms", "raw p50 ms", "raw p99 ms"])
+    for op in MIX:
+        s, r = server.by_op.get(op, []), raw.by_op.get(op, [])
+        per_op.add(op, ms(percentile(s, 50)), ms(percentile(s, 99)),
+                   ms(percentile(r, 50)), ms(percentile(r, 99)))
+    slices = Table(["slice", *(f"{i + 1}" for i in range(len(per_slice)))])
+    slices.add("server requests/s", *(f"{r['server']:.1f}" for r in per_slice))
+    slices.add("raw moto requests/s", *(f"{r['raw']:.1f}" for r in per_slice))
+    section.tables += [table, per_op, slices, *([nagle] if nagle else [])]
+    errors = sum(server.errors.values())
+    rate = len(server.latencies) / server.elapsed if server.elapsed else 0.0
+    raw_rate = len(raw.latencies) / raw.elapsed if raw.elapsed else 0.0
+    section.data.update(rps=rate, raw_rps=raw_rate, errors=errors,
+                        p50=percentile(server.latencies, 50),
+                        p99=percentile(server.latencies, 99))
+    section.result = (f"{rate:.1f} requests/s with {clients} clients for {duration:.0f} s, "
+                      f"{errors} errors ({'holds' if errors == 0 else 'misses'} the 0-error "
+                      f"target); the raw moto calls ran at {raw_rate:.1f}/s "
+                      f"({rate / raw_rate if raw_rate else 0:.2f}x of them).")
+    if server.errors or raw.errors:
+        section.notes.append("Errors: " + ", ".join(
+            f"{k} ×{v}" for k, v in (server.errors + raw.errors).most_common(6)))
+    if nagle is not None:
+        section.notes.append(
+            "The last table is a side experiment: one client, one request at a time, against "
+            "devstack's `chalice local` and against a second `chalice local` on the same moto "
+            "server whose request handler sets TCP_NODELAY. chalice local writes a response's "
+            "headers and body separately; on a kept-alive connection Nagle's algorithm holds "
+            "the body until the client's delayed ACK (~40 ms on Linux).")
+    section.notes.append(
+        f"Mix: {', '.join(MIX)} in turn per client; each client keeps its own cookie and "
+        f"starts a new cart every {NEW_CART_EVERY} adds. The stream runner keeps "
+        "following the table during both runs, as it does under `make run`. The load "
+        "generator shares the machine's cores with the server and moto.")

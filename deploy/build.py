@@ -1,0 +1,152 @@
+"""Build the deployment package and the SAM template for one stage.
+
+Works on a copy under build/<stage>/src so the source tree never changes:
+top-level templates/ and static/ go into the copy's vendor/, which Chalice
+puts at the zip root next to app.py (Chalice alone would leave them out).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess  # nosec B404: runs the venv's own chalice
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy import template as tpl
+from deploy.settings import ROOT, DeployError, Stage
+
+BUILD_ROOT = ROOT / "build"
+MAX_ZIP_BYTES = 1024 * 1024
+# Lambda provides boto3/botocore; the rest is only for development.
+EXCLUDED_PACKAGES = ("boto3", "botocore", "s3transfer", "moto", "pytest", "_pytest")
+ASSET_DIRS = ("templates", "static")
+# Chalice imports app.py to package it; the real value comes from the template.
+PLACEHOLDER_ENV = ("TABLE_STREAM_ARN", "TABLE_NAME")
+
+
+@dataclass(frozen=True)
+class Build:
+    zip_path: Path
+    template_path: Path
+    template: dict[str, Any]
+    stream_handlers: tuple[str, ...]
+
+
+def stream_handlers() -> tuple[str, ...]:
+    """The app's @app.on_dynamodb_record functions, by name."""
+    from chalice.app import DynamoDBEventConfig
+
+    from app import app
+
+    return tuple(
+        source.name for source in app.event_sources if isinstance(source, DynamoDBEventConfig)
+    )
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
+
+
+def _copy_sources(src: Path) -> None:
+    """Fresh sources in `src`, keeping Chalice's wheel cache in .chalice/deployments."""
+    for stale in ("app.py", "chalicelib", "vendor", "requirements.txt"):
+        path = src / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    (src / ".chalice").mkdir(parents=True, exist_ok=True)
+    for old in (src / ".chalice").glob("*.json"):
+        old.unlink()
+    shutil.copy2(ROOT / "app.py", src / "app.py")
+    shutil.copy2(ROOT / "requirements.txt", src / "requirements.txt")
+    shutil.copytree(ROOT / "chalicelib", src / "chalicelib", ignore=_ignore)
+    for config in (ROOT / ".chalice").glob("*.json"):
+        shutil.copy2(config, src / ".chalice" / config.name)
+    for assets in ASSET_DIRS:
+        if (ROOT / assets).is_dir():
+            shutil.copytree(ROOT / assets, src / "vendor" / assets, ignore=_ignore)
+
+
+def _chalice() -> Path:
+    chalice = Path(sys.executable).parent / "chalice"
+    if not chalice.exists():
+        raise DeployError(f"{chalice} not found: run `make install` first")
+    return chalice
+
+
+def _run_chalice_package(stage: Stage, src: Path, merge: Path, out: Path, region: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in PLACEHOLDER_ENV}
+    env["AWS_DEFAULT_REGION"] = region
+    command = [
+        str(_chalice()),
+        "package",
+        "--stage",
+        stage.name,
+        "--merge-template",
+        str(merge),
+        str(out),
+    ]
+    result = subprocess.run(  # nosec B603: fixed argv, no shell
+        command, cwd=src, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise DeployError("chalice package failed: " + " | ".join(tail))
+
+
+def asset_files(root: Path = ROOT) -> list[str]:
+    """Every file under templates/ and static/, as zip paths."""
+    files: list[str] = []
+    for assets in ASSET_DIRS:
+        base = root / assets
+        if base.is_dir():
+            files.extend(
+                p.relative_to(root).as_posix()
+                for p in sorted(base.rglob("*"))
+                if p.is_file() and "__pycache__" not in p.parts
+            )
+    return files
+
+
+def check_zip(zip_path: Path, root: Path = ROOT) -> list[str]:
+    """What is wrong with the deployment package; empty when it is fine."""
+    problems: list[str] = []
+    size = zip_path.stat().st_size
+    if size > MAX_ZIP_BYTES:
+        problems.append(f"{zip_path.name} is {size} bytes, over {MAX_ZIP_BYTES}")
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+    required = ["app.py", "chalicelib/__init__.py", *asset_files(root)]
+    problems += [f"{name} is missing from the package" for name in required if name not in names]
+    top_level = {name.split("/", 1)[0] for name in names}
+    problems += [
+        f"{package} must not be in the package"
+        for package in EXCLUDED_PACKAGES
+        if package in top_level
+    ]
+    return problems
+
+
+def build(stage: Stage, region: str, build_root: Path = BUILD_ROOT) -> Build:
+    """Package `stage`: build/<stage>/out/{deployment.zip,sam.json}."""
+    work = build_root / stage.name
+    src, out = work / "src", work / "out"
+    _copy_sources(src)
+    handlers = stream_handlers()
+    merge = work / "merge.json"
+    merge.write_text(json.dumps(tpl.merge_template(stage, handlers), indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    _run_chalice_package(stage, src, merge, out, region)
+    template_path = out / "sam.json"
+    template: dict[str, Any] = json.loads(template_path.read_text())
+    problems = tpl.check_template(template, handlers) + check_zip(out / "deployment.zip")
+    if problems:
+        raise DeployError("the package is not deployable: " + "; ".join(problems))
+    return Build(out / "deployment.zip", template_path, template, handlers)

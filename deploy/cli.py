@@ -1,0 +1,205 @@
+"""`python -m deploy {package,deploy,destroy,env} --stage NAME` (what `make` runs).
+
+package  build build/<stage>/out/{deployment.zip,sam.json}; no AWS calls
+deploy   build, upload, create or update the stack, seed the catalog, print the URL
+destroy  delete the stack and what the deploy keeps beside it
+env      print exports that point `chalice local` at the deployed table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+from botocore.parsers import ResponseParserError
+
+from chalicelib.catalog import SEED
+from chalicelib.repository import DynamoCartRepository
+from deploy import account as acct
+from deploy import template as tpl
+from deploy.build import Build, build
+from deploy.settings import ROOT, DeployError, Stage, load_stage, say
+from deploy.stack import CloudFormationStack
+
+Out = Callable[[str], None]
+PACKAGE_REGION = "us-east-1"  # `package` alone needs a region only to satisfy Chalice
+
+
+def _relative(build_result: Build) -> str:
+    try:
+        return str(build_result.zip_path.relative_to(ROOT))
+    except ValueError:
+        return str(build_result.zip_path)
+
+
+def _template_argument(
+    account: acct.Account, bucket: str, stage: Stage, built: Build, template: dict[str, Any]
+) -> tuple[dict[str, str], str | None]:
+    body = json.dumps(template, separators=(",", ":"))
+    if len(body.encode()) <= acct.MAX_TEMPLATE_BODY:
+        return {"TemplateBody": body}, None
+    path = built.template_path.with_name("deploy-template.json")
+    path.write_text(body)
+    key = acct.upload(account, bucket, stage.name, path, ".json")
+    return {"TemplateURL": acct.template_url(account, bucket, key)}, key
+
+
+def deploy(
+    stage: Stage,
+    account: acct.Account,
+    out: Out = say,
+    sleep: Callable[[float], None] = time.sleep,
+    builder: Callable[[Stage, str], Build] = build,
+) -> dict[str, str]:
+    """Build, upload, create or update the stack, seed the catalog; the stack outputs."""
+    out(
+        f"==> stage {stage.name}: stack {stage.stack_name} in account "
+        f"{account.account_id}, {account.region}"
+    )
+    built = builder(stage, account.region)
+    out(f"==> built {_relative(built)} ({built.zip_path.stat().st_size:,} bytes) and its template")
+    created = acct.ensure_cookie_secret(account, stage)
+    out(
+        f"==> cookie-signing key: {'created' if created else 'kept'} "
+        f"SSM SecureString {stage.secret_parameter}"
+    )
+    bucket = acct.ensure_bucket(account, stage)
+    code_key = acct.upload(account, bucket, stage.name, built.zip_path, ".zip")
+    out(f"==> uploaded the package to s3://{bucket}/{code_key}")
+    template, template_key = _template_argument(
+        account, bucket, stage, built, tpl.with_code(built.template, bucket, code_key)
+    )
+    stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out, sleep)
+    stack.deploy(
+        template,
+        parameters={tpl.SECRET_PARAMETER: stage.secret_parameter},
+        tags={"app": stage.app_name, "stage": stage.name},
+        protected=frozenset({tpl.TABLE}) if stage.production else frozenset(),
+    )
+    outputs = stack.outputs()
+    DynamoCartRepository(account.client("dynamodb"), outputs["TableName"]).seed_products(SEED)
+    out(f"==> seeded {len(SEED)} products into {outputs['TableName']}")
+    # Keep only what the stack now points at (a rollback needs nothing older).
+    acct.delete_objects(account, bucket, stage.name, keep={code_key, template_key or code_key})
+    out("")
+    out(f"Shop:              {outputs['EndpointURL']}")
+    out(f"Table:             {outputs['TableName']}")
+    out(f"Dead-letter queue: {outputs['DeadLetterQueueUrl']}")
+    return outputs
+
+
+def destroy(
+    stage: Stage, account: acct.Account, out: Out = say, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Delete the stack and what the deploy keeps outside it (not a production table)."""
+    stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out, sleep)
+    table = stack.outputs().get("TableName")
+    if not stack.destroy():
+        out(f"==> no stack {stage.stack_name} in {account.region}; cleaning up around it")
+    if stage.production:
+        out(
+            f"==> kept (production stage): table {table or '(none)'} and "
+            f"SSM parameter {stage.secret_parameter}; delete them by hand if you mean it"
+        )
+    elif acct.delete_cookie_secret(account, stage):
+        out(f"==> deleted SSM parameter {stage.secret_parameter}")
+    bucket = acct.bucket_name(account, stage)
+    removed = acct.delete_objects(account, bucket, stage.name)
+    if removed:
+        out(f"==> deleted {removed} uploaded package(s) from s3://{bucket}/{stage.name}/")
+    if acct.delete_bucket_if_empty(account, bucket):
+        out(f"==> deleted the empty code bucket {bucket}")
+    out(f"==> {stage.stack_name} is gone")
+
+
+def local_env(stage: Stage, account: acct.Account, out: Out = say) -> None:
+    """Shell exports that point `chalice local --stage STAGE` at the deployed table."""
+    stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out)
+    outputs = stack.outputs()
+    if "TableName" not in outputs:
+        raise DeployError(f"no deployed stack {stage.stack_name} in {account.region}")
+    out(f"export AWS_DEFAULT_REGION={shlex.quote(account.region)}")
+    out(f"export TABLE_NAME={shlex.quote(outputs['TableName'])}")
+    out(f"export CART_COOKIE_SECRET_PARAM={shlex.quote(outputs['CookieSecretParameter'])}")
+
+
+def package(stage: Stage, out: Out = say) -> Build:
+    """Build only: no AWS calls, no credentials needed."""
+    import boto3
+
+    region = boto3.session.Session(region_name=os.environ.get("AWS_REGION")).region_name
+    region = region or PACKAGE_REGION
+    built = build(stage, region)
+    out(f"{_relative(built)}  ({built.zip_path.stat().st_size:,} bytes)")
+    out(f"{built.template_path}")
+    return built
+
+
+def _explain(exc: BaseException) -> str:
+    """One line for the user instead of a traceback."""
+    if isinstance(exc, DeployError):
+        return str(exc)
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return acct.NO_CREDENTIALS
+    if isinstance(exc, NoRegionError):
+        return acct.NO_REGION
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return (
+            f"AWS refused {exc.operation_name}: {error.get('Code', '?')}: "
+            f"{error.get('Message', '')}"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return (
+            f"cannot reach {exc.kwargs.get('endpoint_url')}: check the network, "
+            "AWS_REGION and AWS_ENDPOINT_URL"
+        )
+    if isinstance(exc, ResponseParserError):
+        return "an AWS endpoint answered with something that is not an AWS response"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=("package", "deploy", "destroy", "env"))
+    parser.add_argument("--stage", default="dev", help="a stage in .chalice/config.json")
+    args = parser.parse_args(argv)
+    try:
+        stage = load_stage(args.stage)
+        if args.command == "package":
+            package(stage)
+        elif args.command == "deploy":
+            deploy(stage, acct.connect())
+        elif args.command == "env":
+            local_env(stage, acct.connect())
+        else:
+            destroy(stage, acct.connect())
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: CloudFormation carries on with what it started; "
+            "run the command again to see where it stands",
+            file=sys.stderr,
+        )
+        return 130
+    except (DeployError, BotoCoreError, ClientError, ResponseParserError) as exc:
+        print(f"{args.command} {args.stage}: error: {_explain(exc)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,27 @@
+"""The running local stack, once per session: `live_stack` (see helpers.LiveStack).
+
+Tests under tests/e2e/ are marked `e2e` and drive it over HTTP (requests) or
+in a browser; `wait_until` in tests/e2e/helpers.py waits for the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.helpers import LiveStack, start_stack
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in item.nodeid.replace("\\", "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """`python -m devstack run` on free ports; stopped by SIGTERM at the end."""
+    stack = start_stack(tmp_path_factory.mktemp("live-stack"))
+    yield stack
+    stack.stop()

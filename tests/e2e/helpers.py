@@ -1,0 +1,35 @@
+"""What the end-to-end tests share: waiting for the stream, starting and stopping a stack."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from devstack.background import (
+    HOST,
+    LiveStack,
+    alive,
+    descendants,
+    free_port,
+    port_is_free,
+    start_stack,
+)
+
+__all__ = ["HOST", "LiveStack", "alive", "descendants", "free_port",
+           "port_is_free", "start_stack", "wait_until"]
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 5.0,
+               interval: float = 0.05) -> T:
+    """The predicate's first truthy value; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not true within {timeout} s: {predicate!r} -> {value!r}")
+        time.sleep(interval)
