@@ -21,9 +21,13 @@ install: $(STAMP)
 
 # The whole stack offline on http://127.0.0.1:$(PORT): moto, table, stream runner,
 # chalice local (README "Run it locally"). Ctrl-C stops every process it started.
+# chalice local's reloader polls every file under the project (the venv too) and
+# restarts on any write, so it is opt-in: `make run RELOAD=1`.
 MOTO_PORT ?= 8001
+RELOAD ?= 0
 run: install
-	exec $(BIN)/python -m devstack run --port $(PORT) --moto-port $(MOTO_PORT)
+	exec $(BIN)/python -m devstack run --port $(PORT) --moto-port $(MOTO_PORT) \
+		$(if $(filter 1,$(RELOAD)),,--no-reload)
 
 lint: install
 	$(BIN)/ruff check .

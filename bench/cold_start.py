@@ -6,7 +6,9 @@ import os
 import re
 import subprocess  # nosec B404: runs this venv's own interpreter
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 from bench.common import Section, Table, median, ms, percentile, verdict
@@ -27,11 +29,29 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _once(code: str) -> float:
+def _once(code: str, cwd: Path = ROOT) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(),  # nosec B603
+    subprocess.run([sys.executable, "-c", code], cwd=cwd, env=_env(),  # nosec B603
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def from_zip(zip_path: Path, runs: int) -> dict[str, list[float]]:
+    """Both imports from the extracted deployment zip, compiled from source every time.
+
+    That is a cold Lambda: /var/task holds the zip's sources (no bytecode, and no
+    place to write any); boto3 comes from the runtime (here: this venv, precompiled).
+    """
+    samples: dict[str, list[float]] = {"app": [], "baseline": []}
+    with tempfile.TemporaryDirectory(prefix="bench-zip-") as tmp:
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(tmp)  # nosec B202: our own build output
+        for name in samples:
+            _once(COMMANDS[name], Path(tmp))
+        for _ in range(runs):
+            for name in samples:
+                samples[name].append(_once(COMMANDS[name], Path(tmp)))
+    return samples
 
 
 def own_imports(limit: int = 8) -> tuple[list[tuple[str, int]], set[str]]:
@@ -53,7 +73,7 @@ def own_imports(limit: int = 8) -> tuple[list[tuple[str, int]], set[str]]:
     return sorted(extra, key=lambda pair: -pair[1])[:limit], set(app_times)
 
 
-def run(section: Section, _results: dict[str, Section] | None = None,
+def run(section: Section, results: dict[str, Section] | None = None,
         runs: int = RUNS) -> None:
     for code in COMMANDS.values():  # warm the page cache and .pyc files once
         _once(code)
@@ -67,6 +87,24 @@ def run(section: Section, _results: dict[str, Section] | None = None,
         values = samples[name]
         table.add(f"`python -c \"{code}\"`", ms(median(values)), ms(percentile(values, 90)),
                   ms(median(values) - bare) if name != "interpreter" else "-")
+    package = (results or {}).get("package")
+    zip_path = package.data.get("zip_path") if package else None
+    if zip_path:
+        zipped = from_zip(Path(zip_path), runs)
+        z_app, z_base = median(zipped["app"]), median(zipped["baseline"])
+        for name in ("app", "baseline"):
+            values = zipped[name]
+            table.add(f"`python -c \"{COMMANDS[name]}\"` in the extracted deployment zip, "
+                      "no bytecode", ms(median(values)), ms(percentile(values, 90)),
+                      ms(median(values) - bare))
+        section.data.update(zip_ratio=z_app / z_base)
+        section.notes.append(
+            f"From the deployment zip, compiled from source as in a cold Lambda: "
+            f"{z_app / z_base:.2f}x ({ms(z_app)} ms against {ms(z_base)} ms; chalice.app "
+            "is the zip's copy in both).")
+    else:
+        section.notes.append("The deployment zip was not built in this run (section 4), so "
+                             "the import from it was not measured.")
     section.tables.append(table)
     imports = Table(["module only `import app` loads", "self time µs"])
     extra, loaded = own_imports()

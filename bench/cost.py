@@ -64,8 +64,8 @@ def run(section: Section, results: dict[str, Section] | None = None) -> None:
               for mb in MEMORY_SIZES}
     for name, op in ops.items():
         t = timing[name]
-        # Handler time measured in-process minus the time moto spent emulating
-        # DynamoDB: what the function itself computes (Chalice, the app, botocore).
+        # app(event) time minus the time moto spent emulating DynamoDB: what the
+        # function itself computes (Chalice, the app, botocore).
         cpu = max(0.0, t["cpu_p50"])
         row: list[Any] = [name, op["requests"], f"{op['read_units']:g}",
                           f"{op['write_units']:g}", f"{cpu * 1000:.2f}"]
@@ -101,8 +101,9 @@ def run(section: Section, results: dict[str, Section] | None = None) -> None:
         "pages client-side, so the stored copies carry the rules (units, rounding) and the "
         "figures were cross-checked against secondary sources quoting them; re-check before "
         "relying on them.",
-        "Duration model: the CPU the handler spent here (handler time in-process minus the "
-        "time inside moto) is slowed by 1,769 MB / memory (Lambda gives a function CPU in "
+        "Duration model: the CPU the function spent here per request (section 2's "
+        "app(event, context) time minus the time inside moto, median: Chalice, the app and "
+        "botocore) is slowed by 1,769 MB / memory (Lambda gives a function CPU in "
         "proportion to memory: one vCPU at 1,769 MB, docs.aws.amazon.com/lambda/latest/dg/"
         f"resource-model.html), plus an **assumed** {DYNAMODB_ROUND_TRIP_S * 1000:.0f} ms per "
         "DynamoDB round trip (not measurable here), rounded up to 1 ms as Lambda bills. "

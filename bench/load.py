@@ -287,10 +287,58 @@ def nodelay_comparison(stack: Any) -> Table:
                 found = errors.setdefault(name, Counter())
                 for op, values in _sequential(url, NODELAY_ROUNDS // 2, found).items():
                     runs[name].setdefault(op, []).extend(values)
-    for name, values in runs.items():
+    for name, by_op in runs.items():
         failed = ", ".join(f"{k} ×{v}" for k, v in errors[name].items()) or "0"
-        table.add(name, ms(percentile(values["add"], 50)),
-                  ms(percentile(values["status"], 50)), failed)
+        table.add(name, ms(percentile(by_op["add"], 50)),
+                  ms(percentile(by_op["status"], 50)), failed)
+    return table
+
+
+GROWTH_STEPS = (0, 1000, 2000)
+
+
+def moto_stream_growth() -> Table:
+    """moto's TransactWriteItems against the number of records its stream holds.
+
+    In-process (mock_aws), the app's table: the stack's moto server has the same code.
+    """
+    import statistics
+
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from bench.common import in_process_stack
+
+    table = Table(["records in moto's stream", "TransactWriteItems (2 items) p50 ms",
+                   "GetItem p50 ms"])
+    with in_process_stack() as stack:
+        client, name = stack.dynamodb, stack.table_name
+        shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].tables[name].stream_shard
+        if shard is None:
+            raise RuntimeError("the table has no stream")
+        product = {"pk": {"S": "CATALOG"}, "sk": {"S": "PRODUCT#kettle"}}
+        update = {"TableName": name, "Key": product, "UpdateExpression": "ADD inCarts :d",
+                  "ExpressionAttributeValues": {":d": {"N": "0"}}}
+        other = {**update, "Key": {"pk": {"S": "CATALOG"}, "sk": {"S": "PRODUCT#tote"}}}
+
+        def timed(call: Callable[[], Any]) -> float:
+            start = time.perf_counter()
+            call()
+            return time.perf_counter() - start
+
+        for target in GROWTH_STEPS:
+            if target == 0:
+                shard.items.clear()
+            while len(shard.items) < target:
+                client.update_item(
+                    TableName=name, Key={"pk": {"S": "CART#g"}, "sk": {"S": "LINE#x"}},
+                    UpdateExpression="ADD quantity :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}})
+            tx = statistics.median(timed(lambda: client.transact_write_items(
+                TransactItems=[{"Update": update}, {"Update": other}])) for _ in range(3))
+            get = statistics.median(timed(lambda: client.get_item(
+                TableName=name, Key=product)) for _ in range(3))
+            table.add(f"{len(shard.items):,}", ms(tx), ms(get))
     return table
 
 
@@ -317,6 +365,12 @@ def run(section: Section, _results: dict[str, Section] | None = None,
              "raw": moto_worker(stack.moto_url, stack.table_name, clients)},
             clients, duration, SLICES)
         server, raw = totals["server"], totals["raw"]
+    try:
+        growth: Table | None = moto_stream_growth()
+    except Exception as exc:  # a side experiment: report it, keep the load figures
+        growth = None
+        section.notes.append(f"The moto stream-growth measurement failed: "
+                             f"{type(exc).__name__}: {exc}")
     table = Table(["target", "requests", "requests/s", "p50 ms", "p99 ms", "errors"])
     _row(table, "local server (chalice local → moto server)", server)
     _row(table, "raw moto calls (boto3 → moto server)", raw)
@@ -328,7 +382,8 @@ def run(section: Section, _results: dict[str, Section] | None = None,
     slices = Table(["slice", *(f"{i + 1}" for i in range(len(per_slice)))])
     slices.add("server requests/s", *(f"{r['server']:.1f}" for r in per_slice))
     slices.add("raw moto requests/s", *(f"{r['raw']:.1f}" for r in per_slice))
-    section.tables += [table, per_op, slices, *([nagle] if nagle else [])]
+    section.tables += [table, per_op, slices, *([nagle] if nagle else []),
+                       *([growth] if growth else [])]
     errors = sum(server.errors.values())
     rate = len(server.latencies) / server.elapsed if server.elapsed else 0.0
     raw_rate = len(raw.latencies) / raw.elapsed if raw.elapsed else 0.0
@@ -344,11 +399,20 @@ def run(section: Section, _results: dict[str, Section] | None = None,
             f"{k} ×{v}" for k, v in (server.errors + raw.errors).most_common(6)))
     if nagle is not None:
         section.notes.append(
-            "The last table is a side experiment: one client, one request at a time, against "
+            "The TCP_NODELAY table is a side experiment: one client, one request at a time, "
+            "against "
             "devstack's `chalice local` and against a second `chalice local` on the same moto "
             "server whose request handler sets TCP_NODELAY. chalice local writes a response's "
             "headers and body separately; on a kept-alive connection Nagle's algorithm holds "
             "the body until the client's delayed ACK (~40 ms on Linux).")
+    if growth is not None:
+        section.notes.append(
+            "Why moto is the ceiling: its TransactWriteItems deep-copies the whole table, "
+            "stream records included, once per action (to roll back on failure), so every "
+            "transaction gets slower as the stream grows; the stream runner's "
+            "product_popularity follow-up makes one per line change. The stream-growth "
+            "table measures it in-process on the app's own table. A long `make run` session "
+            "slows down the same way.")
     section.notes.append(
         f"Mix: {', '.join(MIX)} in turn per client; each client keeps its own cookie and "
         f"starts a new cart every {NEW_CART_EVERY} adds. The stream runner keeps "

@@ -84,7 +84,8 @@ def run(section: Section, _results: dict[str, Section] | None = None) -> None:
     for top, (count, packed, raw) in sorted(by_top.items(), key=lambda kv: -kv[1][1]):
         parts.add(f"`{top}`", count, f"{packed:,}", f"{raw:,}")
     section.tables += [summary, parts]
-    section.data.update(bytes=size, files=files, uncompressed=uncompressed)
+    section.data.update(bytes=size, files=files, uncompressed=uncompressed,
+                        zip_path=str(zip_path))
     section.result = (f"{size:,} bytes ({size / 2**20:.3f} MiB), {files} files: "
                       f"{verdict(size, LIMIT_BYTES)} ({how}; {took:.1f} s).")
     section.notes.append(

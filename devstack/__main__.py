@@ -34,8 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     streams.add_argument("--stage", default="local")
     streams.add_argument("--table", help="table name (default: the stage's TABLE_NAME)")
     streams.add_argument("--park-file", type=Path, default=STATE_DIR / "parked.jsonl")
-    streams.add_argument("--poll-interval", type=float, default=0.025,
-                         help="seconds between reads of an idle stream (use 0.25 on AWS)")
+    streams.add_argument("--poll-interval", type=float,
+                         help="seconds between reads of an idle stream "
+                              "(default 0.025 on moto, 0.25 on AWS)")
     streams.add_argument("--max-attempts", type=int, default=3,
                          help="tries before a failing record is parked")
     streams.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
@@ -44,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--stage", default="local")
     replay.add_argument("--table", help="table name (default: the stage's TABLE_NAME)")
     replay.add_argument("--park-file", type=Path, default=STATE_DIR / "parked.jsonl")
+    replay.add_argument("--moto-port", type=int, default=8001,
+                        help="the running local stack's moto (stage local only; default 8001)")
 
     moto = commands.add_parser("moto", help="only the moto server")
     moto.add_argument("--host", default="127.0.0.1")
@@ -65,8 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         return streams(args.stage, args.table, args.park_file, args.poll_interval,
                        args.max_attempts, args.ready_fd)
     if args.command == "replay":
+        from devstack.environment import moto_environment
         from devstack.runner import replay as replay_parked
 
+        if args.stage == "local":
+            local = moto_environment(os.environ, f"http://127.0.0.1:{args.moto_port}")
+            os.environ.clear()
+            os.environ.update(local)
         return replay_parked(args.stage, args.table, args.park_file)
     from devstack.motoserver import serve
 

@@ -74,7 +74,7 @@ def alive(pid: int) -> bool:
 
 @dataclass
 class LiveStack:
-    """A running `python -m devstack run`, started by the tests."""
+    """A running `python -m devstack run`, started in the background."""
 
     port: int
     moto_port: int
@@ -137,6 +137,19 @@ class LiveStack:
 def start_stack(state_dir: Path, timeout: float = 60.0,
                 extra: tuple[str, ...] = ()) -> LiveStack:
     """Start a whole stack on free ports and wait until it says it is ready."""
+    for _ in range(2):
+        try:
+            return _start_stack(state_dir, timeout, extra)
+        except PortTaken:
+            continue  # another process took a free port before the stack bound it
+    return _start_stack(state_dir, timeout, extra)
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def _start_stack(state_dir: Path, timeout: float, extra: tuple[str, ...]) -> LiveStack:
     state_dir.mkdir(parents=True, exist_ok=True)
     port, moto_port = free_port(), free_port()
     while moto_port == port:
@@ -160,7 +173,8 @@ def start_stack(state_dir: Path, timeout: float = 60.0,
             raise RuntimeError(f"the stack was not ready within {timeout} s:\n{stack.output()}")
         time.sleep(0.1)
     if process.poll() is not None:
-        raise RuntimeError(f"the stack exited with code {process.returncode}:\n"
-                           f"{stack.output()}\n{stack.errors()}")
+        error = PortTaken if "is already in use" in stack.errors() else RuntimeError
+        raise error(f"the stack exited with code {process.returncode}:\n"
+                    f"{stack.output()}\n{stack.errors()}")
     stack.pids = descendants(process.pid)
     return stack

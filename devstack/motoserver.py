@@ -6,11 +6,15 @@ are served by threads, so HTTP keep-alive works and no client waits for
 another's idle connection, but the app itself runs under one lock: requests
 are handled strictly one after another. (A non-threaded server would also
 serialise them, but must close every connection: about twice as slow.)
+
+It also keeps moto's transactions from copying the stream's whole history
+(see `share_stream_shards`).
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
@@ -53,7 +57,51 @@ class SerialApp:
                     close()
 
 
+def share_stream_shards() -> bool:
+    """Make moto's TransactWriteItems keep, not copy, each table's stream shard.
+
+    moto deep-copies every table before a transaction, to put the copy back
+    if the transaction fails. The copy includes every stream record so far:
+    it took ~100 ms per 1000 records, under moto's one lock, on every
+    add-to-cart (popularity) and checkout, so the whole stack slowed as the
+    session went on. And a put-back copy carries a new shard object, so
+    every shard iterator handed out before reads the old one and never sees
+    another record. Here the copy shares the shard, and when a transaction
+    fails the records its undone writes emitted are taken back out.
+    Returns False, changing nothing, if moto's internals are not as expected.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard
+
+    original = getattr(DynamoDBBackend, "transact_write_items", None)
+    if original is None or getattr(original, "shares_stream_shards", False) \
+            or not callable(getattr(StreamShard, "add", None)):
+        return False
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        marks = [(name, table.stream_shard, len(table.stream_shard.items))
+                 for name, table in self.tables.items()
+                 if getattr(table, "stream_shard", None) is not None]
+        try:
+            original(self, transact_items)
+        except Exception:
+            for name, shard, length in marks:
+                del shard.items[length:]  # emitted by writes moto has undone
+                if name in self.tables:
+                    self.tables[name].stream_shard = shard
+            raise
+
+    transact_write_items.shares_stream_shards = True  # type: ignore[attr-defined]
+    StreamShard.__deepcopy__ = lambda shard, memo: shard  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    return True
+
+
 def serve(host: str, port: int) -> None:
+    if not share_stream_shards():
+        print("devstack moto: could not patch moto's transactions (a new moto?); "
+              "stream reads still work, transactions slow down as the stream grows",
+              file=sys.stderr, flush=True)
     app = SerialApp(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
 

@@ -228,7 +228,7 @@ def replay(stage: str, table_name: str | None, park_file: Path) -> int:
     return 1 if failed else 0
 
 
-def main(stage: str, table_name: str | None, park_file: Path, poll_interval: float,
+def main(stage: str, table_name: str | None, park_file: Path, poll_interval: float | None,
          max_attempts: int, ready_fd: int | None) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
@@ -262,6 +262,9 @@ def main(stage: str, table_name: str | None, park_file: Path, poll_interval: flo
     except (BotoCoreError, ClientError, RuntimeError) as exc:
         print(f"devstack streams: {exc}", file=sys.stderr, flush=True)
         return 1
+    if poll_interval is None:
+        # AWS allows 5 GetRecords a second per shard, for all readers together.
+        poll_interval = 0.025 if _on_moto() else 0.25
     runner = Runner(feeds, poll_interval)
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -181,8 +181,6 @@ class Stack:
             self._spawn("stream runner", [
                 sys.executable, "-m", "devstack", "streams", "--stage", self.stage,
                 "--table", table_name, "--park-file", str(self.state_dir / "parked.jsonl"),
-                # AWS allows 5 GetRecords a second per shard, for all readers together.
-                "--poll-interval", "0.025" if self.use_moto else "0.25",
                 "--ready-fd", str(write_end),
             ], env, pass_fds=(write_end,))
         finally:

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from devstack.dispatch import BatchDispatcher, Parked
+from devstack.motoserver import share_stream_shards
 from devstack.runner import Feed, Runner, parking_lot
 from devstack.streams import StreamReader
 from tests.factories import TABLE_NAME
@@ -130,3 +131,32 @@ def test_a_read_error_loses_and_repeats_nothing(dynamodb: Any, stream_arn: str) 
     runner.run_once()
 
     assert seen == ["a", "b", "c"]
+
+
+@pytest.fixture
+def shared_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The moto server's patch, in this process for one test and undone after it."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items",
+                        DynamoDBBackend.transact_write_items)
+    monkeypatch.setattr(StreamShard, "__deepcopy__", None, raising=False)
+    assert share_stream_shards()
+
+
+def test_with_shared_shards_a_failed_transaction_leaves_old_readers_working_and_no_records(
+        shared_shards: None, dynamodb: Any, stream_arn: str) -> None:
+    reader = StreamReader(boto3.client("dynamodbstreams"), stream_arn)  # never reanchors
+    reader.read()
+    with pytest.raises(ClientError, match="TransactionCanceled"):
+        dynamodb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": TABLE_NAME, "Item": {"pk": {"S": "T"}, "sk": {"S": "undone"}}}},
+            {"Put": {"TableName": TABLE_NAME, "Item": {"pk": {"S": "T"}, "sk": {"S": "never"}},
+                     "ConditionExpression": "attribute_exists(pk)"}},
+        ])
+    put(dynamodb, "after")
+
+    assert keys(reader.read()) == ["after"]
+    assert "Item" not in dynamodb.get_item(TableName=TABLE_NAME,
+                                           Key={"pk": {"S": "T"}, "sk": {"S": "undone"}})
