@@ -13,7 +13,6 @@ import ctypes
 import importlib.util
 import os
 import select
-import shutil
 import signal
 import socket
 import subprocess  # nosec B404: the supervisor's job is to start the stack's processes
@@ -149,11 +148,10 @@ class Stack:
             self._start_streams(env, table_name)
         else:
             self.say("devstack: no stream runner (--no-streams)")
-        chalice = shutil.which("chalice", path=str(Path(sys.executable).parent)) \
-            or shutil.which("chalice")
-        if not chalice:
-            raise StackError("missing dependency: the chalice command (run `make install`)")
-        argv = [chalice, "local", "--stage", self.stage, "--host", HOST, "--port", str(self.port)]
+        if importlib.util.find_spec("chalice") is None:
+            raise StackError("missing dependency: chalice (run `make install`)")
+        argv = [sys.executable, str(Path(__file__).with_name("chalice_local.py")),
+                "local", "--stage", self.stage, "--host", HOST, "--port", str(self.port)]
         self._spawn("chalice local", argv + ([] if self.reload else ["--no-autoreload"]), env)
         wait_for_http(f"{self.url}/api/products", self.children[-1])
         reloading = "reloads on file changes" if self.reload else "no reload"
