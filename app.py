@@ -86,7 +86,8 @@ def limit_body_size(event: Request, get_response: Callable[[Request], Response])
 def _store_unavailable() -> Response:
     return Response(
         body={"Code": "ServiceUnavailable",
-              "Message": "The cart store is busy; nothing was changed. Retry shortly."},
+              "Message": "The cart store did not answer in time. Retry shortly; send the same "
+                         "Idempotency-Key to make the retry apply at most once."},
         status_code=503,
         headers={"Retry-After": "1"},
     )

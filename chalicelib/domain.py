@@ -119,4 +119,4 @@ class NotInCart(DomainError):
 
 
 class StoreUnavailable(DomainError):
-    """The database throttled, failed or timed out; nothing was changed."""
+    """The database throttled, failed or timed out: retry (a timed-out write may have landed)."""

@@ -21,7 +21,8 @@ from tests.functional.conftest import request
 ROOT = Path(__file__).resolve().parents[2]
 INJECTED: Counter[str] = Counter()
 BUSY = {"Code": "ServiceUnavailable",
-        "Message": "The cart store is busy; nothing was changed. Retry shortly."}
+        "Message": "The cart store did not answer in time. Retry shortly; send the same "
+                   "Idempotency-Key to make the retry apply at most once."}
 
 
 @pytest.fixture(scope="module", autouse=True)
