@@ -32,7 +32,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/bandit -q -r app.py chalicelib -c pyproject.toml
+	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench -c pyproject.toml
 
 test: install lint
 	$(BIN)/pytest tests

@@ -57,7 +57,7 @@ class Settings:
         self.quick = quick
         self.overhead_rounds = 20 if quick else 120
         self.cold_runs = 10 if quick else 15
-        self.lag_writes = 20 if quick else 150
+        self.lag_writes = 20 if quick else 200
         self.load_seconds = 6.0 if quick else 30.0
 
 

@@ -41,13 +41,18 @@ OPERATIONS = (
 )
 
 
+def _expect_created(response: Any) -> None:
+    if response.status_code != 201:
+        raise RuntimeError(f"expected 201, got {response.status_code}: {response.body!r}")
+
+
 def new_cart(stack: InProcessStack) -> str:
     """A cart holding 2 espresso cups and 1 kettle, with its summary; its cookie."""
     first = stack.request("POST", "/api/cart/items", body=add_body("espresso-cup", 2))
-    assert first.status_code == 201, first.body
+    _expect_created(first)
     cookie = str(first.headers["Set-Cookie"].split(";", 1)[0])
     second = stack.request("POST", "/api/cart/items", cookie, add_body("kettle", 1))
-    assert second.status_code == 201, second.body
+    _expect_created(second)
     from chalicelib import runtime
     from chalicelib.domain import CartSummary, expiry_after
 
@@ -60,7 +65,7 @@ def new_cart(stack: InProcessStack) -> str:
 
 def place_order(stack: InProcessStack, cookie: str) -> str:
     response = stack.request("POST", "/api/cart/checkout", cookie)
-    assert response.status_code == 201, response.body
+    _expect_created(response)
     return str(json.loads(response.body)["orderId"])
 
 

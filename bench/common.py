@@ -15,11 +15,11 @@ from typing import Any
 # The in-process sections run against moto only; never a real account.
 BENCH_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # nosec B105: moto's dummy key
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     "TABLE_NAME": "chalice-cart-bench",
-    "CART_COOKIE_SECRET": "bench-secret-never-deployed-0123456789",
+    "CART_COOKIE_SECRET": "bench-secret-never-deployed-0123456789",  # nosec B105
 }
 _UNSET_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
               "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
@@ -26,6 +27,8 @@ NO_CREDENTIALS = (
 NO_REGION = "no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION), or `region` in your profile"
 # Inline templates are limited to 51,200 bytes; larger ones go through S3.
 MAX_TEMPLATE_BODY = 51_200
+# Where AWS's own endpoints live (VPC and FIPS endpoints included).
+AWS_DOMAINS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".api.amazonwebservices.com.cn")
 # Standard retries; AWS_MAX_ATTEMPTS still applies (default 3).
 _CONFIG = Config(retries={"mode": "standard"})
 
@@ -44,6 +47,13 @@ class Account:
         if service not in self.clients:
             self.clients[service] = self.session.client(service, config=_CONFIG)
         return self.clients[service]
+
+    @property
+    def stand_in(self) -> str | None:
+        """CloudFormation's endpoint when it is not AWS (moto, via AWS_ENDPOINT_URL); else None."""
+        url = str(self.client("cloudformation").meta.endpoint_url)
+        host = urlsplit(url).hostname or ""
+        return None if host.endswith(AWS_DOMAINS) else url
 
 
 def connect(session: Any | None = None) -> Account:

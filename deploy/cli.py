@@ -1,7 +1,9 @@
 """`python -m deploy {package,deploy,destroy,env} --stage NAME` (what `make` runs).
 
 package  build build/<stage>/out/{deployment.zip,sam.json}; no AWS calls
-deploy   build, upload, create or update the stack, seed the catalog, print the URL
+deploy   build, upload, expand the SAM transform, create or update the stack,
+         seed the catalog, print the URL (build/<stage>/out/deploy-template.json
+         is what CloudFormation got)
 destroy  delete the stack and what the deploy keeps beside it
 env      print exports that point `chalice local` at the deployed table
 """
@@ -9,12 +11,14 @@ env      print exports that point `chalice local` at the deployed table
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import (
@@ -31,7 +35,7 @@ from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
 from deploy import account as acct
 from deploy import template as tpl
-from deploy.build import Build, build
+from deploy.build import BUILD_ROOT, Build, build
 from deploy.settings import ROOT, DeployError, Stage, load_stage, say
 from deploy.stack import CloudFormationStack
 
@@ -50,10 +54,11 @@ def _template_argument(
     account: acct.Account, bucket: str, stage: Stage, built: Build, template: dict[str, Any]
 ) -> tuple[dict[str, str], str | None]:
     body = json.dumps(template, separators=(",", ":"))
+    # What CloudFormation receives, kept beside the package for a look after the fact.
+    path = built.template_path.with_name("deploy-template.json")
+    path.write_text(json.dumps(template, indent=1))
     if len(body.encode()) <= acct.MAX_TEMPLATE_BODY:
         return {"TemplateBody": body}, None
-    path = built.template_path.with_name("deploy-template.json")
-    path.write_text(body)
     key = acct.upload(account, bucket, stage.name, path, ".json")
     return {"TemplateURL": acct.template_url(account, bucket, key)}, key
 
@@ -80,13 +85,24 @@ def deploy(
     bucket = acct.ensure_bucket(account, stage)
     code_key = acct.upload(account, bucket, stage.name, built.zip_path, ".zip")
     out(f"==> uploaded the package to s3://{bucket}/{code_key}")
-    template, template_key = _template_argument(
-        account, bucket, stage, built, tpl.with_code(built.template, bucket, code_key)
+    parameters = {tpl.SECRET_PARAMETER: stage.secret_parameter}
+    with_code = tpl.with_code(built.template, bucket, code_key)
+    expanded = tpl.expand(with_code, parameters, account.region)
+    out(
+        f"==> expanded the AWS::Serverless transform here (aws-sam-translator "
+        f"{tpl.sam_translator_version()}): {len(expanded['Resources'])} resources"
     )
+    if account.stand_in:
+        expanded = tpl.explicit_routes(expanded)
+        out(
+            f"==> {account.stand_in} is a stand-in, not AWS: the API's routes go in as "
+            "explicit API Gateway resources (moto ignores a RestApi's OpenAPI Body)"
+        )
+    template, template_key = _template_argument(account, bucket, stage, built, expanded)
     stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out, sleep)
     stack.deploy(
         template,
-        parameters={tpl.SECRET_PARAMETER: stage.secret_parameter},
+        parameters=parameters,
         tags={"app": stage.app_name, "stage": stage.name},
         protected=frozenset({tpl.TABLE}) if stage.production else frozenset(),
     )
@@ -97,6 +113,8 @@ def deploy(
     acct.delete_objects(account, bucket, stage.name, keep={code_key, template_key or code_key})
     out("")
     out(f"Shop:              {outputs['EndpointURL']}")
+    if account.stand_in:
+        out("                   (what the stand-in's stack reports: nothing serves it)")
     out(f"Table:             {outputs['TableName']}")
     out(f"Dead-letter queue: {outputs['DeadLetterQueueUrl']}")
     return outputs
@@ -137,13 +155,13 @@ def local_env(stage: Stage, account: acct.Account, out: Out = say) -> None:
     out(f"export CART_COOKIE_SECRET_PARAM={shlex.quote(outputs['CookieSecretParameter'])}")
 
 
-def package(stage: Stage, out: Out = say) -> Build:
+def package(stage: Stage, out: Out = say, builder: Callable[[Stage, str], Build] = build) -> Build:
     """Build only: no AWS calls, no credentials needed."""
     import boto3
 
     region = boto3.session.Session(region_name=os.environ.get("AWS_REGION")).region_name
     region = region or PACKAGE_REGION
-    built = build(stage, region)
+    built = builder(stage, region)
     out(f"{_relative(built)}  ({built.zip_path.stat().st_size:,} bytes)")
     out(f"{built.template_path}")
     return built
@@ -181,13 +199,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=("package", "deploy", "destroy", "env"))
     parser.add_argument("--stage", default="dev", help="a stage in .chalice/config.json")
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=BUILD_ROOT,
+        help="where the package is built, under <dir>/<stage>/ (default: build/)",
+    )
     args = parser.parse_args(argv)
+    builder = functools.partial(build, build_root=args.build_dir.resolve())
     try:
         stage = load_stage(args.stage)
         if args.command == "package":
-            package(stage)
+            package(stage, builder=builder)
         elif args.command == "deploy":
-            deploy(stage, acct.connect())
+            deploy(stage, acct.connect(), builder=builder)
         elif args.command == "env":
             local_env(stage, acct.connect())
         else:

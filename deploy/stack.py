@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -10,10 +11,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
+from deploy import template as tpl
 from deploy.settings import DeployError, say
 
 Out = Callable[[str], None]
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+# The deploy expands the SAM transform itself (deploy.template.expand): no macros.
+CAPABILITIES = ["CAPABILITY_IAM"]
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 # Stacks in these states can take a new change set as they are.
 UPDATABLE = frozenset(
@@ -27,13 +30,22 @@ UPDATABLE = frozenset(
 )
 DEPLOYED_OK = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE"})
 # A create that failed leaves an empty stack that can only be deleted.
-EMPTY_AFTER_FAILED_CREATE = frozenset({"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"})
+EMPTY_AFTER_FAILED_CREATE = frozenset(
+    {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "REVIEW_IN_PROGRESS"}
+)
 CANCELLED = "Resource creation cancelled"
 NOT_A_STACK_RESPONSE = (
     "CloudFormation answered {operation} with something that is not an AWS response "
-    "(an HTML error page). A stand-in endpoint such as moto cannot run the "
-    "AWS::Serverless transform this template needs; a real account can."
+    "(as a stand-in such as moto does when a resource fails in it): {answer}"
 )
+
+
+def _answer(exc: ResponseParserError) -> str:
+    """The body botocore could not parse, shortened to one line."""
+    text = str(exc)
+    body = text.split("invalid XML received.", 1)[-1]
+    body = body.split("Further retries may succeed:", 1)[-1].strip()
+    return " ".join(body.split())[:300]
 
 
 class CloudFormationStack:
@@ -70,7 +82,44 @@ class CloudFormationStack:
 
     def outputs(self) -> dict[str, str]:
         stack = self.describe() or {}
-        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        found = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        if found or stack.get("StackStatus") not in UPDATABLE:
+            return found
+        return self._outputs_from_resources(stack)
+
+    def _outputs_from_resources(self, stack: dict[str, Any]) -> dict[str, str]:
+        """The declared outputs, worked out from the stack's resources.
+
+        For a stand-in: moto's change sets create the resources but never
+        compute outputs. A stack on AWS that declares outputs always has them.
+        """
+        body = self._client.get_template(StackName=stack["StackId"])["TemplateBody"]
+        declared = (json.loads(body) if isinstance(body, str) else body).get("Outputs", {})
+        if not declared:
+            return {}
+        _, partition, _, region, account, _ = stack["StackId"].split(":", 5)
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+        values |= {
+            "AWS::Partition": partition,
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::StackName": stack["StackName"],
+            "AWS::URLSuffix": "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com",
+        }
+        pages = self._client.get_paginator("list_stack_resources").paginate(
+            StackName=stack["StackId"]
+        )
+        for page in pages:
+            for resource in page["StackResourceSummaries"]:
+                if resource.get("PhysicalResourceId"):
+                    values[resource["LogicalResourceId"]] = resource["PhysicalResourceId"]
+        resolved = tpl.resolve_outputs(declared, values)
+        self._out(
+            f"==> {self.name} reports no outputs though its template declares {len(declared)} "
+            f"(a stand-in such as moto computes none after a change set): {len(resolved)} "
+            "worked out from its resources"
+        )
+        return resolved
 
     def _events(self, stack: str) -> list[dict[str, Any]]:
         """Events not shown yet, oldest first."""
@@ -168,13 +217,15 @@ class CloudFormationStack:
     # -- deploying -----------------------------------------------------
 
     def _prepare(self) -> str:
-        """CREATE or UPDATE; clears an empty stack left by a failed first create."""
+        """CREATE or UPDATE; clears an empty stack left by a first create that did not finish."""
         stack = self.describe()
-        if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+        if stack is None:
             return "CREATE"
         status = stack["StackStatus"]
         if status in EMPTY_AFTER_FAILED_CREATE:
-            self._out(f"==> {self.name} is {status} from a failed first deploy; deleting it")
+            # REVIEW_IN_PROGRESS: a first change set never executed. AWS would take
+            # another CREATE; moto would make a second stack of the same name.
+            self._out(f"==> {self.name} is {status} from an unfinished first deploy; deleting it")
             self._seen.clear()
             self._events(stack["StackId"])
             self._client.delete_stack(StackName=stack["StackId"])
@@ -204,16 +255,26 @@ class CloudFormationStack:
         change_type = self._prepare()
         name = "deploy-" + time.strftime("%Y%m%d-%H%M%S")
         self._out(f"==> creating change set {name} ({change_type} {self.name})")
-        created = self._client.create_change_set(
-            StackName=self.name,
-            ChangeSetName=name,
-            ChangeSetType=change_type,
-            Capabilities=CAPABILITIES,
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-            **template,
-        )
-        change_set = self._wait_for_change_set(created["Id"])
+        try:
+            created = self._client.create_change_set(
+                StackName=self.name,
+                ChangeSetName=name,
+                ChangeSetType=change_type,
+                Capabilities=CAPABILITIES,
+                Parameters=[
+                    {"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()
+                ],
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+                **template,
+            )
+        except ClientError as exc:
+            # AWS says "no changes" in the change set's status; moto refuses the call.
+            message = exc.response.get("Error", {}).get("Message", "")
+            if not any(marker in message for marker in NO_CHANGES):
+                raise
+            change_set = None
+        else:
+            change_set = self._wait_for_change_set(created["Id"])
         if change_set is None:
             self._out("==> no changes: the stack already matches this build")
             return False
@@ -235,7 +296,9 @@ class CloudFormationStack:
         try:
             self._client.execute_change_set(ChangeSetName=created["Id"])
         except ResponseParserError as exc:
-            raise DeployError(NOT_A_STACK_RESPONSE.format(operation="ExecuteChangeSet")) from exc
+            raise DeployError(
+                NOT_A_STACK_RESPONSE.format(operation="ExecuteChangeSet", answer=_answer(exc))
+            ) from exc
         status, events = self._watch(created["StackId"])
         if status not in DEPLOYED_OK:
             raise DeployError(f"deploy failed ({status}): {self.failure_reason(events)}")

@@ -6,11 +6,18 @@ each function's environment, and the failure handling of every stream
 mapping that `@app.on_dynamodb_record` cannot express. `check_template`
 verifies the merged result, so a renamed handler fails the build instead
 of shipping a mapping without its failure handling.
+
+`expand` runs the AWS::Serverless transform here, with AWS's own translator,
+so what CloudFormation receives is plain CloudFormation: the template the
+tests lint and assert on is the one deployed, and a stand-in account such as
+moto (which has no SAM transform) can run it. `explicit_routes` is for such a
+stand-in only.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,7 +26,7 @@ from deploy.settings import Stage
 
 TABLE = "CartTable"
 DEAD_LETTER_QUEUE = "FollowupDeadLetterQueue"
-SECRET_PARAMETER = "CookieSecretParameter"
+SECRET_PARAMETER = "CookieSecretParameter"  # nosec B105: the parameter's logical id
 API_HANDLER = "api_handler"
 API_LOGICAL_ID = "APIHandler"
 REST_API = "RestAPI"
@@ -115,6 +122,9 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
         API_LOGICAL_ID + "LogGroup": _log_group(stage, API_HANDLER),
         REST_API: {
             "Properties": {
+                # Chalice leaves the name to the OpenAPI title; moto's CloudFormation
+                # needs one (see explicit_routes), and it tells stages apart in the console.
+                "Name": stage.stack_name,
                 "MethodSettings": [
                     {
                         "ResourcePath": "/*",
@@ -122,7 +132,7 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
                         "ThrottlingRateLimit": THROTTLE_RATE_PER_SECOND,
                         "ThrottlingBurstLimit": THROTTLE_BURST,
                     }
-                ]
+                ],
             }
         },
     }
@@ -209,3 +219,137 @@ def check_template(template: dict[str, Any], stream_handlers: Iterable[str]) -> 
         if variables.get("TABLE_NAME") != {"Ref": TABLE}:
             problems.append(f"{name}: TABLE_NAME is not the table")
     return problems
+
+
+# -- the AWS::Serverless transform, run here ----------------------------------------
+
+
+def _no_managed_policies() -> dict[str, str]:
+    """Every role is written out in full: no managed policy name to look up."""
+    return {}
+
+
+def expand(template: dict[str, Any], parameters: dict[str, str], region: str) -> dict[str, Any]:
+    """The template as the AWS::Serverless transform hands it to CloudFormation."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    session = boto3.session.Session(region_name=region)
+    translator = Translator(None, Parser(), boto_session=session)
+    expanded: dict[str, Any] = translator.translate(
+        copy.deepcopy(template),
+        parameter_values=dict(parameters),
+        get_managed_policy_map=_no_managed_policies,
+    )
+    return expanded
+
+
+def sam_translator_version() -> str:
+    from samtranslator import __version__
+
+    return str(__version__)
+
+
+# -- for a stand-in account (moto) only ----------------------------------------------
+
+_HTTP_METHODS = {
+    "get": "GET",
+    "put": "PUT",
+    "post": "POST",
+    "delete": "DELETE",
+    "options": "OPTIONS",
+    "head": "HEAD",
+    "patch": "PATCH",
+    "x-amazon-apigateway-any-method": "ANY",
+}
+
+
+def _name(path: str) -> str:
+    return "".join(c for c in path.title() if c.isalnum()) or "Root"
+
+
+def _unique(name: str, added: dict[str, Any], template: dict[str, Any]) -> str:
+    """`name`, or `name` with a number when two paths spell the same (/a-b, /ab)."""
+    candidate, n = name, 1
+    while candidate in added or candidate in template["Resources"]:
+        n += 1
+        candidate = f"{name}{n}"
+    return candidate
+
+
+def explicit_routes(template: dict[str, Any]) -> dict[str, Any]:
+    """The expanded template with the API's routes as Resource and Method resources.
+
+    moto's CloudFormation ignores a RestApi `Body` (the OpenAPI document) and then
+    refuses a Deployment of an API without methods. The same routes, methods and
+    Lambda integrations as explicit resources let it build the API and deploy it.
+    AWS does not need this: it gets the template as `expand` makes it.
+    """
+    result = copy.deepcopy(template)
+    properties = result["Resources"][REST_API]["Properties"]
+    body = properties.pop("Body")
+    if body.get("x-amazon-apigateway-binary-media-types"):
+        properties["BinaryMediaTypes"] = body["x-amazon-apigateway-binary-media-types"]
+    api = {"Ref": REST_API}
+    paths: dict[str, Any] = {"": {"Fn::GetAtt": [REST_API, "RootResourceId"]}}
+    added: dict[str, Any] = {}
+    methods: list[str] = []
+    for path, operations in body["paths"].items():
+        prefix = ""
+        for part in (p for p in path.split("/") if p):
+            parent, prefix = paths[prefix], f"{prefix}/{part}"
+            if prefix not in paths:
+                name = _unique(f"{REST_API}Resource{_name(prefix)}", added, result)
+                added[name] = {
+                    "Type": "AWS::ApiGateway::Resource",
+                    "Properties": {"RestApiId": api, "ParentId": parent, "PathPart": part},
+                }
+                paths[prefix] = {"Ref": name}
+        for verb, operation in operations.items():
+            if verb not in _HTTP_METHODS:
+                continue
+            integration = operation["x-amazon-apigateway-integration"]
+            name = _unique(f"{REST_API}Method{_name(path)}{_HTTP_METHODS[verb]}", added, result)
+            added[name] = {
+                "Type": "AWS::ApiGateway::Method",
+                "Properties": {
+                    "RestApiId": api,
+                    "ResourceId": paths[prefix],
+                    "HttpMethod": _HTTP_METHODS[verb],
+                    "AuthorizationType": "NONE",
+                    "Integration": {
+                        "Type": integration["type"].upper(),
+                        "IntegrationHttpMethod": integration["httpMethod"],
+                        "Uri": integration["uri"],
+                    },
+                },
+            }
+            methods.append(name)
+    # moto creates a change set's resources in template order, DependsOn aside:
+    # the methods go before the deployment that needs them.
+    resources: dict[str, Any] = {}
+    for name, resource in result["Resources"].items():
+        if resource["Type"] == "AWS::ApiGateway::Deployment":
+            resource["DependsOn"] = sorted(methods)
+            resources.update(added)
+            added = {}
+        resources[name] = resource
+    resources.update(added)
+    result["Resources"] = resources
+    return result
+
+
+def resolve_outputs(outputs: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """The outputs that are a `Ref` or an `Fn::Sub` of `values` (physical ids,
+    parameters, pseudo parameters); the others (`Fn::GetAtt`) are left out."""
+    resolved: dict[str, str] = {}
+    for key, output in outputs.items():
+        value = output.get("Value")
+        if isinstance(value, dict) and value.get("Ref") in values:
+            resolved[key] = values[value["Ref"]]
+        elif isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+            names = re.findall(r"\$\{([^}]+)\}", value["Fn::Sub"])
+            if all(name in values for name in names):
+                resolved[key] = re.sub(r"\$\{([^}]+)\}", lambda m: values[m[1]], value["Fn::Sub"])
+    return resolved

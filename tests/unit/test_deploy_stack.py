@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from deploy.settings import DeployError
@@ -158,11 +160,14 @@ def test_change_set_that_would_replace_a_protected_table_is_deleted_not_run(
         )
 
 
-def test_stack_left_empty_by_a_failed_first_create_is_deleted_before_creating_again(
-    cfn: tuple[Any, Stubber],
+@pytest.mark.parametrize("status", ["ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"])
+def test_stack_left_empty_by_an_unfinished_first_create_is_deleted_before_creating_again(
+    cfn: tuple[Any, Stubber], status: str
 ) -> None:
+    """A failed first create, or a first change set never executed (moto would
+    otherwise make a second stack of the same name)."""
     client, stub = cfn
-    stub.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"))
+    stub.add_response("describe_stacks", stack(status))
     stub.add_response("describe_stack_events", {"StackEvents": []})
     stub.add_response("delete_stack", {}, {"StackName": STACK_ID})
     stub.add_response(
@@ -195,3 +200,80 @@ def test_destroying_a_stack_that_is_not_there_says_so(cfn: tuple[Any, Stubber]) 
         "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist"
     )
     assert driver(client, []).destroy() is False
+
+
+def test_create_change_set_refused_for_no_updates_means_no_changes(
+    cfn: tuple[Any, Stubber],
+) -> None:
+    """moto refuses the call where AWS answers with a FAILED change set."""
+    client, stub = cfn
+    stub.add_response("describe_stacks", stack("UPDATE_COMPLETE"))
+    stub.add_client_error("create_change_set", "ValidationError", "No updates are to be performed.")
+    lines: list[str] = []
+    assert driver(client, lines).deploy({"TemplateBody": "{}"}, {}, {}) is False
+    assert lines[-1] == "==> no changes: the stack already matches this build"
+
+
+def test_create_change_set_refused_for_another_reason_is_an_error(
+    cfn: tuple[Any, Stubber],
+) -> None:
+    client, stub = cfn
+    stub.add_response("describe_stacks", stack("UPDATE_COMPLETE"))
+    stub.add_client_error("create_change_set", "ValidationError", "Template format error")
+    with pytest.raises(ClientError, match="Template format error"):
+        driver(client, []).deploy({"TemplateBody": "{}"}, {}, {})
+
+
+def test_stack_without_outputs_has_them_worked_out_from_its_resources(
+    cfn: tuple[Any, Stubber],
+) -> None:
+    """moto's change sets create resources but never compute outputs."""
+    client, stub = cfn
+    described = stack("CREATE_COMPLETE")
+    described["Stacks"][0]["Parameters"] = [
+        {"ParameterKey": "CookieSecretParameter", "ParameterValue": "/app/dev/key"}
+    ]
+    stub.add_response("describe_stacks", described)
+    template = {
+        "Outputs": {
+            "TableName": {"Value": {"Ref": "CartTable"}},
+            "CookieSecretParameter": {"Value": {"Ref": "CookieSecretParameter"}},
+            "EndpointURL": {
+                "Value": {
+                    "Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/"
+                }
+            },
+        }
+    }
+    stub.add_response("get_template", {"TemplateBody": json.dumps(template)})
+    stub.add_response(
+        "list_stack_resources",
+        {
+            "StackResourceSummaries": [
+                {
+                    "LogicalResourceId": logical,
+                    "PhysicalResourceId": physical,
+                    "ResourceType": kind,
+                    "LastUpdatedTimestamp": NOW,
+                    "ResourceStatus": "CREATE_COMPLETE",
+                }
+                for logical, physical, kind in [
+                    ("CartTable", "dev-CartTable-1", "AWS::DynamoDB::Table"),
+                    ("RestAPI", "abc123", "AWS::ApiGateway::RestApi"),
+                ]
+            ]
+        },
+    )
+    lines: list[str] = []
+    assert driver(client, lines).outputs() == {
+        "TableName": "dev-CartTable-1",
+        "CookieSecretParameter": "/app/dev/key",
+        "EndpointURL": "https://abc123.execute-api.us-east-1.amazonaws.com/api/",
+    }
+    assert "worked out from its resources" in lines[-1]
+
+
+def test_stack_being_created_has_no_outputs_yet(cfn: tuple[Any, Stubber]) -> None:
+    client, stub = cfn
+    stub.add_response("describe_stacks", stack("CREATE_IN_PROGRESS"))
+    assert driver(client, []).outputs() == {}

@@ -116,3 +116,116 @@ def test_stage_local_is_refused_and_unknown_stages_are_named() -> None:
     with pytest.raises(DeployError, match="deployable stages: dev, prod"):
         load_stage("staging")
     assert load_stage("prod").production and not load_stage("dev").production
+
+
+def _integration(uri: str) -> dict[str, Any]:
+    return {
+        "x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": uri}
+    }
+
+
+def expanded_api() -> dict[str, Any]:
+    """The API part of an expanded template: RestApi with its Body, then its deployment."""
+    return {
+        "Resources": {
+            "RestAPIDeploymentabc": {
+                "Type": "AWS::ApiGateway::Deployment",
+                "Properties": {"RestApiId": {"Ref": "RestAPI"}},
+            },
+            "RestAPI": {
+                "Type": "AWS::ApiGateway::RestApi",
+                "Properties": {
+                    "Name": "chalice-cart-dev",
+                    "Body": {
+                        "paths": {
+                            "/": {"get": _integration("root")},
+                            "/api/cart/items/{product_id}": {
+                                "parameters": [],
+                                "put": _integration("put"),
+                                "delete": _integration("delete"),
+                            },
+                        }
+                    },
+                },
+            },
+        }
+    }
+
+
+def test_explicit_routes_turn_the_openapi_body_into_resources_and_lambda_proxy_methods() -> None:
+    template = expanded_api()
+    before = copy.deepcopy(template)
+    routes = tpl.explicit_routes(template)["Resources"]
+    assert template == before
+    assert "Body" not in routes["RestAPI"]["Properties"]
+    resources = {n: r["Properties"] for n, r in routes.items() if r["Type"].endswith("Resource")}
+    assert [r["PathPart"] for r in resources.values()] == ["api", "cart", "items", "{product_id}"]
+    assert resources["RestAPIResourceApi"]["ParentId"] == {
+        "Fn::GetAtt": ["RestAPI", "RootResourceId"]
+    }
+    assert resources["RestAPIResourceApiCart"]["ParentId"] == {"Ref": "RestAPIResourceApi"}
+    methods = {n: r["Properties"] for n, r in routes.items() if r["Type"].endswith("Method")}
+    assert methods["RestAPIMethodRootGET"]["ResourceId"] == {
+        "Fn::GetAtt": ["RestAPI", "RootResourceId"]
+    }
+    put = methods["RestAPIMethodApiCartItemsProductIdPUT"]
+    assert put["ResourceId"] == {"Ref": "RestAPIResourceApiCartItemsProductId"}
+    assert put["Integration"] == {
+        "Type": "AWS_PROXY",
+        "IntegrationHttpMethod": "POST",
+        "Uri": "put",
+    }
+    assert len(methods) == 3  # "parameters" is not a method
+
+
+def test_explicit_routes_come_before_the_deployment_that_needs_them() -> None:
+    template = expanded_api()
+    routes = tpl.explicit_routes(template)["Resources"]
+    names = list(routes)
+    deployment = names.index("RestAPIDeploymentabc")
+    methods = [n for n in names if routes[n]["Type"] == "AWS::ApiGateway::Method"]
+    assert all(names.index(m) < deployment for m in methods)
+    assert routes["RestAPIDeploymentabc"]["DependsOn"] == sorted(methods)
+
+
+def test_resolve_outputs_fills_refs_and_subs_and_leaves_out_what_it_cannot() -> None:
+    outputs = {
+        "TableName": {"Value": {"Ref": "CartTable"}},
+        "EndpointURL": {
+            "Value": {
+                "Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/"
+            }
+        },
+        "TableStreamArn": {"Value": {"Fn::GetAtt": ["CartTable", "StreamArn"]}},
+        "Missing": {"Value": {"Ref": "NotThere"}},
+    }
+    values = {
+        "CartTable": "t-1",
+        "RestAPI": "abc",
+        "AWS::Region": "eu-west-1",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+    assert tpl.resolve_outputs(outputs, values) == {
+        "TableName": "t-1",
+        "EndpointURL": "https://abc.execute-api.eu-west-1.amazonaws.com/api/",
+    }
+
+
+def test_rest_api_is_named_after_the_stack() -> None:
+    api = tpl.merge_template(PROD, HANDLERS)["Resources"]["RestAPI"]["Properties"]
+    assert api["Name"] == "chalice-cart-prod"
+
+
+def test_explicit_routes_keep_binary_media_types_and_tell_look_alike_paths_apart() -> None:
+    template = expanded_api()
+    body = template["Resources"]["RestAPI"]["Properties"]["Body"]
+    body["x-amazon-apigateway-binary-media-types"] = ["image/png"]
+    body["paths"] = {"/a-b": {"get": _integration("1")}, "/a_b": {"get": _integration("2")}}
+    routes = tpl.explicit_routes(template)["Resources"]
+    assert routes["RestAPI"]["Properties"]["BinaryMediaTypes"] == ["image/png"]
+    uris = {
+        r["Properties"]["Integration"]["Uri"]: r["Properties"]["ResourceId"]["Ref"]
+        for r in routes.values()
+        if r["Type"] == "AWS::ApiGateway::Method"
+    }
+    assert uris == {"1": "RestAPIResourceAB", "2": "RestAPIResourceAB2"}
