@@ -46,7 +46,9 @@ class CatalogCache:
     def get(self, repo: DynamoCartRepository, product_id: str) -> Product:
         product = self._products.get(product_id)
         stale = self._clock() - self._loaded_at > CATALOG_CACHE_SECONDS
-        if product is None and stale or not self._products:
+        # Reload on first use, or for an id we don't know once the cache is stale
+        # (a product added since); never per request for an unknown id.
+        if not self._products or (product is None and stale):
             self.refresh(repo.list_products())
             product = self._products.get(product_id)
         if product is None:
