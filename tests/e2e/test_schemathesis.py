@@ -92,3 +92,19 @@ def test_the_api_keeps_its_documented_contract(case: Any, live_stack: LiveStack)
     response = case.call(base_url=live_stack.url, timeout=10)
     responses[case.operation.label, response.status_code] += 1
     case.validate_response(response, checks=CHECKS)
+
+
+def test_every_operation_with_input_got_at_least_100_requests() -> None:
+    # Runs after the generated cases, in file order.
+    document = json.loads(DOCUMENT.read_text())
+    sent: Counter[str] = Counter()
+    for (label, _), count in responses.items():
+        sent[label] += count
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            if method not in {"get", "put", "post", "delete", "patch"}:
+                continue
+            label = f"{method.upper()} {path}"
+            takes_input = bool(operation.get("parameters") or methods.get("parameters")
+                               or operation.get("requestBody"))
+            assert sent[label] >= (EXAMPLES if takes_input else 1), (label, sent[label])
