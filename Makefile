@@ -6,18 +6,22 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install run test lint unit functional e2e bench package deploy destroy clean
+.PHONY: install browser run test lint unit functional e2e bench package deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	@# Browser tests use Debian's Chromium; never a downloaded browser build.
-	test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The browser tests use Debian's Chromium; never a downloaded browser build.
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 # The whole stack offline on http://127.0.0.1:$(PORT): moto, table, stream runner,
 # chalice local (README "Run it locally"). Ctrl-C stops every process it started.
@@ -34,8 +38,17 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench -c pyproject.toml
 
-test: install lint
+test: install browser lint
 	$(BIN)/pytest tests
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+functional: install
+	$(BIN)/pytest tests/functional
+
+e2e: install browser
+	$(BIN)/pytest tests/e2e
 
 # Every benchmark (bench/), each table printed, all of them written to
 # docs/PERFORMANCE.md with the machine, date and command. Loopback only, ~4 min.

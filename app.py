@@ -27,6 +27,7 @@ from chalicelib import (
     openapi,
     presenters,
     runtime,
+    validation,
     web,
 )
 from chalicelib.domain import (
@@ -113,7 +114,7 @@ def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except EmptyCart as exc:
             raise ConflictError("the cart is empty") from exc
         except CartChanged as exc:
-            raise ConflictError("the cart changed during checkout; try again") from exc
+            raise ConflictError("the cart changed while this request ran; try again") from exc
         except idempotency.KeyReused as exc:
             raise UnprocessableEntityError(
                 f"this {idempotency.HEADER} was already used for a different request"
@@ -141,6 +142,13 @@ def _json_body() -> Any:
         # Deeply nested JSON makes json.loads raise RecursionError, which
         # Chalice (catching ValueError only) would answer with a 500.
         raise BadRequestError("Error Parsing JSON") from exc
+
+
+def _no_body() -> None:
+    # Checkout and remove take no body: a stray one (a price, say) is refused,
+    # not ignored. An empty JSON object is allowed, as some clients send one.
+    if _request().raw_body.strip():
+        validation.no_body(_json_body())
 
 
 def _current_cart() -> str | None:
@@ -195,20 +203,21 @@ def add_to_cart() -> Response:
 @app.route("/api/cart/items/{product_id}", methods=["PUT"])
 @_http_errors
 def set_quantity(product_id: str) -> Response:
-    cart_id = _cart_for_write()
-    line = runtime.cart_service().set_quantity(
-        cart_id, product_id, _json_body()
-    )
+    cart_id = _current_cart()
+    line = runtime.cart_service().set_quantity(cart_id, product_id, _json_body())
+    if cart_id is None:  # quantity 0 and no cart: nothing to remove, no cart to make
+        return Response(body="", status_code=204)
     if line is None:
-        return _with_cart_cookie(cart_id, None, 204)
+        return _with_cart_cookie(cart_id, "", 204)
     return _with_cart_cookie(cart_id, presenters.line_json(line), 200)
 
 
 @app.route("/api/cart/items/{product_id}", methods=["DELETE"])
 @_http_errors
 def remove_from_cart(product_id: str) -> Response:
+    _no_body()
     runtime.cart_service().remove_from_cart(_current_cart(), product_id)
-    return Response(body=None, status_code=204)
+    return Response(body="", status_code=204)
 
 
 @app.route("/api/cart", methods=["GET"])
@@ -228,6 +237,7 @@ def cart_status() -> dict[str, Any]:
 @_http_errors
 def checkout() -> Response:
     key = _idempotency_key()
+    _no_body()
     cart_id = _current_cart()
     if cart_id is None:
         raise ConflictError("the cart is empty")

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import re
 import secrets
-from http.cookies import CookieError, SimpleCookie
 
 from chalicelib.domain import CART_TTL_SECONDS
 
@@ -47,16 +46,21 @@ def verify(secret: bytes, value: str, now: int) -> str | None:
 
 
 def cart_id_from_header(secret: bytes, header: str | None, now: int) -> str | None:
-    """Read the cart id from a Cookie header; garbage reads as no cart."""
+    """Read the cart id from a Cookie header; garbage reads as no cart.
+
+    Parsed by hand, not with SimpleCookie, which drops every cookie once any
+    other cookie on the host is malformed. The first `cart` value that
+    verifies wins, so a second, stale `cart` cookie cannot hide the cart.
+    """
     if not header:
         return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        return None
-    morsel = jar.get(COOKIE_NAME)
-    return verify(secret, morsel.value, now) if morsel else None
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE_NAME:
+            cart_id = verify(secret, value.strip().strip('"'), now)
+            if cart_id is not None:
+                return cart_id
+    return None
 
 
 def set_cookie_header(secret: bytes, cart_id: str, now: int, secure: bool) -> str:

@@ -40,6 +40,7 @@ class LineChange:
     held_before: bool
     held_after: bool
     event_time: str
+    event_epoch: int
 
 
 def _sequence(record: Record) -> str:
@@ -66,7 +67,8 @@ def parse_line_change(record: Record) -> LineChange | None:
         stream = record["dynamodb"]
         new_image = stream.get("NewImage")
         old_image = stream.get("OldImage")
-        event_time = iso(float(stream["ApproximateCreationDateTime"]))
+        created = float(stream["ApproximateCreationDateTime"])
+        event_time = iso(created)
         if new_image and "updatedAt" in new_image:
             event_time = max(event_time, new_image["updatedAt"]["S"])
         return LineChange(
@@ -76,6 +78,7 @@ def parse_line_change(record: Record) -> LineChange | None:
             held_before=_holds(old_image),
             held_after=_holds(new_image),
             event_time=event_time,
+            event_epoch=int(created),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonRecord(str(exc)) from exc
@@ -120,8 +123,10 @@ def summarize_carts(records: list[Record], repo: DynamoCartRepository,
                 [change.event_time for _, change in changes]
                 + [line.updated_at for line in lines]
             )
+            # Any write to the cart, a removal too, restarts its 30 days.
+            last_write = max(change.event_epoch for _, change in changes)
             expiries = [line.expires_at for line in lines if line.expires_at]
-            cart_expiry = max(expiries, default=expiry_after(int(now)))
+            cart_expiry = max([*expiries, expiry_after(last_write)])
             for line in lines:
                 if line.expires_at and cart_expiry - line.expires_at > RENEW_SLACK_SECONDS:
                     repo.renew_line(cart_id, line.product_id, cart_expiry, int(now))

@@ -17,6 +17,8 @@ def base_path(context: dict[str, Any], uri_params: dict[str, str] | None) -> str
     route = str(context.get("resourcePath") or "")
     for name, value in (uri_params or {}).items():
         route = route.replace("{" + name + "}", value)
+    if route == "/":
+        return full.rstrip("/")
     if route and full.endswith(route):
         return full[: len(full) - len(route)].rstrip("/")
     return ""

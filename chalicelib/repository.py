@@ -11,14 +11,8 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ReadTimeoutError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from chalicelib import table
 from chalicelib.domain import (
@@ -56,7 +50,7 @@ _BUSY_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded",
 
 
 @contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
+def store_errors() -> Iterator[None]:
     """Turn throttling, 5xx and timeouts into StoreUnavailable."""
     try:
         yield
@@ -66,9 +60,9 @@ def _store_errors() -> Iterator[None]:
         if code in _TRANSIENT or status >= 500:
             raise StoreUnavailable(code or f"HTTP {status}") from exc
         raise
-    except (BotoConnectionError, ReadTimeoutError) as exc:
-        raise StoreUnavailable(type(exc).__name__) from exc
-    except BotoCoreError as exc:
+    except (BotoConnectionError, HTTPClientError) as exc:
+        # Network trouble and timeouts only: a parameter or credentials error
+        # is a bug or a misconfiguration, and a retry would not help.
         raise StoreUnavailable(type(exc).__name__) from exc
 
 
@@ -184,7 +178,7 @@ class DynamoCartRepository:
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": _s(table.CATALOG_PK)},
         }
-        with _store_errors():
+        with store_errors():
             while True:
                 page = self._client.query(**kwargs)
                 items.extend(page["Items"])
@@ -219,7 +213,7 @@ class DynamoCartRepository:
         """Add quantity to the line in one conditional UpdateItem."""
         key = {"pk": _s(table.cart_pk(cart_id)), "sk": _s(table.line_sk(product.id))}
         try:
-            with _store_errors():
+            with store_errors():
                 response = self._client.update_item(
                     TableName=self._table,
                     Key=key,
@@ -257,7 +251,7 @@ class DynamoCartRepository:
                               expires_at: int) -> CartLine:
         line = CartLine(product.id, product.name, product.price_cents, quantity, now)
         try:
-            with _store_errors():
+            with store_errors():
                 self._client.put_item(
                     TableName=self._table,
                     Item={**key, **_line_to_map(line)["M"], "updatedAt": _s(now),
@@ -275,7 +269,7 @@ class DynamoCartRepository:
                      now: str, now_epoch: int, expires_at: int) -> CartLine:
         """Set a live line's quantity; NotInCart when there is none."""
         try:
-            with _store_errors():
+            with store_errors():
                 response = self._client.update_item(
                     TableName=self._table,
                     Key={"pk": _s(table.cart_pk(cart_id)),
@@ -297,7 +291,7 @@ class DynamoCartRepository:
 
     def remove_line(self, cart_id: str, product_id: str) -> None:
         """Delete the line; deleting an absent line is not an error."""
-        with _store_errors():
+        with store_errors():
             self._client.delete_item(
                 TableName=self._table,
                 Key={"pk": _s(table.cart_pk(cart_id)),
@@ -317,7 +311,7 @@ class DynamoCartRepository:
             "ConsistentRead": True,
         }
         items: list[dict[str, Any]] = []
-        with _store_errors():
+        with store_errors():
             while True:
                 page = self._client.query(**kwargs)
                 items.extend(page["Items"])
@@ -330,7 +324,7 @@ class DynamoCartRepository:
                    now_epoch: int) -> None:
         """Push a live line's expiry out to the cart's; never shorten or revive one."""
         try:
-            with _store_errors():
+            with store_errors():
                 self._client.update_item(
                     TableName=self._table,
                     Key={"pk": _s(table.cart_pk(cart_id)),
@@ -357,7 +351,7 @@ class DynamoCartRepository:
         """
         key = {"pk": _s(table.cart_pk(cart_id)), "sk": _s(table.line_sk(product.id))}
         for _ in range(ADD_ONCE_ATTEMPTS):
-            with _store_errors():
+            with store_errors():
                 old = self._client.get_item(
                     TableName=self._table, Key=key, ConsistentRead=True).get("Item")
             live = old is not None and is_live(_expires(old), now_epoch)
@@ -372,7 +366,7 @@ class DynamoCartRepository:
             item = {**key, **_line_to_map(line)["M"], "updatedAt": _s(now),
                     "expiresAt": _n(expires_at)}
             try:
-                with _store_errors():
+                with store_errors():
                     self._client.transact_write_items(TransactItems=[
                         {"Put": self._key_record(cart_id, once, _line_to_map(line),
                                                  now, now_epoch)},
@@ -428,7 +422,7 @@ class DynamoCartRepository:
     def _remembered(self, cart_id: str, once: IdempotentRequest,
                     now_epoch: int) -> dict[str, Any] | None:
         """The response a live key record remembers, None when there is none."""
-        with _store_errors():
+        with store_errors():
             item = self._client.get_item(
                 TableName=self._table,
                 Key={"pk": _s(table.cart_pk(cart_id)),
@@ -442,7 +436,7 @@ class DynamoCartRepository:
     # -- summary -------------------------------------------------------
 
     def get_summary(self, cart_id: str, now_epoch: int) -> CartSummary | None:
-        with _store_errors():
+        with store_errors():
             response = self._client.get_item(
                 TableName=self._table,
                 Key={"pk": _s(table.cart_pk(cart_id)), "sk": _s(table.SUMMARY_SK)},
@@ -467,7 +461,7 @@ class DynamoCartRepository:
         }
         if summary.updated_at:
             item["updatedAt"] = _s(summary.updated_at)
-        with _store_errors():
+        with store_errors():
             self._client.put_item(TableName=self._table, Item=item)
 
     # -- orders --------------------------------------------------------
@@ -522,7 +516,7 @@ class DynamoCartRepository:
             response = {"M": {k: v for k, v in order_item.items() if k not in ("pk", "sk")}}
             actions.append({"Put": self._key_record(cart_id, once, response, now, now_epoch)})
         try:
-            with _store_errors():
+            with store_errors():
                 self._client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
             if once is not None:
@@ -541,7 +535,7 @@ class DynamoCartRepository:
         return _order_from_item(order_item)
 
     def get_order(self, cart_id: str, order_id: str) -> Order | None:
-        with _store_errors():
+        with store_errors():
             response = self._client.get_item(
                 TableName=self._table,
                 Key={"pk": _s(table.cart_pk(cart_id)), "sk": _s(table.order_sk(order_id))},
@@ -552,7 +546,7 @@ class DynamoCartRepository:
     def confirm_order(self, cart_id: str, order_id: str, now: str) -> bool:
         """PLACED becomes CONFIRMED once; False when it already was."""
         try:
-            with _store_errors():
+            with store_errors():
                 self._client.update_item(
                     TableName=self._table,
                     Key={"pk": _s(table.cart_pk(cart_id)), "sk": _s(table.order_sk(order_id))},
@@ -584,20 +578,26 @@ class DynamoCartRepository:
         # The mark must be in the other state: present-and-false or absent
         # for a new holder, present-and-true for one that lets go.
         expected = "(attribute_not_exists(holds) OR holds = :was)" if holds else "holds = :was"
+        # A mark that holds lives as long as the line does, so it never expires;
+        # one that let go is kept a while only to recognise replays.
+        values: dict[str, Any] = {":h": {"BOOL": holds}, ":seq": _n(sequence),
+                                  ":was": {"BOOL": not holds}}
+        if holds:
+            update = "SET holds = :h, seq = :seq REMOVE expiresAt"
+        else:
+            update = "SET holds = :h, seq = :seq, expiresAt = :exp"
+            values[":exp"] = _n(expires_at)
         try:
-            with _store_errors():
+            with store_errors():
                 self._client.transact_write_items(TransactItems=[
                     {"Update": {
                         "TableName": self._table,
                         "Key": holder_key,
-                        "UpdateExpression": "SET holds = :h, seq = :seq, expiresAt = :exp",
+                        "UpdateExpression": update,
                         "ConditionExpression": (
                             f"{expected} AND (attribute_not_exists(seq) OR seq < :seq)"
                         ),
-                        "ExpressionAttributeValues": {
-                            ":h": {"BOOL": holds}, ":seq": _n(sequence),
-                            ":exp": _n(expires_at), ":was": {"BOOL": not holds},
-                        },
+                        "ExpressionAttributeValues": values,
                     }},
                     {"Update": {
                         "TableName": self._table,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chalicelib.repository import DynamoCartRepository
+from chalicelib.repository import DynamoCartRepository, store_errors
 from chalicelib.services import CartService, CatalogCache
 
 # Bounded retries and timeouts that fit inside the API function's 15 s Lambda
@@ -73,7 +73,8 @@ def cookie_secret() -> bytes:
     if "secret" not in _cache:
         parameter = os.environ.get("CART_COOKIE_SECRET_PARAM")
         if parameter:
-            response = _client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+            with store_errors():  # throttled in a cold-start burst: a 503, not a 500
+                response = _client("ssm").get_parameter(Name=parameter, WithDecryption=True)
             value = response["Parameter"]["Value"]
         else:
             value = os.environ.get("CART_COOKIE_SECRET", "")

@@ -15,6 +15,7 @@ from chalicelib.domain import (
     CartSummary,
     CartTotals,
     InvalidInput,
+    NotInCart,
     Order,
     OrderNotFound,
     Product,
@@ -46,9 +47,9 @@ class CatalogCache:
     def get(self, repo: DynamoCartRepository, product_id: str) -> Product:
         product = self._products.get(product_id)
         stale = self._clock() - self._loaded_at > CATALOG_CACHE_SECONDS
-        # Reload on first use, or for an id we don't know once the cache is stale
-        # (a product added since); never per request for an unknown id.
-        if not self._products or (product is None and stale):
+        # One Query per process per CATALOG_CACHE_SECONDS: a re-seeded price or
+        # a withdrawn product reaches every warm container within a minute.
+        if not self._products or stale:
             self.refresh(repo.list_products())
             product = self._products.get(product_id)
         if product is None:
@@ -89,10 +90,15 @@ class CartService:
         return self._repo.add_line_once(cart_id, product, quantity, now, epoch,
                                         expiry_after(epoch), once)
 
-    def set_quantity(self, cart_id: str, product_id: str, body: object) -> CartLine | None:
-        """The updated line, or None when quantity 0 removed it."""
+    def set_quantity(self, cart_id: str | None, product_id: str,
+                     body: object) -> CartLine | None:
+        """The updated line, or None when quantity 0 removed it (or there was none)."""
         quantity = validation.set_quantity(body)
         validation.product_id(product_id)
+        if cart_id is None:
+            if quantity == 0:
+                return None
+            raise NotInCart(product_id)
         if quantity == 0:
             self._repo.remove_line(cart_id, product_id)
             return None

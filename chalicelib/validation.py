@@ -60,6 +60,11 @@ def set_quantity(body: Any) -> int:
     return quantity(fields["quantity"], minimum=0)
 
 
+def no_body(body: Any) -> None:
+    """For requests that take no body: nothing, or an empty JSON object."""
+    _fields(body, ())
+
+
 def order_id(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{32}", value):
         raise InvalidInput("orderId is not an order id")

@@ -9,9 +9,13 @@ from __future__ import annotations
 import sys
 
 from chalice import local
-from chalice.cli import main
+from chalice.cli import cli
 
 local.ChaliceRequestHandler.disable_nagle_algorithm = True
 
 if __name__ == "__main__":
-    sys.exit(main())
+    args = sys.argv[1:]
+    # chalice's reloader starts its worker by running sys.argv as a command:
+    # make that command this interpreter on this file.
+    sys.argv = [sys.executable, __file__, *args]
+    sys.exit(cli(args=args, obj={}, prog_name="chalice"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.factories import add_body, cookie_from
 from tests.functional.conftest import request
 
@@ -129,3 +131,44 @@ def test_an_order_is_visible_only_to_the_cart_that_placed_it(client, cart):
     assert request(client, "GET", f"/api/orders/{order_id}", other).status_code == 404
     assert request(client, "GET", f"/api/orders/{order_id}").status_code == 404
     assert request(client, "GET", f"/api/orders/{order_id}", cart).status_code == 200
+
+
+def test_a_204_has_an_empty_body(client, cart):
+    for response in (
+        request(client, "PUT", "/api/cart/items/kettle", cart, {"quantity": 0}),
+        request(client, "DELETE", "/api/cart/items/kettle", cart),
+    ):
+        assert response.status_code == 204
+        assert response.body in (b"", "")
+
+
+def test_setting_a_quantity_without_a_cart_makes_no_cart(client):
+    response = request(client, "PUT", "/api/cart/items/kettle", body={"quantity": 0})
+    assert response.status_code == 204 and "Set-Cookie" not in response.headers
+    response = request(client, "PUT", "/api/cart/items/kettle", body={"quantity": 3})
+    assert response.status_code == 404 and "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/api/cart/checkout"])
+def test_checkout_takes_no_body_but_tolerates_an_empty_object(client, cart, path):
+    for stray in ('{"subtotalCents": 1}', '{"subtotalCents": 1, "oops"', '[]', '"x"'):
+        response = request(client, "POST", path, cart, stray)
+        assert response.status_code == 400, stray
+        assert set(body(response)) == {"Code", "Message"}
+    assert body(request(client, "GET", "/api/cart", cart))["itemCount"] == 3
+    assert request(client, "POST", path, cart, "{}").status_code == 201
+
+
+def test_remove_refuses_a_stray_body_and_keeps_the_line(client, cart):
+    response = request(client, "DELETE", "/api/cart/items/kettle", cart, '{"priceCents": 1}')
+    assert response.status_code == 400
+    items = body(request(client, "GET", "/api/cart", cart))["items"]
+    assert "kettle" in [i["productId"] for i in items]
+
+
+def test_other_cookies_on_the_host_do_not_hide_the_cart(client, cart):
+    noisy = [f'x={{"a":1}}; {cart}', f"foo=bar baz; {cart}", f"a=b; c; {cart}",
+             f"cart=stale.1.x; {cart}"]
+    for header in noisy:
+        shown = body(request(client, "GET", "/api/cart", header))
+        assert shown["itemCount"] == 3, header

@@ -120,3 +120,23 @@ def test_a_stream_batch_touching_k_carts_writes_k_summaries(client, stream, dyna
     stream.deliver(records, ("cart_summary",))
     assert sorted(writes) == sorted(set(writes)) and len(writes) == 3
     assert all(status(client, c)["itemCount"] == 3 for c in cookies)
+
+
+def holder(dynamodb, product_id):
+    items = dynamodb.query(
+        TableName=TABLE_NAME, KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"PRODUCT#{product_id}"}})["Items"]
+    assert len(items) == 1
+    return items[0]
+
+
+def test_a_holder_mark_lives_as_long_as_the_cart_holds_the_product(client, cart, stream,
+                                                                   dynamodb):
+    stream.drain()
+    assert holder(dynamodb, "kettle")["holds"] == {"BOOL": True}
+    assert "expiresAt" not in holder(dynamodb, "kettle")
+    request(client, "DELETE", "/api/cart/items/kettle", cart)
+    stream.drain()
+    assert holder(dynamodb, "kettle")["holds"] == {"BOOL": False}
+    assert "expiresAt" in holder(dynamodb, "kettle")
+    assert in_carts(client, "kettle") == 0

@@ -109,3 +109,18 @@ def test_a_write_to_any_line_keeps_the_whole_cart_alive(client, cart, stream, dy
         ExpressionAttributeValues={":pk": {"S": pk}})["Items"]}
     assert items["LINE#espresso-cup"] == items["LINE#kettle"] == items["SUMMARY"]
     assert items["LINE#kettle"] > time.time() + 29 * 24 * 3600
+
+
+def test_a_removal_restarts_the_carts_30_days(client, cart, stream, dynamodb):
+    stream.drain()
+    pk = only_cart_pk(dynamodb)
+    dynamodb.update_item(
+        TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": "LINE#espresso-cup"}},
+        UpdateExpression="SET expiresAt = :e",
+        ExpressionAttributeValues={":e": {"N": str(int(time.time()) + 10 * 24 * 3600)}})
+    stream.read()  # as if the line was last written 20 days ago: no follow-up sees it
+    request(client, "DELETE", "/api/cart/items/kettle", cart)
+    stream.drain()
+    line = dynamodb.get_item(TableName=TABLE_NAME,
+                             Key={"pk": {"S": pk}, "sk": {"S": "LINE#espresso-cup"}})["Item"]
+    assert int(line["expiresAt"]["N"]) > time.time() + 29 * 24 * 3600

@@ -79,3 +79,30 @@ def test_set_quantity_allows_zero_and_rejects_100():
         validation.set_quantity({"quantity": 100})
     with pytest.raises(InvalidInput, match="unknown field"):
         validation.set_quantity({"quantity": 1, "productId": "kettle"})
+
+
+class CatalogOf:
+    def __init__(self, *products):
+        self.products = list(products)
+        self.loads = 0
+
+    def list_products(self):
+        self.loads += 1
+        return list(self.products)
+
+
+def test_the_catalog_cache_reloads_once_stale():
+    from chalicelib.domain import Product
+    from chalicelib.services import CATALOG_CACHE_SECONDS, CatalogCache
+
+    now = [1000.0]
+    repo = CatalogOf(Product("kettle", "Kettle", "", 5900, "k.svg"))
+    cache = CatalogCache(clock=lambda: now[0])
+    assert cache.get(repo, "kettle").price_cents == 5900
+    repo.products = [Product("kettle", "Kettle", "", 6100, "k.svg")]
+    assert cache.get(repo, "kettle").price_cents == 5900 and repo.loads == 1
+    now[0] += CATALOG_CACHE_SECONDS + 1
+    assert cache.get(repo, "kettle").price_cents == 6100 and repo.loads == 2
+    with pytest.raises(Exception, match="grinder"):
+        cache.get(repo, "grinder")
+    assert repo.loads == 2

@@ -18,3 +18,8 @@ def test_api_gateway_adds_the_stage_prefix():
 
 def test_a_missing_context_means_the_root():
     assert base_path({}, None) == ""
+
+
+def test_the_stage_root_without_a_trailing_slash_keeps_its_prefix():
+    assert base_path({"path": "/api", "resourcePath": "/"}, None) == "/api"
+    assert base_path({"path": "/", "resourcePath": "/"}, None) == ""
