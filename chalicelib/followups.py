@@ -68,9 +68,12 @@ def parse_line_change(record: Record) -> LineChange | None:
         new_image = stream.get("NewImage")
         old_image = stream.get("OldImage")
         created = float(stream["ApproximateCreationDateTime"])
-        event_time = iso(created)
+        # A user's write stamps the line; a removal or a TTL renewal does not,
+        # so only a removal falls back to the stream's own (coarser) clock.
         if new_image and "updatedAt" in new_image:
-            event_time = max(event_time, new_image["updatedAt"]["S"])
+            event_time = str(new_image["updatedAt"]["S"])
+        else:
+            event_time = iso(created)
         return LineChange(
             cart_id=pk.removeprefix(table.CART_PREFIX),
             product_id=sk.removeprefix(table.LINE_PREFIX),

@@ -2,10 +2,11 @@
 
 `merge_template` is what `chalice package --merge-template` merges into the
 SAM template Chalice writes: the table, the dead-letter queue, log groups,
-each function's environment, and the failure handling of every stream
-mapping that `@app.on_dynamodb_record` cannot express. `check_template`
-verifies the merged result, so a renamed handler fails the build instead
-of shipping a mapping without its failure handling.
+each function's environment, the API's throttling and the error responses
+API Gateway makes itself (in Chalice's error shape), and the failure handling
+of every stream mapping that `@app.on_dynamodb_record` cannot express.
+`check_template` verifies the merged result, so a renamed handler fails the
+build instead of shipping a mapping without its failure handling.
 
 `expand` runs the AWS::Serverless transform here, with AWS's own translator,
 so what CloudFormation receives is plain CloudFormation: the template the
@@ -37,6 +38,21 @@ DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 # A public demo shop: cap what a burst of traffic can cost.
 THROTTLE_RATE_PER_SECOND = 50
 THROTTLE_BURST = 100
+# API Gateway answers some requests itself (no such route: 403, throttled: 429,
+# integration failure: 5xx) in its own {"message": ...} shape. These put them in
+# Chalice's error shape; the status code stays API Gateway's. messageString is
+# already a quoted JSON string; responseType (e.g. THROTTLED) is a bare word.
+ERROR_TEMPLATE = '{"Code":"$context.error.responseType","Message":$context.error.messageString}'
+THROTTLED_RETRY_AFTER_SECONDS = 1
+GATEWAY_RESPONSES: dict[str, Any] = {
+    "DEFAULT_4XX": {"ResponseTemplates": {"application/json": ERROR_TEMPLATE}},
+    "DEFAULT_5XX": {"ResponseTemplates": {"application/json": ERROR_TEMPLATE}},
+    "THROTTLED": {
+        "ResponseTemplates": {"application/json": ERROR_TEMPLATE},
+        # A header value in a gateway response is a quoted static value.
+        "ResponseParameters": {"Headers": {"Retry-After": f"'{THROTTLED_RETRY_AFTER_SECONDS}'"}},
+    },
+}
 # Runtimes AWS accepts for new functions (the build follows the interpreter).
 SUPPORTED_RUNTIMES = frozenset({"python3.10", "python3.11", "python3.12", "python3.13"})
 
@@ -133,6 +149,11 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
                         "ThrottlingBurstLimit": THROTTLE_BURST,
                     }
                 ],
+                # SAM writes these into the OpenAPI Body (x-amazon-apigateway-gateway-
+                # responses), not as AWS::ApiGateway::GatewayResponse resources: a
+                # Body update overwrites the whole API and drops such resources, and
+                # SAM's deployment id follows the Body, so a change here redeploys.
+                "GatewayResponses": copy.deepcopy(GATEWAY_RESPONSES),
             }
         },
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import copy
 import dataclasses
 import hashlib
 import json
@@ -169,6 +170,37 @@ def test_deploy_sends_plain_cloudformation_with_the_api_as_its_openapi_body(dev:
     assert stage["Properties"]["StageName"] == "api"
     [throttle] = stage["Properties"]["MethodSettings"]
     assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (50, 100)
+
+
+def test_api_gateway_own_errors_go_out_in_chalice_error_shape_inside_the_openapi_body(
+    dev: Built, prod: Built
+) -> None:
+    error = '{"Code":"$context.error.responseType","Message":$context.error.messageString}'
+    for built in (dev, prod):
+        body = built.expanded["Resources"]["RestAPI"]["Properties"]["Body"]
+        responses = body["x-amazon-apigateway-gateway-responses"]
+        assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"}
+        for response in responses.values():
+            assert response["responseTemplates"] == {"application/json": error}
+            assert "statusCode" not in response
+        assert responses["DEFAULT_4XX"]["responseParameters"] == {}
+        assert responses["THROTTLED"]["responseParameters"] == {
+            "gatewayresponse.header.Retry-After": "'1'"
+        }
+    # In the Body, not as resources, which a Body update would silently drop.
+    assert not _resources(dev.expanded, "AWS::ApiGateway::GatewayResponse")
+
+
+def test_a_change_to_the_gateway_responses_deploys_the_api_again(dev: Built) -> None:
+    """SAM names the Deployment after the Body: a new name is a new deployment."""
+    changed = copy.deepcopy(dev.template)
+    throttled = changed["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]["THROTTLED"]
+    throttled["ResponseParameters"]["Headers"]["Retry-After"] = "'2'"
+    parameters = {tpl.SECRET_PARAMETER: dev.stage.secret_parameter}
+    expanded = tpl.expand(changed, parameters, REGION)
+    before = set(_resources(dev.expanded, "AWS::ApiGateway::Deployment"))
+    after = set(_resources(expanded, "AWS::ApiGateway::Deployment"))
+    assert len(before) == len(after) == 1 and before != after
 
 
 def test_every_follow_up_mapping_reports_item_failures_bisects_and_dead_letters(dev: Built) -> None:
@@ -449,6 +481,8 @@ MOTO_GAPS = {
     "outputs": "change sets never compute stack outputs: the deploy reads the resources",
     "events": "stack events only for the stack itself, none per resource",
     "rest_api_delete": "DeleteStack leaves the RestApi behind",
+    "gateway_responses": "no AWS::ApiGateway::GatewayResponse in its CloudFormation, and the "
+    "Body that carries them is ignored: API Gateway's own errors keep its default shape",
     "runtime": "Lambda code runs only in Docker (moto tries on each stream write and logs "
     "the failure): the URL serves nothing",
     "iam": "IAM is not enforced: a role missing a permission fails only on AWS",
@@ -589,7 +623,16 @@ def _observe(moto_url: str) -> Observed:
             for verb, method in resource.get("resourceMethods", {}).items()
         }
         stages = [s["stageName"] for s in apigateway.get_stages(restApiId=api["id"])["item"]]
-        apis[api["name"]] = {**api, "routes": routes, "stages": stages}
+        responses = [
+            r["responseType"]
+            for r in apigateway.get_gateway_responses(restApiId=api["id"])["items"]
+        ]
+        apis[api["name"]] = {
+            **api,
+            "routes": routes,
+            "stages": stages,
+            "gateway_responses": responses,
+        }
     log_groups = {
         g["logGroupName"]: g.get("retentionInDays")
         for g in aws("logs").describe_log_groups()["logGroups"]
@@ -804,6 +847,10 @@ def test_stand_in_api_has_every_route_as_a_lambda_proxy_method(
         assert integration["type"] == "AWS_PROXY"
         assert integration["uri"].endswith(f"/functions/{handler}/invocations")
     assert "api" not in api["stages"], MOTO_GAPS["stage"]
+    sent = lifecycle.after_first.template
+    assert "Body" not in sent["Resources"]["RestAPI"]["Properties"]
+    assert "GatewayResponse" not in json.dumps(sent)
+    assert api["gateway_responses"] == [], MOTO_GAPS["gateway_responses"]
 
 
 def test_cookie_secret_is_a_random_securestring_that_never_enters_the_stack(
@@ -1046,7 +1093,8 @@ def test_deploy_whose_stack_completes_seeds_the_catalog_and_prints_the_shop_url(
     assert not any("stand-in" in line for line in lines)
     sent = json.loads(dev.build.template_path.with_name("deploy-template.json").read_text())
     assert "Transform" not in sent
-    assert sent["Resources"]["RestAPI"]["Properties"]["Body"]["paths"]
+    body = sent["Resources"]["RestAPI"]["Properties"]["Body"]
+    assert body["paths"] and "THROTTLED" in body["x-amazon-apigateway-gateway-responses"]
     assert not any(r["Type"] == "AWS::ApiGateway::Method" for r in sent["Resources"].values())
     progress = [line.split()[1:] for line in lines if re.match(r"  \d\d:\d\d:\d\d  ", line)]
     assert progress == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -229,3 +230,25 @@ def test_explicit_routes_keep_binary_media_types_and_tell_look_alike_paths_apart
         if r["Type"] == "AWS::ApiGateway::Method"
     }
     assert uris == {"1": "RestAPIResourceAB", "2": "RestAPIResourceAB2"}
+
+
+def _render(template: str, response_type: str, message: str) -> str:
+    """A gateway response body as API Gateway fills it in (simple substitution only)."""
+    return template.replace("$context.error.responseType", response_type).replace(
+        "$context.error.messageString", json.dumps(message)
+    )
+
+
+def test_api_gateway_own_errors_answer_in_chalice_error_shape_with_their_own_status() -> None:
+    api = tpl.merge_template(DEV, HANDLERS)["Resources"]["RestAPI"]["Properties"]
+    responses = api["GatewayResponses"]
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"}
+    for response in responses.values():
+        assert "StatusCode" not in response  # 403, 429, 502... stay API Gateway's
+        [(content_type, body)] = response["ResponseTemplates"].items()
+        assert content_type == "application/json"
+        assert json.loads(_render(body, "MISSING_AUTHENTICATION_TOKEN", 'No "route"')) == {
+            "Code": "MISSING_AUTHENTICATION_TOKEN",
+            "Message": 'No "route"',
+        }
+    assert responses["THROTTLED"]["ResponseParameters"] == {"Headers": {"Retry-After": "'1'"}}
