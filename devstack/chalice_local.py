@@ -1,7 +1,10 @@
-"""`chalice local`, unchanged but for TCP_NODELAY on the dev server's sockets.
+"""`chalice local`, unchanged but for two socket settings of its dev server.
 
-The dev server writes headers and body separately; with Nagle's algorithm on,
-every response on a kept-alive connection waits ~40 ms for a delayed ACK.
+- TCP_NODELAY: the server writes headers and body separately; with Nagle's
+  algorithm on, every response on a kept-alive connection waits ~40 ms for
+  a delayed ACK.
+- A listen backlog of 128 instead of socketserver's 5, so a burst of new
+  connections (16 shoppers at once) is queued, not refused or reset.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from chalice import local
 from chalice.cli import cli
 
 local.ChaliceRequestHandler.disable_nagle_algorithm = True
+local.ThreadedHTTPServer.request_queue_size = 128
 
 if __name__ == "__main__":
     args = sys.argv[1:]
