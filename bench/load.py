@@ -190,59 +190,7 @@ def _count(tally: Tally, op: str, elapsed: float, ok: bool, reason: str) -> None
         tally.errors[f"{op}: {reason}"] += 1
 
 
-# `chalice local` with TCP_NODELAY on its request handler: its reply goes out as two
-# writes (headers, then body), which Nagle's algorithm holds until the client's
-# delayed ACK (~40 ms on Linux) on a kept-alive connection.
-_NODELAY_SERVER = (
-    "import sys, chalice.local as local; "
-    "local.ChaliceRequestHandler.disable_nagle_algorithm = True; "
-    "from chalice.cli import main; "
-    "sys.argv = ['chalice', 'local', '--stage', 'local', '--host', '127.0.0.1', "
-    "'--port', '{port}', '--no-autoreload']; sys.exit(main())"
-)
-NODELAY_ROUNDS = 40
-
-
-@contextlib.contextmanager
-def nodelay_server(moto_url: str) -> Iterator[str]:
-    """A second `chalice local` on the same moto server, with TCP_NODELAY."""
-    import os
-    import signal
-    import subprocess  # nosec B404: this venv's interpreter, fixed argv
-    import sys
-
-    import requests
-
-    from devstack.background import free_port
-    from devstack.environment import PROJECT_DIR, moto_environment
-
-    port = free_port()
-    env = moto_environment(os.environ, moto_url)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    process = subprocess.Popen(  # nosec B603
-        [sys.executable, "-c", _NODELAY_SERVER.format(port=port)], cwd=PROJECT_DIR, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"the TCP_NODELAY server exited with {process.returncode}")
-        try:
-            return requests.get(f"{url}/api/cart/status", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        deadline = time.monotonic() + 30
-        while not up():
-            if time.monotonic() > deadline:
-                raise RuntimeError("the TCP_NODELAY server did not answer within 30 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
+SEQUENTIAL_ROUNDS = 40
 
 
 def _sequential(url: str, rounds: int, errors: Counter[str]) -> dict[str, list[float]]:
@@ -274,23 +222,14 @@ def _sequential(url: str, rounds: int, errors: Counter[str]) -> dict[str, list[f
     return out
 
 
-def nodelay_comparison(stack: Any) -> Table:
-    """One client, one request at a time: devstack's server against the same with TCP_NODELAY."""
+def sequential_latency(stack: Any) -> Table:
+    """One client, one request at a time, on a kept-alive connection."""
     table = Table(["one client, sequential", "add p50 ms", "status p50 ms", "errors"])
-    errors: dict[str, Counter[str]] = {}
-    with nodelay_server(stack.moto_url) as fixed:
-        runs: dict[str, dict[str, list[float]]] = {"as started by devstack": {},
-                                                   "with TCP_NODELAY": {}}
-        for _ in range(2):  # interleaved halves
-            for name, url in (("as started by devstack", stack.url),
-                              ("with TCP_NODELAY", fixed)):
-                found = errors.setdefault(name, Counter())
-                for op, values in _sequential(url, NODELAY_ROUNDS // 2, found).items():
-                    runs[name].setdefault(op, []).extend(values)
-    for name, by_op in runs.items():
-        failed = ", ".join(f"{k} ×{v}" for k, v in errors[name].items()) or "0"
-        table.add(name, ms(percentile(by_op["add"], 50)),
-                  ms(percentile(by_op["status"], 50)), failed)
+    errors: Counter[str] = Counter()
+    by_op = _sequential(stack.url, SEQUENTIAL_ROUNDS, errors)
+    failed = ", ".join(f"{k} ×{v}" for k, v in errors.items()) or "0"
+    table.add("devstack's chalice local", ms(percentile(by_op["add"], 50)),
+              ms(percentile(by_op["status"], 50)), failed)
     return table
 
 
@@ -353,12 +292,12 @@ def run(section: Section, _results: dict[str, Section] | None = None,
     with contextlib.ExitStack() as stop:
         if stack is None:
             stack = stop.enter_context(local_stack())
-        # The side experiment first, while moto is fresh; then the load itself.
+        # The sequential figures first, while moto is fresh; then the load itself.
         try:
-            nagle: Table | None = nodelay_comparison(stack)
-        except Exception as exc:  # a side experiment: report it, keep the load figures
-            nagle = None
-            section.notes.append(f"The TCP_NODELAY comparison failed: {type(exc).__name__}: "
+            sequential: Table | None = sequential_latency(stack)
+        except Exception as exc:  # a side measurement: report it, keep the load figures
+            sequential = None
+            section.notes.append(f"The sequential measurement failed: {type(exc).__name__}: "
                                  f"{exc}")
         totals, per_slice = interleaved(
             {"server": http_worker(stack.url, clients),
@@ -382,7 +321,7 @@ def run(section: Section, _results: dict[str, Section] | None = None,
     slices = Table(["slice", *(f"{i + 1}" for i in range(len(per_slice)))])
     slices.add("server requests/s", *(f"{r['server']:.1f}" for r in per_slice))
     slices.add("raw moto requests/s", *(f"{r['raw']:.1f}" for r in per_slice))
-    section.tables += [table, per_op, slices, *([nagle] if nagle else []),
+    section.tables += [table, per_op, slices, *([sequential] if sequential else []),
                        *([growth] if growth else [])]
     errors = sum(server.errors.values())
     rate = len(server.latencies) / server.elapsed if server.elapsed else 0.0
@@ -397,22 +336,20 @@ def run(section: Section, _results: dict[str, Section] | None = None,
     if server.errors or raw.errors:
         section.notes.append("Errors: " + ", ".join(
             f"{k} ×{v}" for k, v in (server.errors + raw.errors).most_common(6)))
-    if nagle is not None:
+    if sequential is not None:
         section.notes.append(
-            "The TCP_NODELAY table is a side experiment: one client, one request at a time, "
-            "against "
-            "devstack's `chalice local` and against a second `chalice local` on the same moto "
-            "server whose request handler sets TCP_NODELAY. chalice local writes a response's "
-            "headers and body separately; on a kept-alive connection Nagle's algorithm holds "
-            "the body until the client's delayed ACK (~40 ms on Linux).")
+            "The sequential table is one client, one request at a time, on a kept-alive "
+            "connection. chalice local writes a response's headers and body separately; "
+            "devstack starts it with TCP_NODELAY (devstack/chalice_local.py), without which "
+            "Nagle's algorithm held every body until the client's delayed ACK (~40 ms).")
     if growth is not None:
         section.notes.append(
-            "Why moto is the ceiling: its TransactWriteItems deep-copies the whole table, "
-            "stream records included, once per action (to roll back on failure), so every "
-            "transaction gets slower as the stream grows; the stream runner's "
-            "product_popularity follow-up makes one per line change. The stream-growth "
-            "table measures it in-process on the app's own table. A long `make run` session "
-            "slows down the same way.")
+            "moto's TransactWriteItems deep-copies the whole table, stream records "
+            "included, once per action (to roll back on failure): the stream-growth table "
+            "measures it on in-process moto, where every transaction gets slower as the "
+            "stream grows. devstack's moto server shares the stream's shards instead "
+            "(devstack/motoserver.py), so a long `make run` session does not slow down; "
+            "there moto is the ceiling because it answers one request at a time.")
     section.notes.append(
         f"Mix: {', '.join(MIX)} in turn per client; each client keeps its own cookie and "
         f"starts a new cart every {NEW_CART_EVERY} adds. The stream runner keeps "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess  # nosec B404: starts this project's own stack
 import sys
 import time
@@ -18,26 +17,9 @@ from typing import Any
 
 from devstack.environment import PROJECT_DIR
 from devstack.environment import table_name as stage_table
+from devstack.ports import free_port, local_url
 
-HOST = "127.0.0.1"
 LOCAL_STAGE = "local"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    """Nothing listens there: a server could bind it now (TIME_WAIT does not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-        return True
 
 
 def _children() -> dict[int, list[int]]:
@@ -85,11 +67,11 @@ class LiveStack:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return local_url(self.port)
 
     @property
     def moto_url(self) -> str:
-        return f"http://{HOST}:{self.moto_port}"
+        return local_url(self.moto_port)
 
     @property
     def park_file(self) -> Path:

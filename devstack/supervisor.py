@@ -26,8 +26,8 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.environment import PROJECT_DIR, StageError, moto_environment, stage_variables
+from devstack.ports import HOST, bind_error, local_url
 
-HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 REQUIRED = ("moto", "flask", "werkzeug", "chalice", "boto3")
@@ -106,11 +106,11 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return local_url(self.port)
 
     @property
     def moto_url(self) -> str:
-        return f"http://{HOST}:{self.moto_port}"
+        return local_url(self.moto_port)
 
     def start(self) -> None:
         check_dependencies()
@@ -230,14 +230,10 @@ def check_dependencies(modules: tuple[str, ...] = REQUIRED) -> None:
 
 
 def ensure_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As the servers do: a closed connection in TIME_WAIT does not hold the port.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError as exc:
-            raise StackError(f"port {port} on {HOST} is already in use ({exc.strerror}); "
-                             "stop what holds it or pick another port") from exc
+    error = bind_error(port)
+    if error is not None:
+        raise StackError(f"port {port} on {HOST} is already in use ({error.strerror}); "
+                         "stop what holds it or pick another port") from error
 
 
 def wait_for_port(port: int, child: Child, timeout: float = START_TIMEOUT) -> None:

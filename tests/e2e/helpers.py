@@ -6,15 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from devstack.background import (
-    HOST,
-    LiveStack,
-    alive,
-    descendants,
-    free_port,
-    port_is_free,
-    start_stack,
-)
+from devstack.background import LiveStack, alive, descendants, start_stack
+from devstack.ports import HOST, free_port, port_is_free
 
 __all__ = ["HOST", "LiveStack", "alive", "descendants", "free_port",
            "port_is_free", "start_stack", "wait_until"]
