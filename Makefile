@@ -1,17 +1,24 @@
 # chalice-cart: the project's vocabulary. Every target installs what it needs.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The venv's Python is the Lambda runtime's (python3.13, .chalice/config.json):
+# what is tested and run locally is what is deployed. PYTHON=... overrides.
+LAMBDA_PYTHON := 3.13
+PYTHON ?= $(shell scripts/lambda-python $(LAMBDA_PYTHON))
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAGE ?= dev
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install browser run test lint unit functional e2e bench package deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
+	'brew install python@$(LAMBDA_PYTHON)', 'apt-get install python$(LAMBDA_PYTHON)' or \
+	'pyenv install $(LAMBDA_PYTHON)'), or run make PYTHON=/path/to/python$(LAMBDA_PYTHON)" >&2; exit 1; }
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(LAMBDA_PYTHON)".split("."))))' \
+		2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)

@@ -328,19 +328,10 @@ def serve_image(name: str) -> Response:
 
 # -- stream follow-ups ----------------------------------------------------------
 
+# One reader on the table's stream: DynamoDB Streams allows two per shard, and
+# every @app.on_dynamodb_record is one more. It runs every follow-up on each
+# batch (chalicelib/followups.py).
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100,
                         starting_position="TRIM_HORIZON")
-def cart_summary(event: DynamoDBEvent) -> dict[str, Any]:
-    return followups.summarize_carts(event.to_dict()["Records"], runtime.repository())
-
-
-@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100,
-                        starting_position="TRIM_HORIZON")
-def product_popularity(event: DynamoDBEvent) -> dict[str, Any]:
-    return followups.count_popularity(event.to_dict()["Records"], runtime.repository())
-
-
-@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100,
-                        starting_position="TRIM_HORIZON")
-def order_confirmation(event: DynamoDBEvent) -> dict[str, Any]:
-    return followups.confirm_orders(event.to_dict()["Records"], runtime.repository())
+def process_stream(event: DynamoDBEvent) -> dict[str, Any]:
+    return followups.process_batch(event.to_dict()["Records"], runtime.repository())

@@ -28,6 +28,19 @@ HOLDER_TTL_SECONDS = 2 * 24 * 3600
 RENEW_SLACK_SECONDS = 3600
 
 
+# Lambda event filtering (the deploy puts these on the stream mapping; the local
+# runner applies them too): only cart lines and new orders need a follow-up.
+# The follow-ups' own writes (summaries, popularity) are never delivered, so
+# they cost no invocation. A record that matches any pattern is delivered.
+STREAM_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (
+    {"dynamodb": {"Keys": {"pk": {"S": [{"prefix": table.CART_PREFIX}]},
+                           "sk": {"S": [{"prefix": table.LINE_PREFIX}]}}}},
+    {"eventName": ["INSERT"],
+     "dynamodb": {"Keys": {"pk": {"S": [{"prefix": table.CART_PREFIX}]},
+                           "sk": {"S": [{"prefix": table.ORDER_PREFIX}]}}}},
+)
+
+
 class PoisonRecord(ValueError):
     """A record this follow-up can never process, however often it is retried."""
 
@@ -201,3 +214,23 @@ def _each(records: list[Record], name: str,
             failed.append(_sequence(record))
             failed_items.add(item)
     return _failure(failed)
+
+
+Followup = Callable[[list[Record], DynamoCartRepository], dict[str, Any]]
+FOLLOWUPS: tuple[tuple[str, Followup], ...] = (
+    ("cart_summary", lambda records, repo: summarize_carts(records, repo)),
+    ("product_popularity", lambda records, repo: count_popularity(records, repo)),
+    ("order_confirmation", lambda records, repo: confirm_orders(records, repo)),
+)
+
+
+def process_batch(records: list[Record], repo: DynamoCartRepository) -> dict[str, Any]:
+    """Every follow-up over one batch; Lambda retries from the lowest failure reported.
+
+    Each follow-up is idempotent, so the records after that point, which
+    some follow-ups already handled, are safe to run through them again.
+    """
+    failed: list[str] = []
+    for _, followup in FOLLOWUPS:
+        failed.extend(f["itemIdentifier"] for f in followup(records, repo)["batchItemFailures"])
+    return _failure([min(failed, key=int)] if failed else [])

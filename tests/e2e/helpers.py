@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from devstack.background import LiveStack, alive, descendants, start_stack
 from devstack.ports import HOST, free_port, port_is_free
@@ -12,10 +11,9 @@ from devstack.ports import HOST, free_port, port_is_free
 __all__ = ["HOST", "LiveStack", "alive", "descendants", "free_port",
            "port_is_free", "start_stack", "wait_until"]
 
-T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 5.0,
+def wait_until[T](predicate: Callable[[], T], timeout: float = 5.0,
                interval: float = 0.05) -> T:
     """The predicate's first truthy value; AssertionError after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -69,7 +69,9 @@ BAD_BODIES = [
                  id="truncated-json"),
     pytest.param("POST", ITEMS, "", "Error Parsing JSON", id="empty-body"),
     pytest.param("POST", ITEMS, b"\xff\xfe\x00", "Error Parsing JSON", id="not-utf8"),
-    pytest.param("POST", ITEMS, "[" * 3000 + "]" * 3000, "Error Parsing JSON",
+    # Python 3.13's decoder parses this depth (older ones raised RecursionError,
+    # which app.py answers as a parse error): either way a 400, never a 500.
+    pytest.param("POST", ITEMS, "[" * 3000 + "]" * 3000, "the request body must be a JSON object",
                  id="deeply-nested-json"),
     pytest.param("POST", ITEMS, "null", "JSON object", id="null"),
     pytest.param("POST", ITEMS, "[]", "JSON object", id="array"),

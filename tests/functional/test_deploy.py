@@ -55,13 +55,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS")
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 CODE_BUCKET = "chalice-cart-artifacts-123456789012-us-east-1"
-FOLLOWUPS = {"CartSummary", "ProductPopularity", "OrderConfirmation"}
+FOLLOWUPS = {"ProcessStream"}
 # What each function's code calls, as IAM actions (repository.py, followups.py).
 EXPECTED_TABLE_ACTIONS = {
     "APIHandler": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
-    "CartSummary": {"Query", "UpdateItem", "PutItem"},
-    "ProductPopularity": {"UpdateItem"},
-    "OrderConfirmation": {"UpdateItem"},
+    "ProcessStream": {"Query", "UpdateItem", "PutItem"},
 }
 STREAM_ACTIONS = {"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"}
 TRANSACT_PARTS = {
@@ -254,7 +252,7 @@ def test_functions_read_table_and_stream_from_the_table_in_the_same_stack(dev: B
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["TABLE_NAME"] == {"Ref": "CartTable"}
         assert variables["TABLE_STREAM_ARN"] == {"Fn::GetAtt": ["CartTable", "StreamArn"]}
-        assert function["Properties"]["Runtime"] == "python3.11"
+        assert function["Properties"]["Runtime"] == "python3.13"
         assert function["Properties"]["Code"] == {"S3Bucket": CODE_BUCKET, "S3Key": "dev/code.zip"}
     assert "placeholder" not in json.dumps(dev.expanded)
 
@@ -378,13 +376,8 @@ def test_every_dynamodb_call_the_code_makes_is_allowed_by_its_function_policy(
     request(client, "GET", f"/api/orders/{order['orderId']}", cookie)
     used = {"APIHandler": actions()}
     records = stream.read()
-    for function, name in (
-        ("CartSummary", "cart_summary"),
-        ("ProductPopularity", "product_popularity"),
-        ("OrderConfirmation", "order_confirmation"),
-    ):
-        stream.deliver(records, functions=(name,))
-        used[function] = actions()
+    stream.deliver(records, functions=("process_stream",))
+    used["ProcessStream"] = actions()
     for function, made in used.items():
         assert made, f"{function} made no call: the scenario does not reach it"
         allowed = set(_allowed(dev.expanded, function, "dynamodb"))
@@ -782,13 +775,13 @@ def test_stand_in_functions_run_the_package_on_the_stack_table_and_stream(
     package_sha = base64.b64encode(hashlib.sha256(dev.build.zip_path.read_bytes()).digest())
     assert set(seen.functions) == {
         f"{STACK}-{handler}"
-        for handler in ("api_handler", "cart_summary", "product_popularity", "order_confirmation")
+        for handler in ("api_handler", "process_stream")
     }
     for function in seen.functions.values():
         variables = function["Environment"]["Variables"]
         assert variables["TABLE_NAME"] == seen.table["TableName"]
         assert variables["TABLE_STREAM_ARN"] == seen.table["LatestStreamArn"]
-        assert function["Runtime"] == "python3.11"
+        assert function["Runtime"] == "python3.13"
         assert function["CodeSha256"] == package_sha.decode()
     api = seen.functions[f"{STACK}-api_handler"]["Environment"]["Variables"]
     assert api["CART_COOKIE_SECRET_PARAM"] == "/chalice-cart/dev/cookie-secret"
@@ -802,9 +795,7 @@ def test_stand_in_follow_up_mappings_report_item_failures_bisect_and_dead_letter
     assert seen.table is not None
     [dlq] = seen.queues.values()
     assert {m["FunctionArn"].rsplit(":", 1)[1] for m in seen.mappings} == {
-        f"{STACK}-cart_summary",
-        f"{STACK}-product_popularity",
-        f"{STACK}-order_confirmation",
+        f"{STACK}-process_stream",
     }
     for mapping in seen.mappings:
         assert mapping["EventSourceArn"] == seen.table["LatestStreamArn"]
@@ -824,7 +815,7 @@ def test_stand_in_roles_name_only_the_table_stream_queue_key_and_own_logs(
     seen = lifecycle.after_first
     assert seen.table is not None
     table_arn, stream_arn = seen.table["TableArn"], seen.table["LatestStreamArn"]
-    assert len(seen.statements) == 4
+    assert len(seen.statements) == 2  # the API and the one stream function
     for role, statements in seen.statements.items():
         for statement in statements:
             resources = statement["Resource"]
@@ -886,7 +877,7 @@ def test_deploying_new_code_updates_the_functions_in_place_and_keeps_the_table(
 ) -> None:
     changes = [line.split() for line in lifecycle.update if line.startswith("  Modify")]
     assert sorted(change[2] for change in changes) == sorted(
-        ["APIHandler", "CartSummary", "ProductPopularity", "OrderConfirmation"]
+        ["APIHandler", "ProcessStream"]
     )
     assert not any(line.startswith(("  Add", "  Remove")) for line in lifecycle.update)
     before, after = lifecycle.after_first, lifecycle.after_update

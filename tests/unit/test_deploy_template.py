@@ -14,7 +14,7 @@ from deploy.settings import DeployError, Stage, load_stage
 
 DEV = Stage("chalice-cart", "dev", production=False)
 PROD = Stage("chalice-cart", "prod", production=True)
-HANDLERS = ("cart_summary", "product_popularity", "order_confirmation")
+HANDLERS = ("process_stream",)
 
 
 def merged_like_chalice(stage: Stage = DEV) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def merged_like_chalice(stage: Stage = DEV) -> dict[str, Any]:
         resources[name] = {
             "Type": "AWS::Serverless::Function",
             **own,
-            "Properties": {"Runtime": "python3.11", **own["Properties"]},
+            "Properties": {"Runtime": "python3.13", **own["Properties"]},
         }
     return {"Resources": resources}
 
@@ -69,19 +69,19 @@ def test_merged_template_passes_the_check() -> None:
 
 def test_check_names_a_mapping_that_lost_its_failure_handling() -> None:
     template = merged_like_chalice()
-    event = template["Resources"]["OrderConfirmation"]["Properties"]["Events"][
-        "OrderConfirmationDynamodbEventSource"
+    event = template["Resources"]["ProcessStream"]["Properties"]["Events"][
+        "ProcessStreamDynamodbEventSource"
     ]["Properties"]
     del event["BisectBatchOnFunctionError"]
     assert tpl.check_template(template, HANDLERS) == [
-        "OrderConfirmation: mapping BisectBatchOnFunctionError is None"
+        "ProcessStream: mapping BisectBatchOnFunctionError is None"
     ]
 
 
 def test_check_names_a_handler_chalice_named_differently() -> None:
     template = merged_like_chalice()
-    template["Resources"]["CartSummaryV2"] = template["Resources"].pop("CartSummary")
-    assert "no function CartSummary for handler cart_summary" in tpl.check_template(
+    template["Resources"]["ProcessStreamV2"] = template["Resources"].pop("ProcessStream")
+    assert "no function ProcessStream for handler process_stream" in tpl.check_template(
         template, HANDLERS
     )
 
@@ -104,7 +104,7 @@ def test_with_code_points_every_function_at_the_upload_and_leaves_the_input_alon
 
 def test_secret_parameter_and_function_names_are_per_stage() -> None:
     assert DEV.secret_parameter == "/chalice-cart/dev/cookie-secret"
-    assert PROD.function_name("cart_summary") == "chalice-cart-prod-cart_summary"
+    assert PROD.function_name("process_stream") == "chalice-cart-prod-process_stream"
     api = tpl.merge_template(PROD, HANDLERS)["Resources"]["APIHandler"]["Properties"]
     assert api["Environment"]["Variables"]["CART_COOKIE_SECRET_PARAM"] == {
         "Ref": "CookieSecretParameter"

@@ -49,7 +49,7 @@ def test_a_missing_dependency_is_named() -> None:
 def test_the_runner_finds_every_stream_handler_on_the_app_with_its_settings() -> None:
     sources = {source.name: source for source in stream_handlers(app)}
 
-    assert set(sources) == {"cart_summary", "product_popularity", "order_confirmation"}
+    assert set(sources) == {"process_stream"}
     for name, source in sources.items():
         assert callable(getattr(app, name))
         assert source.batch_size == 100
