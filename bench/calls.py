@@ -30,6 +30,10 @@ class Call:
     ended: float = 0.0
     backend_started: float = 0.0
     backend_ended: float = 0.0
+    # The same bracket in this thread's CPU time: moto's own work, which a
+    # loaded machine does not inflate the way it inflates wall time.
+    backend_cpu_started: float = 0.0
+    backend_cpu_ended: float = 0.0
     consumed: float | None = None
     response: dict[str, Any] = field(default_factory=dict)
     # Sizes of the items a write touches, read just before it (UnitModel.snapshot).
@@ -43,6 +47,10 @@ class Call:
     def backend_seconds(self) -> float:
         """Time inside the backend (moto), as seen from the client."""
         return max(0.0, self.backend_ended - self.backend_started)
+
+    @property
+    def backend_cpu_seconds(self) -> float:
+        return max(0.0, self.backend_cpu_ended - self.backend_cpu_started)
 
 
 class CallRecorder:
@@ -96,10 +104,12 @@ class CallRecorder:
     def _backend_start(self, **_: Any) -> None:
         if self.active and self._pending is not None:
             self._pending.backend_started = time.perf_counter()
+            self._pending.backend_cpu_started = time.thread_time()
 
     def _backend_end(self, **_: Any) -> None:
         if self.active and self._pending is not None:
             self._pending.backend_ended = time.perf_counter()
+            self._pending.backend_cpu_ended = time.thread_time()
 
     def _after_call(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
         call, self._pending = self._pending, None
@@ -194,7 +204,7 @@ class UnitModel:
     def units(self, call: Call) -> tuple[float, float]:
         """(read units, write units) for one call."""
         op, params = call.operation, call.params
-        if op in WRITE_OPERATIONS or op == "TransactWriteItems":
+        if op in WRITE_OPERATIONS or op in ("TransactWriteItems", "BatchWriteItem"):
             transactional = op == "TransactWriteItems"
             total = 0.0
             factor = 2 if transactional else 1
@@ -238,4 +248,80 @@ def _write_keys(operation: str, params: dict[str, Any]) -> list[tuple[str, str, 
             table = body["TableName"]
             key = _key_of(table, body)
             keys.append((_fingerprint(table, key), table, key))
+    elif operation == "BatchWriteItem":
+        keys = _batch_write_keys(params)
     return keys
+
+
+# -- per item: which keys a call touched, and its units on each ---------------------
+
+def query_partition(params: dict[str, Any], response: dict[str, Any]) -> str | None:
+    """The partition key value a Query names (`pk = :v`), else its first item's."""
+    import re
+
+    condition = str(params.get("KeyConditionExpression", ""))
+    names = params.get("ExpressionAttributeNames", {})
+    values = params.get("ExpressionAttributeValues", {})
+    for match in re.finditer(r"([#\w]+)\s*=\s*(:\w+)", condition):
+        name = names.get(match.group(1), match.group(1))
+        value = values.get(match.group(2), {})
+        if name == "pk" and "S" in value:
+            return str(value["S"])
+    items = response.get("Items") or []
+    if items and "S" in items[0].get("pk", {}):
+        return str(items[0]["pk"]["S"])
+    return None
+
+
+def _batch_write_keys(params: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    keys: list[tuple[str, str, dict[str, Any]]] = []
+    for table, requests in params.get("RequestItems", {}).items():
+        for request in requests:
+            if "PutRequest" in request:
+                key = _key_of(table, request["PutRequest"])
+            else:
+                key = dict(request["DeleteRequest"]["Key"])
+            keys.append((_fingerprint(table, key), table, key))
+    return keys
+
+
+def _plain(key: dict[str, Any]) -> tuple[str, str]:
+    pk, sk = key.get("pk", {}), key.get("sk", {})
+    return str(next(iter(pk.values()), "")), str(next(iter(sk.values()), ""))
+
+
+def item_units(model: UnitModel, call: Call) -> list[tuple[str, str, float, float]]:
+    """(pk, sk, read units, write units) per item a call touched; sk "*" for a Query.
+
+    The same rules as UnitModel.units, split by item, so a scale model can say
+    which partition key and which item carries the load.
+    """
+    op, params = call.operation, call.params
+    rows: list[tuple[str, str, float, float]] = []
+    if op in WRITE_OPERATIONS or op in ("TransactWriteItems", "BatchWriteItem"):
+        keys = _write_keys(op, params)
+        factor = 2 if op == "TransactWriteItems" else 1
+        for fp, table, key in keys:
+            after = item_size(model._get(table, key))
+            units = write_units(max(call.before.get(fp, 0), after)) * factor
+            rows.append((*_plain(key), 0.0, float(units)))
+        return rows
+    consistent = bool(params.get("ConsistentRead"))
+    if op == "GetItem":
+        rows.append((*_plain(params["Key"]),
+                     read_units(item_size(call.response.get("Item")), consistent), 0.0))
+    elif op in ("Query", "Scan"):
+        size = sum(item_size(item) for item in call.response.get("Items", []))
+        pk = query_partition(params, call.response) if op == "Query" else "*"
+        rows.append((pk or "*", "*", read_units(size, consistent), 0.0))
+    elif op == "TransactGetItems":
+        for action, result in zip(params.get("TransactItems", []),
+                                  call.response.get("Responses", []), strict=False):
+            rows.append((*_plain(action["Get"]["Key"]),
+                         2 * read_units(item_size(result.get("Item")), True), 0.0))
+    elif op == "BatchGetItem":
+        for table, items in call.response.get("Responses", {}).items():
+            strong = bool(params["RequestItems"].get(table, {}).get("ConsistentRead"))
+            for item in items:
+                rows.append((*_plain(item), read_units(item_size(item), strong), 0.0))
+    return rows

@@ -1,117 +1,198 @@
-"""(7) Cost model: dollars per 1M cart operations on AWS, from sections (1) and (2)."""
+"""(9) Cost model: dollars per 1M API requests of the declared mix, everything it pulls in.
+
+The footprint is section 8's (bench/footprint.py, measured on the real code): per
+request of the mix, the API function's billed duration, its DynamoDB units and
+log bytes; the stream functions' invocations, durations, units and log bytes per
+request at the declared rate (bench/scale.py forms the batches). This module only
+prices them.
+"""
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from dataclasses import dataclass
 
 from bench.common import Section, Table
+from bench.scale import Footprint, Result, Workload, billed_seconds
 
-# Public on-demand prices, us-east-1 (US East, N. Virginia), x86, first pricing tier.
-# Looked up 2026-11-25 with the project's documentation search (stored copies):
-#   Lambda requests  $0.20 per 1M            docs.aws.amazon.com/whitepapers/latest/
-#                                            how-aws-pricing-works/lambda.html
-#   Lambda duration  $0.0000166667 per GB-s  aws.amazon.com/lambda/pricing/ (x86, first
-#                                            6 billion GB-s per month)
-#   DynamoDB on-demand, Standard table class, since the 2024-11-01 price cut:
-#     $0.625 per 1M write request units, $0.125 per 1M read request units
-#                                            aws.amazon.com/dynamodb/pricing/on-demand/
-#   CPU: "At 1,769 MB, a function has the equivalent of one vCPU"
-#                                            docs.aws.amazon.com/lambda/latest/dg/
-#                                            resource-model.html
-PRICES_LOOKED_UP = "2026-11-25"
-REGION = "us-east-1"
-LAMBDA_PER_REQUEST = 0.20 / 1_000_000
-LAMBDA_PER_GB_SECOND = 0.0000166667
-DYNAMODB_PER_WRU = 0.625 / 1_000_000
-DYNAMODB_PER_RRU = 0.125 / 1_000_000
-ONE_VCPU_MB = 1769
-MEMORY_SIZES = (128, 256)
-# An assumption, not a measurement: a DynamoDB round trip from Lambda in the same
-# region ("single-digit millisecond" per the DynamoDB documentation).
-DYNAMODB_ROUND_TRIP_S = 0.005
 MILLION = 1_000_000
+GB = 1024 ** 3
+REGION = "us-east-1"
 
 
-def lambda_duration(cpu_seconds: float, requests: int, memory_mb: int) -> float:
-    """Billed seconds: CPU slowed to the memory size's share of a vCPU, plus the waits,
-    rounded up to the next millisecond."""
-    scaled = cpu_seconds * max(1.0, ONE_VCPU_MB / memory_mb)
-    return math.ceil((scaled + requests * DYNAMODB_ROUND_TRIP_S) * 1000) / 1000
+@dataclass(frozen=True)
+class Price:
+    name: str
+    dollars: float
+    unit: str
+    source: str
+    looked_up: str
 
 
-def per_million(duration_s: float, memory_mb: int, rru: float, wru: float) -> dict[str, float]:
-    lambda_requests = MILLION * LAMBDA_PER_REQUEST
-    lambda_compute = MILLION * duration_s * memory_mb / 1024 * LAMBDA_PER_GB_SECOND
-    dynamodb = MILLION * (rru * DYNAMODB_PER_RRU + wru * DYNAMODB_PER_WRU)
-    return {"lambda_requests": lambda_requests, "lambda_compute": lambda_compute,
-            "dynamodb": dynamodb, "total": lambda_requests + lambda_compute + dynamodb}
+# Every price the model uses, us-east-1, on-demand, first pricing tier, no free tier.
+# AWS renders its pricing pages' figures client-side; the stored copies carry the
+# units and rules, the figures were cross-checked against secondary sources that
+# quote them. Re-check before relying on them.
+PRICES: dict[str, Price] = {p.name: p for p in (
+    Price("api_gateway_rest", 3.50 / MILLION, "REST API call (first 333M a month)",
+          "aws.amazon.com/api-gateway/pricing", "2026-12-01"),
+    Price("lambda_request", 0.20 / MILLION, "invocation",
+          "aws.amazon.com/lambda/pricing", "2026-11-25"),
+    Price("lambda_gb_s_x86_64", 0.0000166667, "GB-second, x86_64 (first 6B GB-s a month)",
+          "aws.amazon.com/lambda/pricing", "2026-11-25"),
+    Price("lambda_gb_s_arm64", 0.0000133334, "GB-second, arm64 (first 7.5B GB-s a month)",
+          "aws.amazon.com/lambda/pricing; artillery's price table (base arm64 1333340e-10)",
+          "2026-12-01"),
+    Price("dynamodb_wru", 0.625 / MILLION, "on-demand write request unit",
+          "aws.amazon.com/dynamodb/pricing/on-demand (since the 2024-11-01 cut)", "2026-11-25"),
+    Price("dynamodb_rru", 0.125 / MILLION, "on-demand read request unit",
+          "aws.amazon.com/dynamodb/pricing/on-demand (since the 2024-11-01 cut)", "2026-11-25"),
+    Price("streams_lambda_read", 0.0, "GetRecords by a Lambda trigger (free)",
+          "aws.amazon.com/dynamodb/pricing/on-demand (\"Change data capture\")", "2026-12-01"),
+    Price("logs_ingest", 0.50 / GB, "byte ingested, CloudWatch Logs standard",
+          "aws.amazon.com/cloudwatch/pricing", "2026-12-01"),
+    Price("xray_trace", 5.00 / MILLION, "trace recorded",
+          "aws.amazon.com/xray/pricing", "2026-12-01"),
+    Price("alarm_month", 0.10, "standard-resolution alarm metric per month",
+          "aws.amazon.com/cloudwatch/pricing", "2026-12-01"),
+    Price("dashboard_month", 3.00, "dashboard per month (3 free per account)",
+          "aws.amazon.com/cloudwatch/pricing", "2026-12-01"),
+    Price("custom_metric_month", 0.30, "custom metric (EMF) per month (first 10,000)",
+          "aws.amazon.com/cloudwatch/pricing", "2026-12-01"),
+)}
+ARCHITECTURES = ("arm64", "x86_64")
+# Not measurable here: the lines Lambda itself writes per invocation (START, END,
+# REPORT; about 100 + 60 + 180 bytes without an init line) and API Gateway's access
+# log line (the stage's format, about 350 bytes with request id, IP, route, status,
+# latency). Declared.
+PLATFORM_LOG_BYTES = 340
+ACCESS_LOG_BYTES = 350
+# X-Ray's default sampling rule: the first request each second, then 5%.
+XRAY_RESERVOIR_PER_S = 1.0
+XRAY_RATE = 0.05
+MONTH_SECONDS = 30 * 24 * 3600
+SMALL_SHOP_PER_MONTH = 10 * MILLION
 
 
-def run(section: Section, results: dict[str, Section] | None = None) -> None:
+def price(name: str) -> float:
+    return PRICES[name].dollars
+
+
+@dataclass(frozen=True)
+class Fixed:
+    alarms: int
+    dashboards: int
+    metrics: int
+
+    def monthly(self) -> float:
+        return (self.alarms * price("alarm_month") + self.dashboards * price("dashboard_month")
+                + self.metrics * price("custom_metric_month"))
+
+
+def lines(fp: Footprint, wl: Workload, result: Result, arch: str) -> dict[str, float]:
+    """Dollars per 1M API requests of the mix, by line."""
+    rate = result.rate
+    gb_s = price(f"lambda_gb_s_{arch}")
+    memory_gb = fp.memory_mb / 1024
+    api_seconds = sum(share * billed_seconds(fp.operations[n].cpu_seconds,
+                                             fp.operations[n].requests, fp)
+                      for n, share in wl.mix)
+    invocations = result.invocations_per_s / rate  # follow-up invocations per request
+    stream_seconds = sum(m.batches_per_s * m.seconds_per_batch for m in result.mappings) / rate
+    app_log = sum(share * fp.operations[n].log_bytes for n, share in wl.mix)
+    stream_log = sum(m.log_bytes_per_s for m in result.mappings) / rate
+    log_bytes = (app_log + ACCESS_LOG_BYTES + PLATFORM_LOG_BYTES * (1 + invocations)
+                 + stream_log)
+    sampled = min(1.0, (XRAY_RESERVOIR_PER_S + XRAY_RATE * max(0.0, rate - 1)) / rate)
+    return {
+        "API Gateway (REST)": MILLION * price("api_gateway_rest"),
+        "API function: requests": MILLION * price("lambda_request"),
+        "API function: duration (GB-s)": MILLION * api_seconds * memory_gb * gb_s,
+        "follow-ups: invocations": MILLION * invocations * price("lambda_request"),
+        "follow-ups: duration (GB-s)": MILLION * stream_seconds * memory_gb * gb_s,
+        "DynamoDB reads (API + follow-ups)": MILLION * result.table.rcu / rate
+        * price("dynamodb_rru"),
+        "DynamoDB writes (API + follow-ups)": MILLION * result.table.wcu / rate
+        * price("dynamodb_wru"),
+        "stream reads (Lambda trigger)": 0.0,
+        "CloudWatch Logs ingestion": MILLION * log_bytes * price("logs_ingest"),
+        "X-Ray traces (default sampling)": MILLION * sampled * (1 + invocations)
+        * price("xray_trace"),
+    }
+
+
+def fixed_costs(handlers: list[str], emf_metrics: int) -> Fixed:
+    """Alarms and dashboards from the deploy template as built; metrics as measured."""
+    alarms = dashboards = 0
+    try:
+        from deploy import settings, template
+
+        stage = settings.Stage("chalice-cart", "prod", True)
+        built = template.merge_template(stage, handlers)
+        for resource in built.get("Resources", {}).values():
+            kind = resource.get("Type")
+            if kind == "AWS::CloudWatch::Alarm":
+                metrics = resource.get("Properties", {}).get("Metrics")
+                alarms += len([m for m in metrics if "MetricStat" in m]) if metrics else 1
+            elif kind == "AWS::CloudWatch::Dashboard":
+                dashboards += 1
+    except Exception:  # a template this bench cannot build prices at zero, and says so
+        alarms = dashboards = -1
+    return Fixed(alarms, dashboards, emf_metrics)
+
+
+def run(section: Section, results: dict[str, Section] | None = None,
+        quick: bool = False) -> None:
     results = results or {}
-    capacity, overhead = results.get("capacity"), results.get("overhead")
-    if capacity is None or overhead is None or capacity.error or overhead.error:
-        raise RuntimeError("needs the results of sections (1) and (2); see their errors")
-    ops: dict[str, Any] = capacity.data["operations"]
-    timing: dict[str, Any] = overhead.data
-    headers = ["operation", "requests", "RRU", "WRU", "CPU ms (measured)"]
-    for mb in MEMORY_SIZES:
-        headers += [f"billed ms @{mb} MB", f"$ / 1M @{mb} MB"]
-    table = Table(headers)
-    totals = {mb: 0.0 for mb in MEMORY_SIZES}
-    shares = {mb: {"lambda_requests": 0.0, "lambda_compute": 0.0, "dynamodb": 0.0}
-              for mb in MEMORY_SIZES}
-    for name, op in ops.items():
-        t = timing[name]
-        # app(event) time minus the time moto spent emulating DynamoDB: what the
-        # function itself computes (Chalice, the app, botocore).
-        cpu = max(0.0, t["cpu_p50"])
-        row: list[Any] = [name, op["requests"], f"{op['read_units']:g}",
-                          f"{op['write_units']:g}", f"{cpu * 1000:.2f}"]
-        for mb in MEMORY_SIZES:
-            billed = lambda_duration(cpu, op["requests"], mb)
-            cost = per_million(billed, mb, op["read_units"], op["write_units"])
-            totals[mb] += cost["total"] / len(ops)
-            for part in shares[mb]:
-                shares[mb][part] += cost[part] / len(ops)
-            row += [f"{billed * 1000:.0f}", f"{cost['total']:.2f}"]
-        table.add(*row)
-    table.add("**equal mix of the 8**", "", "", "", "",
-              *[cell for mb in MEMORY_SIZES for cell in ("", f"**{totals[mb]:.2f}**")])
-    parts = Table(["of the equal mix", *(f"@{mb} MB" for mb in MEMORY_SIZES)])
-    for part, label in (("lambda_requests", "Lambda requests"),
-                        ("lambda_compute", "Lambda duration (GB-s)"),
-                        ("dynamodb", "DynamoDB request units")):
-        parts.add(label, *(f"${shares[mb][part]:.2f} ({shares[mb][part] / totals[mb]:.0%})"
-                           for mb in MEMORY_SIZES))
-    section.tables += [table, parts]
-    section.data.update(totals=totals)
-    section.result = (f"an equal mix of the 8 API operations costs "
-                      f"${totals[128]:.2f} per 1M at 128 MB and ${totals[256]:.2f} at 256 MB "
-                      f"(Lambda + DynamoDB on-demand, {REGION}, prices of "
-                      f"{PRICES_LOOKED_UP}).")
+    scale = results.get("scale")
+    if scale is None or scale.error or "footprint" not in scale.data:
+        raise RuntimeError("needs the results of section (8), the scale model; see its error")
+    fp: Footprint = scale.data["footprint"]
+    result: Result = scale.data["result"]
+    wl = result.workload
+    by_arch = {arch: lines(fp, wl, result, arch) for arch in ARCHITECTURES}
+    table = Table(["per 1M API requests of the mix", *ARCHITECTURES, "share (arm64)"])
+    total = {arch: sum(by_arch[arch].values()) for arch in ARCHITECTURES}
+    for line in by_arch["arm64"]:
+        table.add(line, *(f"${by_arch[arch][line]:.3f}" for arch in ARCHITECTURES),
+                  f"{by_arch['arm64'][line] / total['arm64']:.1%}")
+    table.add("**total**", *(f"**${total[arch]:.2f}**" for arch in ARCHITECTURES), "100%")
+    fixed = fixed_costs([m.name for m in fp.mappings], int(scale.data.get("emf_metrics", 0)))
+    monthly = Table(["fixed, per month", "count", "$ / month"])
+    if fixed.alarms < 0:
+        monthly.add("alarms, dashboards", "the deploy template could not be built", "?")
+    else:
+        monthly.add("alarm metrics", fixed.alarms, f"${fixed.alarms * price('alarm_month'):.2f}")
+        monthly.add("dashboards", fixed.dashboards,
+                    f"${fixed.dashboards * price('dashboard_month'):.2f}")
+    monthly.add("EMF custom metrics (as measured)", fixed.metrics,
+                f"${fixed.metrics * price('custom_metric_month'):.2f}")
+    small = total["arm64"] + max(fixed.monthly(), 0.0) / (SMALL_SHOP_PER_MONTH / MILLION)
+    prices = Table(["price", "$", "per", "source", "looked up"])
+    for p in PRICES.values():
+        prices.add(p.name, f"{p.dollars:.10g}", p.unit, p.source, p.looked_up)
+    section.tables += [table, monthly, prices]
+    section.data.update(total=total, lines=by_arch, fixed=fixed.monthly())
+    saving = 1 - total["arm64"] / total["x86_64"]
+    section.result = (
+        f"${total['arm64']:.2f} per 1M API requests of the mix on arm64, "
+        f"${total['x86_64']:.2f} on x86_64 ({saving:.1%} less); fixed "
+        f"${max(fixed.monthly(), 0.0):.2f} a month (a shop of 10M requests a month pays "
+        f"${small:.2f} per 1M with it). Largest line: "
+        f"{max(by_arch['arm64'], key=lambda k: by_arch['arm64'][k])}.")
     section.notes += [
-        f"Prices ({REGION}, on-demand, x86, looked up {PRICES_LOOKED_UP} with the project's "
-        "documentation search): Lambda $0.20 per 1M requests and $0.0000166667 per GB-second "
-        "(aws.amazon.com/lambda/pricing, docs.aws.amazon.com/whitepapers/latest/"
-        "how-aws-pricing-works/lambda.html); DynamoDB on-demand $0.625 per 1M write request "
-        "units and $0.125 per 1M read request units since the 1 November 2024 price cut "
-        "(aws.amazon.com/dynamodb/pricing/on-demand). AWS renders the figures on its pricing "
-        "pages client-side, so the stored copies carry the rules (units, rounding) and the "
-        "figures were cross-checked against secondary sources quoting them; re-check before "
-        "relying on them.",
-        "Duration model: the CPU the function spent here per request (section 2's "
-        "app(event, context) time minus the time inside moto, median: Chalice, the app and "
-        "botocore) is slowed by 1,769 MB / memory (Lambda gives a function CPU in "
-        "proportion to memory: one vCPU at 1,769 MB, docs.aws.amazon.com/lambda/latest/dg/"
-        f"resource-model.html), plus an **assumed** {DYNAMODB_ROUND_TRIP_S * 1000:.0f} ms per "
-        "DynamoDB round trip (not measurable here), rounded up to 1 ms as Lambda bills. "
-        "This machine's core may be faster or slower than a Lambda vCPU.",
-        "Request units are section (1)'s, computed from item sizes. Not included: API Gateway "
-        "(charged per API call, usually the largest line for small requests), data transfer, "
-        "storage, CloudWatch Logs (one access-log line per request), the free tiers, and the "
-        "stream follow-ups (per batch of K carts: cart_summary one Query and one PutItem per "
-        "cart, product_popularity one 2-item transaction per line that starts or stops being "
-        "held — see section 1's batch table).",
+        f"Mix and rate: section 8's ({wl.rate:,.0f} requests/s; "
+        + ", ".join(f"{n} {s:.0%}" for n, s in wl.mix) + "). Follow-up invocations, "
+        "their durations and units are per API request at that rate: the batches Lambda "
+        "forms there (a slower shop forms smaller batches and pays more invocations per "
+        "request).",
+        f"Durations: section 8's (CPU measured here, slowed to {fp.memory_mb} MB's share of a "
+        f"vCPU, plus an assumed {fp.round_trip_s * 1000:.0f} ms per DynamoDB request); the "
+        "same on both architectures, which the GB-s price alone tells apart (Graviton's "
+        "per-core speed against this machine's is not measured here).",
+        "Logs: the app's own lines (access line, EMF metrics) measured per request and per "
+        f"batch; plus declared {PLATFORM_LOG_BYTES} bytes of Lambda platform lines per "
+        f"invocation and a {ACCESS_LOG_BYTES}-byte API Gateway access-log line per request. "
+        "Storage after ingestion ($0.03 per GB-month) and data transfer are not included.",
+        "Free tiers (Lambda's 1M requests and 400,000 GB-s, CloudWatch's 10 alarms and 3 "
+        "dashboards, 5 GB of logs) are left out: at this rate they round to nothing.",
     ]

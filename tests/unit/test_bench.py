@@ -126,3 +126,133 @@ def test_a_crashing_section_is_reported_and_makes_the_run_fail(
     out = capsys.readouterr()
     assert "needs the results of sections (1) and (2)" in out.out
     assert "crashed: cost" in out.err
+
+
+# -- the scale model (bench/scale.py): arithmetic over a hand-made footprint ----------
+
+from bench.footprint import Ids, as_dynamodb_emits, passes  # noqa: E402
+from bench.scale import (  # noqa: E402
+    Access,
+    Footprint,
+    Mapping,
+    MappingRun,
+    OperationProfile,
+    PipelineRun,
+    Workload,
+    evaluate,
+    first_limit,
+    goal,
+    instance,
+    report,
+    zipf_weights,
+)
+
+ONLY_ADDS = Workload(rate=1000.0, mix=(("add", 1.0),), products=4, zipf_s=1.0, carts=100)
+
+
+def footprint(add: list[Access], stream: list[Access], mappings: int = 1,
+              cpu: float = 0.0) -> Footprint:
+    """One add per request; one measured run of 100 user writes, 100 records delivered,
+    `stream` being what the follow-ups spent over the whole run."""
+    op = OperationProfile("add", add, requests=1, cpu_seconds=cpu, records=1, log_bytes=0)
+    names = [f"f{i}" for i in range(mappings)]
+    runs = [PipelineRun(100, user_writes=100, records=100, mappings={
+        name: MappingRun(batches=1, records=100, accesses=list(stream), requests=0)
+        for name in names})]
+    return Footprint({"add": op}, tuple(Mapping(name) for name in names), runs,
+                     memory_mb=1769, round_trip_s=0.0)
+
+
+def test_zipf_weights_fall_as_a_power_of_the_rank_and_sum_to_one() -> None:
+    weights = zipf_weights(4, 1.0)
+    assert sum(weights) == pytest.approx(1.0)
+    assert weights[0] / weights[1] == pytest.approx(2.0)
+    assert weights[0] == pytest.approx(1 / (1 + 1 / 2 + 1 / 3 + 1 / 4))
+
+
+def test_a_key_naming_a_product_takes_that_products_zipf_share() -> None:
+    zipf = zipf_weights(4, 1.0)
+    # CATALOG / PRODUCT#<product>: the whole partition takes every pick, the item one share.
+    assert instance("CATALOG", "PRODUCT#<product>", 1, zipf, 100, sampled=False) == (
+        "", 1.0, "rank 1", zipf[0])
+    assert instance("PRODUCT#<product>", "HOLDER#<cart>", 1, zipf, 100, sampled=False) == (
+        "rank 1", zipf[0], "rank 1", zipf[0] / 100)
+    # A stream batch's access already happened on its product: it lands in full.
+    assert instance("PRODUCT#<product>", "COUNT", 3, zipf, 100, sampled=True)[:2] == (
+        "rank 3", 1.0)
+    assert instance("CART#<cart>", "LINE#<product>", 1, zipf, 100, sampled=False)[1] == 0.01
+
+
+def test_one_key_taking_every_write_is_the_hottest_and_scales_with_the_rate() -> None:
+    fp = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 1, 1)],
+                   stream=[Access("CATALOG", "PRODUCT#<product>", 0, 200, 1)])
+    result = evaluate(fp, ONLY_ADDS)
+    (pk, name), load = result.hottest_partition
+    assert (pk, name) == ("CATALOG", "")
+    # 1,000 adds/s, one record each, 2 WCU per record on the one key.
+    assert load.wcu == pytest.approx(2000.0)
+    assert evaluate(fp, ONLY_ADDS, rate=500.0).hottest_partition[1].wcu == pytest.approx(1000.0)
+
+
+def test_the_first_limit_is_the_rate_where_a_key_reaches_1000_wcu() -> None:
+    fp = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 1, 1)],
+                   stream=[Access("CATALOG", "PRODUCT#<product>", 0, 200, 1)])
+    limits = first_limit(fp, ONLY_ADDS)
+    name, rate = limits[0]
+    assert name == "hottest partition key, writes (1,000 WCU/s)"
+    assert rate == pytest.approx(500.0, rel=1e-3)
+
+
+def test_a_third_reader_on_the_stream_breaks_the_shard_limit_at_any_rate() -> None:
+    fp = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 1, 1)], stream=[],
+                   mappings=3)
+    limits = dict(first_limit(fp, ONLY_ADDS))
+    assert limits["readers per stream shard (2)"] == 0.0
+    figures = report(evaluate(fp, ONLY_ADDS), first_limit(fp, ONLY_ADDS))
+    assert dict(goal(figures))["at most two readers per shard"] is False
+
+
+def test_lambda_concurrency_is_rate_times_billed_duration() -> None:
+    # 10 ms of CPU at 1,769 MB (one vCPU) is 10 ms billed; 1,000/s x 10 ms = 10.
+    fp = footprint(add=[], stream=[], cpu=0.010)
+    assert evaluate(fp, ONLY_ADDS).api_concurrency == pytest.approx(10.0)
+    # 1,000 concurrent would need 100,000 requests/s: the account throttle comes first.
+    assert first_limit(fp, ONLY_ADDS)[0][0].startswith("API Gateway")
+
+
+def test_a_batch_holds_what_a_shard_gets_between_polls() -> None:
+    fp = footprint(add=[], stream=[])
+    result = evaluate(fp, ONLY_ADDS, rate=100.0)
+    # 100 records/s on one shard, polled 4 times a second: batches of 25.
+    assert result.mappings[0].batch == pytest.approx(25.0)
+    assert result.mappings[0].batches_per_s == pytest.approx(4.0)
+
+
+def test_keys_are_patterns_of_the_ids_the_run_made() -> None:
+    ids = Ids(products={"zipf-0001": 1}, carts={"c0ffee"}, orders=set())
+    assert ids.pattern("CART#c0ffee") == ("CART#<cart>", None)
+    assert ids.pattern("PRODUCT#zipf-0001") == ("PRODUCT#<product>", 1)
+    assert ids.pattern("IDEMPOTENCY#0f8fad5b-d9cb-469f-a165-70867728950e") == (
+        "IDEMPOTENCY#<id>", None)
+    assert ids.pattern("CATALOG") == ("CATALOG", None)
+
+
+def test_the_stream_is_corrected_to_what_dynamodb_emits() -> None:
+    keys = {"pk": {"S": "CART#a"}, "sk": {"S": "LINE#x"}}
+    same = {"q": {"N": "1"}}
+    records = [
+        {"eventName": "INSERT", "dynamodb": {"Keys": keys}},
+        {"eventName": "INSERT", "dynamodb": {"Keys": keys, "NewImage": same}},
+        {"eventName": "MODIFY", "dynamodb": {"Keys": keys, "NewImage": same, "OldImage": same}},
+    ]
+    assert as_dynamodb_emits(records) == [records[1]]
+
+
+def test_filter_patterns_deliver_a_record_that_matches_any() -> None:
+    patterns = ({"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "LINE#"}]}}}},
+                {"eventName": ["INSERT"]})
+    line = {"eventName": "MODIFY", "dynamodb": {"Keys": {"sk": {"S": "LINE#x"}}}}
+    summary = {"eventName": "MODIFY", "dynamodb": {"Keys": {"sk": {"S": "SUMMARY"}}}}
+    assert passes(patterns, line)
+    assert not passes(patterns, summary)
+    assert passes(None, summary)

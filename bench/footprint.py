@@ -1,0 +1,627 @@
+"""Measure what the scale model (bench/scale.py) and the cost model work from.
+
+Everything runs the real code (chalice.test.Client over app.py, the stream
+functions invoked as Lambda would) against moto, watched through botocore hooks
+(bench/calls.py). It names no key layout and no function: partition keys come
+from the Key/pk values the hooks see, normalised by the ids this module created
+(carts, products, orders), and the stream functions are whatever app.py
+registers with @app.on_dynamodb_record. So it runs on the design before the
+scale work and after it alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import random
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.calls import Call, CallRecorder, UnitModel, item_units
+from bench.common import InProcessStack, in_process_stack
+from bench.scale import (
+    CART,
+    ORDER,
+    OTHER_ID,
+    PRODUCT,
+    WRITES,
+    Access,
+    Footprint,
+    Mapping,
+    MappingRun,
+    OperationProfile,
+    PipelineRun,
+    Workload,
+    zipf_weights,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+REPEATS = 3
+BATCH_SIZES = (10, 40, 100)
+# An assumption, not a measurement: a DynamoDB round trip from Lambda in the same
+# region ("single-digit millisecond" per the DynamoDB documentation).
+ROUND_TRIP_S = 0.005
+_RANDOM = re.compile(r"^(?=.*\d)[0-9a-fA-F-]{16,}$|^[A-Za-z0-9_-]{22,}$")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # {product}: the line the operation is about
+    body: dict[str, Any] | None = None
+
+
+ROUTES: dict[str, Route] = {
+    "shop page": Route("GET", "/"),
+    "cart page": Route("GET", "/cart"),
+    "status": Route("GET", "/api/cart/status"),
+    "display": Route("GET", "/api/cart"),
+    "products": Route("GET", "/api/products"),
+    "add": Route("POST", "/api/cart/items", {"productId": "{product}", "quantity": 1}),
+    "set": Route("PUT", "/api/cart/items/{product}", {"quantity": 3}),
+    "remove": Route("DELETE", "/api/cart/items/{product}"),
+    "checkout": Route("POST", "/api/cart/checkout"),
+}
+
+
+# -- key patterns ---------------------------------------------------------------------
+
+@dataclass
+class Ids:
+    """The ids this run made: a key naming one of them becomes a pattern."""
+
+    products: dict[str, int] = field(default_factory=dict)  # id -> Zipf rank
+    carts: set[str] = field(default_factory=set)
+    orders: set[str] = field(default_factory=set)
+
+    def pattern(self, value: str) -> tuple[str, int | None]:
+        rank: int | None = None
+        tokens = []
+        for token in value.split("#"):
+            if token in self.products:
+                rank = self.products[token]
+                tokens.append(PRODUCT)
+            elif token in self.carts:
+                tokens.append(CART)
+            elif token in self.orders:
+                tokens.append(ORDER)
+            elif _RANDOM.match(token):
+                tokens.append(OTHER_ID)
+            else:
+                tokens.append(token)
+        return "#".join(tokens), rank
+
+    def accesses(self, units: UnitModel, calls: list[Call]) -> list[Access]:
+        out = []
+        for call in calls:
+            for pk, sk, rcu, wcu in item_units(units, call):
+                pk_pattern, pk_rank = self.pattern(pk)
+                sk_pattern, sk_rank = ("*", None) if sk == "*" else self.pattern(sk)
+                out.append(Access(pk_pattern, sk_pattern, rcu, wcu, pk_rank or sk_rank))
+        return out
+
+
+def merge(accesses: list[Access], divide: float = 1.0) -> list[Access]:
+    """Sum by key pattern and rank, divided (e.g. by the repeats)."""
+    summed: dict[tuple[str, str, int | None], list[float]] = {}
+    for a in accesses:
+        cell = summed.setdefault((a.pk, a.sk, a.rank), [0.0, 0.0])
+        cell[0] += a.rcu
+        cell[1] += a.wcu
+    return [Access(pk, sk, r / divide, w / divide, rank)
+            for (pk, sk, rank), (r, w) in summed.items()]
+
+
+# -- what DynamoDB itself would put on the stream ------------------------------------
+
+def as_dynamodb_emits(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """moto's stream, corrected where it differs from DynamoDB's (facts 5):
+
+    a write that changes nothing emits no record in DynamoDB (moto: a MODIFY),
+    and an UpdateItem that creates an item emits one INSERT (moto: two).
+    """
+    out: list[dict[str, Any]] = []
+    for record in records:
+        stream = record.get("dynamodb", {})
+        if record.get("eventName") == "MODIFY" and stream.get("NewImage") == stream.get(
+                "OldImage"):
+            continue
+        if (out and record.get("eventName") == "INSERT" and out[-1].get("eventName") == "INSERT"
+                and out[-1]["dynamodb"].get("Keys") == stream.get("Keys")):
+            out[-1] = record
+            continue
+        out.append(record)
+    return out
+
+
+def _match(pattern: Any, value: Any) -> bool:
+    if isinstance(pattern, dict):
+        if not isinstance(value, dict):
+            return False
+        return all(_match(sub, value.get(key)) for key, sub in pattern.items())
+    if isinstance(pattern, list):
+        return any(_match_rule(rule, value) for rule in pattern)
+    return bool(pattern == value)
+
+
+def _match_rule(rule: Any, value: Any) -> bool:
+    if isinstance(rule, dict):
+        if "prefix" in rule:
+            return isinstance(value, str) and value.startswith(rule["prefix"])
+        if "exists" in rule:
+            return (value is not None) == bool(rule["exists"])
+        if "anything-but" in rule:
+            banned = rule["anything-but"]
+            banned = banned if isinstance(banned, list) else [banned]
+            return value is not None and value not in banned
+        return False
+    return bool(rule == value)
+
+
+def passes(patterns: tuple[dict[str, Any], ...] | None, record: dict[str, Any]) -> bool:
+    """Lambda event filtering: a record is delivered when any pattern matches."""
+    return patterns is None or any(_match(p, record) for p in patterns)
+
+
+class MotoStream:
+    """The table's stream read straight from moto's shard, which is then emptied.
+
+    moto deep-copies a table, stream included, for every action of every
+    transaction; a stream left to grow makes each transaction slower than the
+    last. Sequence numbers keep rising across the trims, as DynamoDB's do.
+    """
+
+    def __init__(self, table_name: str, stream_arn: str) -> None:
+        self._table = table_name
+        self._arn = stream_arn
+
+    def read(self) -> list[dict[str, Any]]:
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        from devstack.streams import lambda_record
+
+        # Looked up each time: a failed transaction puts back a copy of the table.
+        shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].tables[
+            self._table].stream_shard
+        if shard is None:
+            return []
+        records = [lambda_record(json.loads(json.dumps(r.to_json(), default=_stamp)), self._arn)
+                   for r in shard.items]
+        shard.starting_sequence_number += len(shard.items)
+        shard.items = []
+        return records
+
+
+class _PartitionCopy:
+    """Stands in for the `copy` module inside moto.dynamodb.models.
+
+    Before a transaction moto deep-copies every table it names, to put it back
+    if the transaction is cancelled; with the declared 1,000-product catalog
+    that copy costs far more than the transaction. This copy shares the items
+    the transaction does not name (it cannot change them) and deep-copies the
+    ones it does, so a cancelled transaction still leaves moto exactly as it was.
+    """
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[Any, Any]] = set()
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        if not isinstance(value, Table):
+            return copy.deepcopy(value, memo)
+        clone = copy.copy(value)
+        clone.items = copy.copy(value.items)
+        for pk, sk in self.keys:
+            if pk in value.items:
+                partition = clone.items[pk] = dict(value.items[pk])
+                if sk in partition:
+                    partition[sk] = copy.deepcopy(partition[sk])
+        if value.stream_shard is not None:
+            clone.stream_shard = copy.copy(value.stream_shard)
+            clone.stream_shard.items = list(value.stream_shard.items)
+        return clone
+
+
+@contextlib.contextmanager
+def cheaper_moto_transactions() -> Iterator[None]:
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    shim = _PartitionCopy()
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        shim.keys = set()
+        for item in transact_items:
+            (_, op), = item.items()
+            key = op.get("Key") or op.get("Item") or {}
+            if "pk" in key and "sk" in key:  # this table's key (chalicelib/table.py)
+                shim.keys.add((DynamoType(key["pk"]), DynamoType(key["sk"])))
+        original(self, transact_items)
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore
+    models.copy = shim  # type: ignore[attr-defined,assignment]
+    try:
+        yield
+    finally:
+        models.DynamoDBBackend.transact_write_items = original  # type: ignore
+        models.copy = copy  # type: ignore[attr-defined]
+
+
+def _stamp(value: Any) -> Any:
+    # ApproximateCreationDateTime: a datetime in moto, epoch seconds in a Lambda event.
+    return value.timestamp()
+
+
+# -- the stack, watched ------------------------------------------------------------
+
+class _TimedUnits(UnitModel):
+    """The unit model's item snapshots run inside the hook: their time is not the app's."""
+
+    def __init__(self, reader: Any) -> None:
+        super().__init__(reader)
+        self.seconds = 0.0
+
+    def snapshot(self, call_params: dict[str, Any], operation: str) -> dict[str, int]:
+        start = time.thread_time()
+        try:
+            return super().snapshot(call_params, operation)
+        finally:
+            self.seconds += time.thread_time() - start
+
+
+class _CountingSink(io.TextIOBase):
+    """Counts the bytes written; collects the EMF metrics named (CloudWatch bills each
+    metric name and dimension values once a month)."""
+
+    def __init__(self, metrics: set[tuple[str, ...]]) -> None:
+        self.bytes = 0
+        self.metrics = metrics
+
+    def write(self, text: str) -> int:
+        self.bytes += len(text.encode("utf-8"))
+        if '"_aws"' in text:
+            for line in text.splitlines():
+                self._collect(line)
+        return len(text)
+
+    def _collect(self, line: str) -> None:
+        try:
+            document = json.loads(line[line.index("{"):])
+            directives = document["_aws"]["CloudWatchMetrics"]
+        except (ValueError, KeyError, TypeError):
+            return
+        for directive in directives:
+            for dimensions in directive.get("Dimensions", [[]]):
+                values = tuple(f"{d}={document.get(d)}" for d in dimensions)
+                for metric in directive.get("Metrics", []):
+                    self.metrics.add((str(directive.get("Namespace")), str(metric.get("Name")),
+                                      *values))
+
+
+@contextlib.contextmanager
+def counted_logs(metrics: set[tuple[str, ...]] | None = None) -> Iterator[_CountingSink]:
+    """Every log line and stdout write (EMF metrics print there), counted, not shown."""
+    sink = _CountingSink(set() if metrics is None else metrics)
+    swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    for logger in [logging.root, *loggers]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler):
+                swapped.append((handler, handler.setStream(sink)))  # type: ignore[arg-type]
+    try:
+        with contextlib.redirect_stdout(sink):  # type: ignore[type-var]
+            yield sink
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)
+
+
+class Watched:
+    """The in-process stack with a call recorder, a stream reader and the ids made."""
+
+    def __init__(self, stack: InProcessStack, workload: Workload, seed: int = 11) -> None:
+        import boto3
+
+        self.stack = stack
+        self.workload = workload
+        self.ids = Ids()
+        self.units = _TimedUnits(boto3.client("dynamodb"))
+        self.recorder = CallRecorder(stack.dynamodb, units=self.units)
+        self.reader = MotoStream(stack.table_name, stack.stream_arn)
+        self.rng = random.Random(seed)  # nosec B311: a reproducible sample, not a secret
+        self.zipf = zipf_weights(workload.products, workload.zipf_s)
+        self.ranked: list[str] = []
+        self.mappings = stream_mappings()
+        self.patterns = filter_patterns()
+        self.metrics: set[tuple[str, ...]] = set()
+
+    def rebind(self) -> None:
+        """After runtime.reset(): watch the app's new client."""
+        from chalicelib import runtime
+
+        self.recorder.detach()
+        self.recorder = CallRecorder(runtime.dynamodb_client(), units=self.units)
+
+    def close(self) -> None:
+        self.recorder.detach()
+
+    # -- the catalog ----------------------------------------------------------
+
+    def seed_catalog(self) -> None:
+        """The declared catalog: N products cloned from the seed's first, in its own layout."""
+        from chalicelib.catalog import SEED
+
+        client, name = self.stack.dynamodb, self.stack.table_name
+        seeded = client.scan(TableName=name, ConsistentRead=True)["Items"]
+        template_id = SEED[0].id
+        template = [i for i in seeded if template_id in (i["pk"]["S"] + "#" + i["sk"]["S"])]
+        width = len(str(self.workload.products))
+        for rank in range(1, self.workload.products + 1):
+            product_id = f"zipf-{rank:0{width}d}"
+            self.ranked.append(product_id)
+            self.ids.products[product_id] = rank
+            for item in template:
+                clone = {k: _replace(v, template_id, product_id, k in ("pk", "sk"))
+                         for k, v in item.items()}
+                if "name" in clone and "S" in clone["name"]:
+                    clone["name"] = {"S": f"Product {rank}"}
+                client.put_item(TableName=name, Item=clone)
+        for item in seeded:  # the catalog is exactly the declared one
+            client.delete_item(TableName=name, Key={"pk": item["pk"], "sk": item["sk"]})
+        self.reader.read()
+
+    def zipf_product(self) -> str:
+        return self.rng.choices(self.ranked, weights=self.zipf)[0]
+
+    # -- requests ---------------------------------------------------------------
+
+    def request(self, op: str, cookie: str | None, product: str | None = None) -> Any:
+        route = ROUTES[op]
+        path = route.path.replace("{product}", product or "")
+        body = None
+        if route.body is not None:
+            body = json.dumps({k: (product if v == "{product}" else v)
+                               for k, v in route.body.items()})
+        response = self.stack.request(route.method, path, cookie, body)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{op}: HTTP {response.status_code} {response.body!r}")
+        if op == "checkout":
+            self.ids.orders.add(str(json.loads(response.body)["orderId"]))
+        return response
+
+    def cart(self, products: list[str]) -> str:
+        """A cart holding one of each product; its cookie."""
+        cookie: str | None = None
+        for product in products:
+            response = self.request("add", cookie, product)
+            if cookie is None:
+                cookie = str(response.headers["Set-Cookie"].split(";", 1)[0])
+                self.ids.carts.add(cookie.split("=", 1)[1].split(".", 1)[0])
+        assert cookie is not None  # nosec B101: products is never empty
+        return cookie
+
+    # -- the stream -------------------------------------------------------------
+
+    def invoke(self, mapping: Mapping, batch: list[dict[str, Any]],
+               run: MappingRun | None) -> None:
+        if run is None:
+            self.stack.client.lambda_.invoke(mapping.name, {"Records": batch})
+            return
+        self.recorder.take()
+        self.units.seconds = 0.0
+        with counted_logs(self.metrics) as sink:
+            self.recorder.active = True
+            start = time.thread_time()
+            self.stack.client.lambda_.invoke(mapping.name, {"Records": batch})
+            cpu = time.thread_time() - start
+            self.recorder.active = False
+        calls = self.recorder.take()
+        run.batches += 1
+        run.records += len(batch)
+        run.requests += len(calls)
+        run.cpu_seconds += max(0.0, cpu - self.units.seconds
+                               - sum(c.backend_cpu_seconds for c in calls))
+        run.log_bytes += sink.bytes
+        run.accesses.extend(self.ids.accesses(self.units, calls))
+
+    def drain(self, batch_size: int = 100, runs: dict[str, MappingRun] | None = None,
+              rounds: int = 6) -> int:
+        """Deliver the stream to every mapping until the follow-ups stop writing."""
+        total = 0
+        pending = as_dynamodb_emits(self.reader.read())
+        for _ in range(rounds):
+            if not pending:
+                break
+            total += len(pending)
+            for mapping in self.mappings:
+                delivered = [r for r in pending
+                             if passes(self.patterns if mapping.filtered else None, r)]
+                for start in range(0, len(delivered), batch_size):
+                    self.invoke(mapping, delivered[start:start + batch_size],
+                                None if runs is None else runs[mapping.name])
+            pending = as_dynamodb_emits(self.reader.read())
+        return total
+
+
+def _replace(value: dict[str, Any], old: str, new: str, in_text: bool) -> dict[str, Any]:
+    if "S" in value and (value["S"] == old or (in_text and old in value["S"])):
+        return {"S": value["S"].replace(old, new)}
+    return value
+
+
+def stream_mappings() -> tuple[Mapping, ...]:
+    """The app's stream functions and, where the deploy sets them, their mapping settings."""
+    from chalice.app import DynamoDBEventConfig
+
+    from app import app
+
+    settings: dict[str, Any] = {}
+    with contextlib.suppress(ImportError, AttributeError):
+        from deploy import template
+
+        settings = dict(template.MAPPING_FAILURE_HANDLING)
+    filtered = filter_patterns() is not None
+    return tuple(
+        Mapping(source.name, int(source.batch_size),
+                float(source.maximum_batching_window_in_seconds or 0),
+                int(settings.get("ParallelizationFactor", 1)), filtered)
+        for source in app.event_sources if isinstance(source, DynamoDBEventConfig))
+
+
+def filter_patterns() -> tuple[dict[str, Any], ...] | None:
+    from chalicelib import followups
+
+    patterns = getattr(followups, "STREAM_FILTER_PATTERNS", None)
+    return tuple(patterns) if patterns else None
+
+
+def filters_on_mapping() -> bool:
+    """Does the deploy put the filter patterns on the mapping (FilterCriteria)?"""
+    with contextlib.suppress(OSError):
+        return "FilterCriteria" in (ROOT / "deploy" / "template.py").read_text()
+    return False
+
+
+def memory_mb(stage: str = "prod") -> int:
+    with contextlib.suppress(OSError, ValueError):
+        config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+        return int(config.get("stages", {}).get(stage, {}).get(
+            "lambda_memory_size", config.get("lambda_memory_size", 128)))
+    return 128
+
+
+def cache_seconds() -> float | None:
+    """The catalog cache's lifetime, from the constant the code names it by."""
+    import importlib
+
+    found: list[float] = []
+    for module in ("chalicelib.services", "chalicelib.catalog", "chalicelib.runtime"):
+        with contextlib.suppress(ImportError):
+            mod = importlib.import_module(module)
+            for name, value in vars(mod).items():
+                if re.fullmatch(r"[A-Z_]*CATALOG[A-Z_]*SECONDS", name) and isinstance(
+                        value, int | float):
+                    found.append(float(value))
+    return min(found) if found else None
+
+
+# -- the measurements ------------------------------------------------------------
+
+def _profile(w: Watched, op: str) -> OperationProfile:
+    hot, second, third = w.ranked[0], w.ranked[1], w.ranked[2]
+    accesses: list[Access] = []
+    requests = cpu = records = logs = 0.0
+    # A read does the same every time; moto takes seconds to answer a Query of
+    # the whole catalog, so reads are measured once.
+    repeats = REPEATS if op in WRITES else 1
+    for _ in range(repeats):
+        lines = [second, third] if op == "add" else [hot, second] if op in (
+            "set", "remove") else [hot, second, third]
+        cookie = w.cart(lines)
+        w.drain()  # its summary exists, as it would by the time a shopper reads it
+        w.recorder.take()
+        w.units.seconds = 0.0
+        with counted_logs(w.metrics) as sink:
+            w.recorder.active = True
+            start = time.thread_time()
+            w.request(op, cookie, hot)
+            spent = time.thread_time() - start
+            w.recorder.active = False
+        calls = w.recorder.take()
+        requests += len(calls)
+        cpu += max(0.0, spent - w.units.seconds - sum(c.backend_cpu_seconds for c in calls))
+        logs += sink.bytes
+        accesses += w.ids.accesses(w.units, calls)
+        records += len(as_dynamodb_emits(w.reader.read()))
+        w.drain()
+    return OperationProfile(op, merge(accesses, repeats), requests / repeats, cpu / repeats,
+                            records / repeats, logs / repeats)
+
+
+def _refill(w: Watched) -> list[Access]:
+    """What a container with a cold catalog cache reads that a warm one does not."""
+    from chalicelib import runtime
+
+    cookie = w.cart([w.ranked[1]])
+    w.drain()
+    seen: list[list[Access]] = []
+    for _ in range(1):
+        runtime.reset()
+        w.rebind()
+        w.recorder.active = True
+        w.request("add", cookie, w.ranked[0])  # the catalog's first user after a start
+        w.recorder.active = False
+        cold = w.ids.accesses(w.units, w.recorder.take())
+        w.recorder.active = True
+        w.request("add", cookie, w.ranked[0])
+        w.recorder.active = False
+        warm = w.ids.accesses(w.units, w.recorder.take())
+        warm_keys = {(a.pk, a.sk) for a in warm}
+        seen.append([a for a in cold if (a.pk, a.sk) not in warm_keys])
+        w.drain()
+    return merge([a for accesses in seen for a in accesses], len(seen))
+
+
+def _pipeline(w: Watched, batch_size: int, writes: int) -> PipelineRun:
+    """`writes` user writes on distinct carts in the mix's proportions, then the stream."""
+    mix = [(name, share) for name, share in w.workload.mix if name in WRITES]
+    carts = []
+    for _ in range(writes):
+        lines = list(dict.fromkeys(w.zipf_product() for _ in range(3)))[:2]
+        carts.append((w.cart(lines), lines))
+    w.drain()
+    for cookie, lines in carts:
+        op = w.rng.choices([n for n, _ in mix], weights=[s for _, s in mix])[0]
+        product = w.zipf_product() if op == "add" else lines[0]
+        w.request(op, cookie, product)
+    runs = {m.name: MappingRun() for m in w.mappings}
+    records = w.drain(batch_size, runs)
+    return PipelineRun(batch_size, writes, records, runs)
+
+
+def _progress(started: float, what: str) -> None:
+    print(f"    {time.perf_counter() - started:6.1f} s  {what}", file=sys.stderr, flush=True)
+
+
+def measure(workload: Workload, writes_per_run: int = 150,
+            batch_sizes: tuple[int, ...] = BATCH_SIZES) -> tuple[Footprint, dict[str, Any]]:
+    """The footprint of every operation in the mix and of the stream at each batch size."""
+    with cheaper_moto_transactions(), in_process_stack() as stack:
+        w = Watched(stack, workload)
+        started = time.perf_counter()
+        try:
+            w.seed_catalog()
+            _progress(started, f"catalog of {workload.products} products")
+            for op in ("shop page", "add", "checkout"):  # first imports, warm caches
+                w.request(op, w.cart([w.ranked[0], w.ranked[1]]), w.ranked[0])
+            w.drain()
+            operations = {}
+            for op in ROUTES:
+                operations[op] = _profile(w, op)
+                _progress(started, f"operation {op}")
+            refill = _refill(w)
+            runs = []
+            for size in batch_sizes:
+                runs.append(_pipeline(w, size, writes_per_run))
+                _progress(started, f"stream batches of {size}")
+        finally:
+            w.close()
+    footprint = Footprint(operations, w.mappings, runs, memory_mb(), ROUND_TRIP_S)
+    footprint.refill = refill
+    footprint.cache_seconds = cache_seconds()
+    facts = {"filters_in_code": w.patterns is not None,
+             "filters_on_mapping": filters_on_mapping(),
+             "python": sys.version.split()[0], "emf_metrics": len(w.metrics)}
+    return footprint, facts
