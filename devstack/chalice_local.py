@@ -5,6 +5,9 @@
   a delayed ACK.
 - A listen backlog of 128 instead of socketserver's 5, so a burst of new
   connections (16 shoppers at once) is queued, not refused or reset.
+
+And one routing fix: greedy routes (`/{proxy+}`, the app's 404) match
+as they do on API Gateway (devstack/greedy_routes.py).
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ import sys
 from chalice import local
 from chalice.cli import cli
 
+from devstack import greedy_routes
+
 local.ChaliceRequestHandler.disable_nagle_algorithm = True
 local.ThreadedHTTPServer.request_queue_size = 128
+greedy_routes.install()
 
 if __name__ == "__main__":
     args = sys.argv[1:]
