@@ -44,7 +44,8 @@ THROTTLE_BURST = 100
 # already a quoted JSON string; responseType (e.g. THROTTLED) is a bare word.
 ERROR_TEMPLATE = '{"Code":"$context.error.responseType","Message":$context.error.messageString}'
 THROTTLED_RETRY_AFTER_SECONDS = 1
-NOT_FOUND_TEMPLATE = '{"Code":"NotFoundError","Message":"no route for $context.httpMethod at this path"}'
+NOT_FOUND_TEMPLATE = (
+    '{"Code":"NotFoundError","Message":"no route for $context.httpMethod at this path"}')
 GATEWAY_RESPONSES: dict[str, Any] = {
     "DEFAULT_4XX": {"ResponseTemplates": {"application/json": ERROR_TEMPLATE}},
     "DEFAULT_5XX": {"ResponseTemplates": {"application/json": ERROR_TEMPLATE}},

@@ -13,11 +13,15 @@ as they do on API Gateway (devstack/greedy_routes.py).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from chalice import local
 from chalice.cli import cli
 
-from devstack import greedy_routes
+# Run as a script (chalice's reloader re-runs this file), so sys.path starts
+# at devstack/, not at the project root where the devstack package lives.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from devstack import greedy_routes  # noqa: E402
 
 local.ChaliceRequestHandler.disable_nagle_algorithm = True
 local.ThreadedHTTPServer.request_queue_size = 128
