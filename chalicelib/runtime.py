@@ -91,7 +91,7 @@ def metrics_settings() -> metrics.Settings:
 def read_secret_parameter(
     ssm: Any,
     name: str,
-    budget_seconds: float = SSM_BUDGET_SECONDS,
+    budget_seconds: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
@@ -101,7 +101,7 @@ def read_secret_parameter(
     StoreUnavailable (a 503) only once the next wait would end past the budget.
     Full jitter: each wait is random in [0, cap), the cap doubling per attempt.
     """
-    deadline = clock() + budget_seconds
+    deadline = clock() + (SSM_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
     cap = SSM_FIRST_DELAY
     while True:
         try:
