@@ -6,6 +6,8 @@ deploy   build, upload, expand the SAM transform, create or update the stack,
          is what CloudFormation got)
 destroy  delete the stack and what the deploy keeps beside it
 env      print exports that point `chalice local` at the deployed table
+redrive  run the dead-letter queue's failed stream batches through the follow-ups
+         again; delete what succeeds, report the rest (exit 1 if any is left)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from botocore.parsers import ResponseParserError
 from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
 from deploy import account as acct
+from deploy import redrive as rd
 from deploy import template as tpl
 from deploy.build import BUILD_ROOT, Build, build
 from deploy.settings import ROOT, DeployError, Stage, load_stage, say
@@ -155,6 +158,21 @@ def local_env(stage: Stage, account: acct.Account, out: Out = say) -> None:
     out(f"export CART_COOKIE_SECRET_PARAM={shlex.quote(outputs['CookieSecretParameter'])}")
 
 
+def redrive(stage: Stage, account: acct.Account, out: Out = say) -> bool:
+    """The stage's dead-letter queue run again; True when nothing is left in it."""
+    stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out)
+    outputs = stack.outputs()
+    if "DeadLetterQueueUrl" not in outputs or "TableName" not in outputs:
+        raise DeployError(f"no deployed stack {stage.stack_name} in {account.region}")
+    queue, table_name = outputs["DeadLetterQueueUrl"], outputs["TableName"]
+    out(f"==> redriving {queue} into {table_name}")
+    repo = DynamoCartRepository(account.client("dynamodb"), table_name)
+    outcomes = rd.redrive(account.client("sqs"), account.client("dynamodbstreams"), repo,
+                          queue, out)
+    out(f"==> {rd.summary(outcomes)}")
+    return all(o.status == rd.RECOVERED for o in outcomes)
+
+
 def package(stage: Stage, out: Out = say, builder: Callable[[Stage, str], Build] = build) -> Build:
     """Build only: no AWS calls, no credentials needed."""
     import boto3
@@ -197,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=("package", "deploy", "destroy", "env"))
+    parser.add_argument("command", choices=("package", "deploy", "destroy", "env", "redrive"))
     parser.add_argument("--stage", default="dev", help="a stage in .chalice/config.json")
     parser.add_argument(
         "--build-dir",
@@ -215,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             deploy(stage, acct.connect(), builder=builder)
         elif args.command == "env":
             local_env(stage, acct.connect())
+        elif args.command == "redrive":
+            if not redrive(stage, acct.connect()):
+                return 1
         else:
             destroy(stage, acct.connect())
     except KeyboardInterrupt:
