@@ -3,7 +3,8 @@
 package  build build/<stage>/out/{deployment.zip,sam.json}; no AWS calls
 deploy   build, upload, expand the SAM transform, create or update the stack,
          seed the catalog, print the URL (build/<stage>/out/deploy-template.json
-         is what CloudFormation got)
+         is what CloudFormation got), then run the smoke suite against that URL
+         (--no-smoke skips it; exit 1 when it fails)
 destroy  delete the stack and what the deploy keeps beside it
 env      print exports that point `chalice local` at the deployed table
 redrive  run the dead-letter queue's failed stream batches through the follow-ups
@@ -158,6 +159,24 @@ def local_env(stage: Stage, account: acct.Account, out: Out = say) -> None:
     out(f"export CART_COOKIE_SECRET_PARAM={shlex.quote(outputs['CookieSecretParameter'])}")
 
 
+def smoke_deployed(outputs: dict[str, str], account: acct.Account, out: Out = say,
+                   run: Callable[..., int] | None = None) -> bool:
+    """The smoke suite against the URL the deploy printed; True when it passed."""
+    url = outputs.get("EndpointURL", "")
+    if account.stand_in:
+        out("==> smoke suite skipped: the stand-in's stack serves no HTTP")
+        return True
+    if run is None:
+        from smoke import journey
+
+        run = journey.run
+    out(f"==> smoke suite against {url} (SMOKE=0 skips it)")
+    if run(url, out=out) == 0:
+        return True
+    out(f"==> deployed, but the smoke suite failed: rerun it with make smoke BASE_URL={url}")
+    return False
+
+
 def redrive(stage: Stage, account: acct.Account, out: Out = say) -> bool:
     """The stage's dead-letter queue run again; True when nothing is left in it."""
     stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out)
@@ -223,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         default=BUILD_ROOT,
         help="where the package is built, under <dir>/<stage>/ (default: build/)",
     )
+    parser.add_argument("--no-smoke", dest="smoke", action="store_false",
+                        help="deploy: do not run the smoke suite afterwards")
     args = parser.parse_args(argv)
     builder = functools.partial(build, build_root=args.build_dir.resolve())
     try:
@@ -230,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "package":
             package(stage, builder=builder)
         elif args.command == "deploy":
-            deploy(stage, acct.connect(), builder=builder)
+            account = acct.connect()
+            outputs = deploy(stage, account, builder=builder)
+            if args.smoke and not smoke_deployed(outputs, account):
+                return 1
         elif args.command == "env":
             local_env(stage, acct.connect())
         elif args.command == "redrive":
