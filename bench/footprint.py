@@ -20,6 +20,7 @@ import random
 import re
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,9 @@ class Route:
     method: str
     path: str  # {product}: the line the operation is about
     body: dict[str, Any] | None = None
+    keyed: bool = False  # sends an Idempotency-Key, as the shop page does
+
+
 
 
 ROUTES: dict[str, Route] = {
@@ -65,10 +69,11 @@ ROUTES: dict[str, Route] = {
     "status": Route("GET", "/api/cart/status"),
     "display": Route("GET", "/api/cart"),
     "products": Route("GET", "/api/products"),
-    "add": Route("POST", "/api/cart/items", {"productId": "{product}", "quantity": 1}),
+    "add": Route("POST", "/api/cart/items", {"productId": "{product}", "quantity": 1},
+                 keyed=True),
     "set": Route("PUT", "/api/cart/items/{product}", {"quantity": 3}),
     "remove": Route("DELETE", "/api/cart/items/{product}"),
-    "checkout": Route("POST", "/api/cart/checkout"),
+    "checkout": Route("POST", "/api/cart/checkout", keyed=True),
 }
 
 
@@ -394,7 +399,13 @@ class Watched:
         if route.body is not None:
             body = json.dumps({k: (product if v == "{product}" else v)
                                for k, v in route.body.items()})
-        response = self.stack.request(route.method, path, cookie, body)
+        headers = {"Content-Type": "application/json"}
+        if cookie:
+            headers["Cookie"] = cookie
+        if route.keyed:
+            headers["Idempotency-Key"] = str(uuid.UUID(int=self.rng.getrandbits(128)))
+        response = self.stack.client.http.request(route.method, path, headers=headers,
+                                                  body=body or b"")
         if response.status_code >= 300:
             raise RuntimeError(f"{op}: HTTP {response.status_code} {response.body!r}")
         if op == "checkout":

@@ -270,7 +270,8 @@ class Result:
             "readers per stream shard (2)": self.readers_per_shard / READERS_PER_SHARD,
         }
         for state in self.mappings:
-            use[f"stream shard throughput, {state.mapping.name}"] = state.shard_utilisation
+            use[f"stream shard throughput ({state.mapping.name} keeping up with one shard)"] = \
+                state.shard_utilisation
         return use
 
 
@@ -573,7 +574,7 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
     from bench import footprint
 
     wl = Workload()
-    fp, facts = footprint.measure(wl, writes_per_run=60 if quick else 150)
+    fp, facts = footprint.measure(wl, writes_per_run=40 if quick else 100)
     result = evaluate(fp, wl)
     limits = first_limit(fp, wl)
     figures = report(result, limits)

@@ -13,7 +13,24 @@ import pytest
 from bench.__main__ import main, render
 from bench.calls import Call, UnitModel, item_size, read_units, write_units
 from bench.common import Section, Table, percentile
-from bench.cost import lambda_duration, per_million
+from bench.cost import PRICES, fixed_costs, lines
+from bench.footprint import Ids, as_dynamodb_emits, passes
+from bench.scale import (
+    Access,
+    Footprint,
+    Mapping,
+    MappingRun,
+    OperationProfile,
+    PipelineRun,
+    Workload,
+    billed_seconds,
+    evaluate,
+    first_limit,
+    goal,
+    instance,
+    report,
+    zipf_weights,
+)
 
 
 class FakeReader:
@@ -93,17 +110,12 @@ def test_percentile_returns_an_observed_value() -> None:
     assert percentile([3.0], 99) == 3.0
 
 
-def test_lambda_duration_slows_cpu_to_the_memory_share_and_rounds_up_to_a_millisecond() -> None:
+def test_billed_duration_slows_cpu_to_the_memory_share_and_rounds_up_to_a_millisecond() -> None:
     # 1 ms of CPU at 128 MB is 1769/128 ms; one DynamoDB round trip adds 5 ms.
-    assert lambda_duration(0.001, 1, 128) == 0.019
-    assert lambda_duration(0.001, 0, 1769) == 0.001
-
-
-def test_a_million_cheap_calls_cost_the_request_price_plus_their_units() -> None:
-    cost = per_million(0.010, 128, rru=1, wru=0)
-    assert cost["lambda_requests"] == pytest.approx(0.20)
-    assert cost["dynamodb"] == pytest.approx(0.125)
-    assert cost["lambda_compute"] == pytest.approx(1_000_000 * 0.010 * 0.125 * 0.0000166667)
+    fp = Footprint({}, (), [], memory_mb=128, round_trip_s=0.005)
+    assert billed_seconds(0.001, 1, fp) == 0.019
+    fp.memory_mb = 1769
+    assert billed_seconds(0.001, 0, fp) == 0.001
 
 
 def test_the_report_states_machine_date_command_and_each_section() -> None:
@@ -121,31 +133,15 @@ def test_the_report_states_machine_date_command_and_each_section() -> None:
 
 def test_a_crashing_section_is_reported_and_makes_the_run_fail(
         capsys: pytest.CaptureFixture[str]) -> None:
-    # The cost model needs sections 1 and 2; alone, it crashes with a reason.
+    # The cost model needs the scale model's footprint; alone, it crashes with a reason.
     assert main(["--only", "cost", "--no-write"]) == 1
     out = capsys.readouterr()
-    assert "needs the results of sections (1) and (2)" in out.out
+    assert "needs the results of section (8)" in out.out
     assert "crashed: cost" in out.err
 
 
 # -- the scale model (bench/scale.py): arithmetic over a hand-made footprint ----------
 
-from bench.footprint import Ids, as_dynamodb_emits, passes  # noqa: E402
-from bench.scale import (  # noqa: E402
-    Access,
-    Footprint,
-    Mapping,
-    MappingRun,
-    OperationProfile,
-    PipelineRun,
-    Workload,
-    evaluate,
-    first_limit,
-    goal,
-    instance,
-    report,
-    zipf_weights,
-)
 
 ONLY_ADDS = Workload(rate=1000.0, mix=(("add", 1.0),), products=4, zipf_s=1.0, carts=100)
 
@@ -256,3 +252,38 @@ def test_filter_patterns_deliver_a_record_that_matches_any() -> None:
     assert passes(patterns, line)
     assert not passes(patterns, summary)
     assert passes(None, summary)
+
+
+def test_the_cost_of_a_million_requests_adds_every_line_at_its_stated_price() -> None:
+    # Adds only, 1 WCU each, 10 ms of CPU at 1,024 MB: 1,769/1,024 x 10 ms = 17.3 ms,
+    # billed 18; no stream work, no log lines of their own.
+    fp = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 1, 1)], stream=[],
+                   cpu=0.010)
+    fp.memory_mb = 1024
+    fp.round_trip_s = 0.0
+    result = evaluate(fp, ONLY_ADDS)
+    arm, x86 = lines(fp, ONLY_ADDS, result, "arm64"), lines(fp, ONLY_ADDS, result, "x86_64")
+    assert arm["API Gateway (REST)"] == pytest.approx(3.50)
+    assert arm["API function: requests"] == pytest.approx(0.20)
+    assert arm["API function: duration (GB-s)"] == pytest.approx(
+        1_000_000 * 0.018 * PRICES["lambda_gb_s_arm64"].dollars)
+    assert x86["API function: duration (GB-s)"] / arm["API function: duration (GB-s)"] == \
+        pytest.approx(0.0000166667 / 0.0000133334)
+    assert arm["DynamoDB writes (API + follow-ups)"] == pytest.approx(0.625)
+    assert arm["stream reads (Lambda trigger)"] == 0.0
+    # Logs: declared platform and access-log bytes per request, at $0.50 per GB.
+    assert arm["CloudWatch Logs ingestion"] == pytest.approx(
+        1_000_000 * (350 + 340 * (1 + result.invocations_per_s / 1000)) * 0.50 / 1024 ** 3)
+
+
+def test_every_price_names_its_source_and_date() -> None:
+    for price in PRICES.values():
+        assert price.source and price.looked_up.startswith("20")
+
+
+def test_fixed_costs_count_what_the_deploy_template_builds() -> None:
+    fixed = fixed_costs(["process_stream"], emf_metrics=4)
+    assert fixed.metrics == 4
+    assert fixed.alarms >= 0  # the template builds
+    assert fixed.monthly() == pytest.approx(fixed.alarms * 0.10 + fixed.dashboards * 3.00
+                                            + 4 * 0.30)
