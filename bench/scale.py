@@ -428,7 +428,32 @@ def summary(result: Result) -> dict[str, Any]:
     }
 
 
-# -- the report (section 8 of make bench) ---------------------------------------------
+# -- a footprint kept as JSON: the design before issue 11, measured once -------------
+
+def footprint_to_json(fp: Footprint, facts: dict[str, Any]) -> dict[str, Any]:
+    import dataclasses
+
+    return {"footprint": dataclasses.asdict(fp), "facts": facts}
+
+
+def footprint_from_json(data: dict[str, Any]) -> tuple[Footprint, dict[str, Any]]:
+    raw = dict(data["footprint"])
+
+    def accesses(rows: list[dict[str, Any]]) -> list[Access]:
+        return [Access(**row) for row in rows]
+
+    operations = {name: OperationProfile(**{**op, "accesses": accesses(op["accesses"])})
+                  for name, op in raw["operations"].items()}
+    runs = [PipelineRun(run["batch_size"], run["user_writes"], run["records"], {
+        name: MappingRun(**{**m, "accesses": accesses(m["accesses"])})
+        for name, m in run["mappings"].items()}) for run in raw["runs"]]
+    fp = Footprint(operations, tuple(Mapping(**m) for m in raw["mappings"]), runs,
+                   raw["memory_mb"], raw["round_trip_s"], raw["one_vcpu_mb"],
+                   accesses(raw["refill"]), raw["cache_seconds"])
+    return fp, dict(data["facts"])
+
+
+# -- the report (section 7 of make bench) ---------------------------------------------
 
 BASELINE = "scale-before.json"  # bench/: the figures of the design before issue 11
 
@@ -519,7 +544,8 @@ def tables(fp: Footprint, wl: Workload, figures: dict[str, Any],
     for entry in figures["items"][:3]:
         hot.add("item", entry["key"], _pct(entry["rcu"], PARTITION_RCU),
                 _pct(entry["wcu"], PARTITION_WCU))
-    side = Table(["figure", *(["before (9d98fea)"] if before else []), "this code"])
+    side = Table(["figure", *([f"before ({before['commit']})"] if before else []),
+                  "this code"])
 
     def row(label: str, fmt: Callable[[dict[str, Any]], str]) -> None:
         side.add(label, *([fmt(before)] if before else []), fmt(figures))
@@ -555,15 +581,22 @@ def tables(fp: Footprint, wl: Workload, figures: dict[str, Any],
     return [side, hot, limits, ops, stream]
 
 
-def load_baseline(path: Any) -> dict[str, Any] | None:
+def load_baseline(path: Any) -> tuple[Footprint, dict[str, Any]] | None:
     import json
     from pathlib import Path
 
     file = Path(path)
     if not file.exists():
         return None
-    data: dict[str, Any] = json.loads(file.read_text())
-    return data
+    fp, facts = footprint_from_json(json.loads(file.read_text()))
+    return fp, facts
+
+
+def figures_of(fp: Footprint, facts: dict[str, Any], wl: Workload) -> dict[str, Any]:
+    figures = report(evaluate(fp, wl), first_limit(fp, wl))
+    figures["facts"] = facts
+    figures["commit"] = facts.get("commit", "")
+    return figures
 
 
 def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False,
@@ -575,18 +608,20 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
 
     wl = Workload()
     fp, facts = footprint.measure(wl, writes_per_run=40 if quick else 100)
-    result = evaluate(fp, wl)
-    limits = first_limit(fp, wl)
-    figures = report(result, limits)
-    figures["facts"] = facts
-    figures["commit"] = _commit()
+    facts["commit"] = _commit()
     if baseline_out:
-        Path(baseline_out).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
-    before = load_baseline(Path(__file__).resolve().parent / BASELINE)
-    if before is not None and before.get("commit") == figures.get("commit"):
-        before = None
+        Path(baseline_out).write_text(
+            json.dumps(footprint_to_json(fp, facts), indent=1, sort_keys=True) + "\n")
+    result = evaluate(fp, wl)
+    figures = figures_of(fp, facts, wl)
+    # The design before issue 11, measured once on its own commit and kept as its
+    # footprint: the same arithmetic prices both.
+    before = None
+    baseline = load_baseline(Path(__file__).resolve().parent / BASELINE)
+    if baseline is not None and baseline[1].get("commit") != facts["commit"]:
+        before = figures_of(baseline[0], baseline[1], wl)
     section.tables += tables(fp, wl, figures, before)
-    section.data.update(footprint=fp, figures=figures, result=result,
+    section.data.update(footprint=fp, figures=figures, result=result, before=before,
                         emf_metrics=facts.get("emf_metrics", 0))
     verdicts = goal(figures)
     first = figures["limits"][0] if figures["limits"] else None
@@ -597,7 +632,11 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
         f"{figures['readers_per_shard']} reader(s) per shard; first limit: "
         + (f"{first['limit']} at {_rate(first['rate'])}" if first else "none")
         + f"; goal {'met' if all(ok for _, ok in verdicts) else 'missed'} "
-        f"({', '.join(c for c, ok in verdicts if not ok) or 'every clause holds'}).")
+        f"({', '.join(c for c, ok in verdicts if not ok) or 'every clause holds'})"
+        + (f". Before (commit {before['commit']}): {before['hottest_partition']} at "
+           f"{hottest_share(before):.0%}, {before['readers_per_shard']} readers per shard, "
+           f"first limit {before['limits'][0]['limit']} at "
+           f"{_rate(before['limits'][0]['rate'])}." if before and before["limits"] else "."))
     section.notes += notes(fp, wl, facts, before)
 
 

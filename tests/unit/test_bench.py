@@ -287,3 +287,15 @@ def test_fixed_costs_count_what_the_deploy_template_builds() -> None:
     assert fixed.alarms >= 0  # the template builds
     assert fixed.monthly() == pytest.approx(fixed.alarms * 0.10 + fixed.dashboards * 3.00
                                             + 4 * 0.30)
+
+
+def test_a_footprint_kept_as_json_gives_the_same_figures() -> None:
+    import json
+
+    from bench.scale import footprint_from_json, footprint_to_json
+
+    fp = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 1, 1)],
+                   stream=[Access("CATALOG", "PRODUCT#<product>", 0, 200, 1)], mappings=3)
+    kept, facts = footprint_from_json(json.loads(json.dumps(footprint_to_json(fp, {"a": 1}))))
+    assert facts == {"a": 1}
+    assert report(evaluate(kept, ONLY_ADDS), []) == report(evaluate(fp, ONLY_ADDS), [])
