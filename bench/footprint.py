@@ -599,7 +599,26 @@ def _pipeline(w: Watched, batch_size: int, writes: int) -> PipelineRun:
         w.request(op, cookie, product)
     runs = {m.name: MappingRun() for m in w.mappings}
     records = w.drain(batch_size, runs)
+    for run in runs.values():
+        run.accesses = merge(run.accesses)
     return PipelineRun(batch_size, writes, records, runs)
+
+
+@contextlib.contextmanager
+def metrics_on() -> Iterator[None]:
+    """EMF lines printed as in Lambda (off outside it by default), so they are counted."""
+    import os
+
+    name = "POWERTOOLS_METRICS_DISABLED"
+    saved = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 def _progress(started: float, what: str) -> None:
@@ -609,7 +628,8 @@ def _progress(started: float, what: str) -> None:
 def measure(workload: Workload, writes_per_run: int = 150,
             batch_sizes: tuple[int, ...] = BATCH_SIZES) -> tuple[Footprint, dict[str, Any]]:
     """The footprint of every operation in the mix and of the stream at each batch size."""
-    with cheaper_moto_transactions(), in_process_stack() as stack:
+    with cheaper_moto_transactions(), metrics_on(), counted_logs(), \
+            in_process_stack() as stack:
         w = Watched(stack, workload)
         started = time.perf_counter()
         try:
