@@ -226,6 +226,39 @@ def render(sections: list[Section], started: datetime.datetime, seconds: float,
     return "\n".join(parts).rstrip() + "\n"
 
 
+def update(existing: str, sections: list[Section], started: datetime.datetime,
+           command: str, header: list[str]) -> str:
+    """The report with only these sections replaced (and their summary rows): a partial
+    run (`--only`) keeps every other section as the last full run wrote it."""
+    blocks = existing.split("\n## ")
+    titles = {section.title: section for section in sections}
+    kept = [blocks[0]]
+    for block in blocks[1:]:
+        title = block.split("\n", 1)[0].strip()
+        if title in titles:
+            kept.append(titles.pop(title).markdown().removeprefix("## ") + "\n")
+        elif not block.startswith("Closing notes"):
+            kept.append(block)
+    kept += [s.markdown().removeprefix("## ") + "\n" for s in titles.values()]
+    head = kept[0].splitlines()
+    rows = {section.title: section for section in sections}
+    for index, line in enumerate(head):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("|") and cells and cells[0] in rows:
+            section = rows[cells[0]]
+            outcome = f"crashed: {section.error.strip().splitlines()[-1]}" if section.error \
+                else section.result
+            head[index] = f"| {section.title} | {section.target} | {outcome.replace('|', '/')} |"
+    names = ", ".join(s.title.split(".")[0] for s in sections)
+    at = next((i for i, line in enumerate(head) if line.startswith("- Code:")), len(head) - 1)
+    head.insert(at + 1, f"- Sections {names} re-run on {started:%Y-%m-%d %H:%M} UTC with "
+                        f"`{command}`; " + header[-1].removeprefix("- ").lower())
+    body = "\n## ".join(["\n".join(head), *kept[1:]]).rstrip() + "\n"
+    if CHANGES.exists():
+        body += "\n" + CHANGES.read_text()
+    return body.rstrip() + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter load")
@@ -266,8 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         in_order = [results[key] for key in TITLES if key in results]
-        args.output.write_text(render(in_order, started, seconds,
-                                      command.strip(), header))
+        if args.only and args.output.exists():
+            args.output.write_text(update(args.output.read_text(), in_order, started,
+                                          command.strip(), header))
+        else:
+            args.output.write_text(render(in_order, started, seconds,
+                                          command.strip(), header))
         print(f"\n==> wrote {args.output} ({seconds:.0f} s)", flush=True)
     crashed = [s.key for s in results.values() if s.error]
     if crashed:

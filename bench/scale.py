@@ -40,7 +40,7 @@ POLLS_PER_SECOND = 4.0
 # Goal of issue 11: at the declared rate, no key above this share of a limit.
 GOAL_SHARE = 0.5
 
-CART, PRODUCT, ORDER, OTHER_ID = "<cart>", "<product>", "<order>", "<id>"
+CART, PRODUCT, ORDER, OTHER_ID, SHARD = "<cart>", "<product>", "<order>", "<id>", "<n>"
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,15 @@ class Footprint:
     # per lifetime.
     refill: list[Access] = field(default_factory=list)
     cache_seconds: float | None = None
+    # Patterns with a numbered part (POPULARITY#<n>) and how many numbers were seen:
+    # the load is taken as spread evenly over them.
+    shards: dict[str, int] = field(default_factory=dict)
 
 
 # -- where an access's load lands ---------------------------------------------------
 
 def instance(pk: str, sk: str, rank: int | None, zipf: list[float], carts: int,
-             sampled: bool) -> tuple[str, float, str, float]:
+             sampled: bool, shards: int = 1) -> tuple[str, float, str, float]:
     """(partition instance, share of the access on it, item instance, share).
 
     An API access names the product the shopper picked, so the most popular
@@ -161,13 +164,17 @@ def instance(pk: str, sk: str, rank: int | None, zipf: list[float], carts: int,
         return "", 1.0
 
     pk_name, pk_share = share(pk)
+    label = pk_name
+    if SHARD in pk:  # one of `shards` numbered partitions, written evenly
+        label = f"{pk_name}, one of {shards}" if pk_name else f"one of {shards}"
+        pk_share /= max(shards, 1)
     if sk == "*":
-        return pk_name, pk_share, "*", 0.0
+        return label, pk_share, "*", 0.0
     sk_name, sk_share = share(sk)
     if pk_name:  # the partition already picks the instance; sk narrows it to an item
         sk_share = 1.0 / carts if sk_name == "one cart" and pk_name != "one cart" else 1.0
-        return pk_name, pk_share, pk_name, pk_share * sk_share
-    return pk_name, pk_share, sk_name, sk_share
+        return label, pk_share, label, pk_share * sk_share
+    return label, pk_share, sk_name or label, pk_share * sk_share
 
 
 @dataclass
@@ -282,20 +289,22 @@ def _api(fp: Footprint, wl: Workload, rate: float, zipf: list[float],
         op = fp.operations[name]
         op_rate = rate * share
         concurrency += op_rate * billed_seconds(op.cpu_seconds, op.requests, fp)
-        _spread(op.accesses, op_rate, zipf, wl.carts, False, partitions, items, table)
+        _spread(op.accesses, op_rate, zipf, wl.carts, False, partitions, items, table,
+                fp.shards)
     if fp.refill and fp.cache_seconds:
         _spread(fp.refill, concurrency / fp.cache_seconds, zipf, wl.carts, False,
-                partitions, items, table)
+                partitions, items, table, fp.shards)
     writes = sum(rate * share for name, share in wl.mix if name in WRITES)
     return concurrency, writes
 
 
 def _spread(accesses: Iterable[Access], multiplier: float, zipf: list[float], carts: int,
-            sampled: bool, partitions: Partitions, items: Items, table: Load) -> None:
+            sampled: bool, partitions: Partitions, items: Items, table: Load,
+            shards: dict[str, int] | None = None) -> None:
     for a in accesses:
         table.add(a.rcu * multiplier, a.wcu * multiplier)
-        pk_name, pk_share, item_name, item_share = instance(a.pk, a.sk, a.rank, zipf, carts,
-                                                            sampled)
+        pk_name, pk_share, item_name, item_share = instance(
+            a.pk, a.sk, a.rank, zipf, carts, sampled, (shards or {}).get(a.pk, 1))
         partitions.setdefault((a.pk, pk_name), Load()).add(
             a.rcu * multiplier * pk_share, a.wcu * multiplier * pk_share)
         if a.sk != "*":
@@ -371,7 +380,8 @@ def _stream(fp: Footprint, wl: Workload, writes: float, shards: int, zipf: list[
         mrun = run.mappings[mapping.name]
         if mrun.records:
             per_record = state.records_per_s / mrun.records
-            _spread(mrun.accesses, per_record, zipf, wl.carts, True, partitions, items, table)
+            _spread(mrun.accesses, per_record, zipf, wl.carts, True, partitions, items, table,
+                    fp.shards)
             state.rcu_per_s = sum(a.rcu for a in mrun.accesses) * per_record
             state.wcu_per_s = sum(a.wcu for a in mrun.accesses) * per_record
         states.append(state)
@@ -449,7 +459,7 @@ def footprint_from_json(data: dict[str, Any]) -> tuple[Footprint, dict[str, Any]
         for name, m in run["mappings"].items()}) for run in raw["runs"]]
     fp = Footprint(operations, tuple(Mapping(**m) for m in raw["mappings"]), runs,
                    raw["memory_mb"], raw["round_trip_s"], raw["one_vcpu_mb"],
-                   accesses(raw["refill"]), raw["cache_seconds"])
+                   accesses(raw["refill"]), raw["cache_seconds"], raw.get("shards", {}))
     return fp, dict(data["facts"])
 
 

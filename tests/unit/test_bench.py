@@ -299,3 +299,31 @@ def test_a_footprint_kept_as_json_gives_the_same_figures() -> None:
     kept, facts = footprint_from_json(json.loads(json.dumps(footprint_to_json(fp, {"a": 1}))))
     assert facts == {"a": 1}
     assert report(evaluate(kept, ONLY_ADDS), []) == report(evaluate(fp, ONLY_ADDS), [])
+
+
+def test_a_numbered_partition_is_one_of_the_shards_seen_and_takes_its_even_share() -> None:
+    ids = Ids(products={"zipf-0001": 1})
+    assert ids.pattern("POPULARITY#3") == ("POPULARITY#<n>", None)
+    ids.pattern("POPULARITY#7")
+    assert ids.shards == {"POPULARITY#<n>": {"3", "7"}}
+    zipf = zipf_weights(4, 1.0)
+    # A counter on shard n of 16: the partition takes 1/16 of the writes, the item
+    # (that product on that shard) 1/16 of the product's.
+    assert instance("POPULARITY#<n>", "PRODUCT#<product>", 2, zipf, 100, sampled=True,
+                    shards=16) == ("one of 16", 1 / 16, "rank 2", 1 / 16)
+
+
+def test_a_partial_run_replaces_only_its_own_sections_and_summary_rows() -> None:
+    from bench.__main__ import update
+
+    first = Section("cold_start", "3. Cold start", "≤ 1.15x", result="0.5x: holds")
+    scale = Section("scale", "7. Scale model", "goal", result="old figures")
+    text = render([first, scale], datetime.datetime(2026, 1, 2, 3, 4), 12.0, "make bench",
+                  ["- Machine: test box", "- Code: commit abc"])
+    again = Section("scale", "7. Scale model", "goal", result="new figures")
+    updated = update(text, [again], datetime.datetime(2026, 1, 3, 3, 4),
+                     "python -m bench --only scale", ["- Code: commit def"])
+    assert "new figures" in updated and "old figures" not in updated
+    assert "0.5x: holds" in updated
+    assert "Sections 7 re-run on 2026-01-03 03:04 UTC" in updated
+    assert updated.count("## 7. Scale model") == 1
