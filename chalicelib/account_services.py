@@ -6,23 +6,32 @@ values; Cognito, the token verifier and the stores are passed in.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from chalicelib import accounts, validation
 from chalicelib.accounts import (
     Identity,
     MergeResult,
+    OrderSummary,
     Tokens,
     WeakPassword,
     account_cart_id,
+    newest_first,
+    plan_merge,
 )
 from chalicelib.cognito import CognitoAccounts
+from chalicelib.domain import CartChanged, CartLine, Order, Product, UnknownProduct, expiry_after
+from chalicelib.store.carts import DynamoCarts
+from chalicelib.store.history import DynamoOrderHistory
+from chalicelib.store.merges import DynamoCartMerges, LineMove
 from chalicelib.tokens import ExpiredToken, InvalidToken, TokenVerifier
 
-
-class CartMerger(Protocol):
-    def merge(self, anonymous_cart: str, account_cart: str) -> MergeResult: ...
+Clock = Callable[[], float]
+ProductLookup = Callable[[str], Product]
+# Reads and writes again when a line changed in between (an add racing the merge).
+MERGE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -47,12 +56,72 @@ class Session:
 SIGNED_OUT = Session(None)
 
 
+class CartMerger:
+    """Move an anonymous cart's lines and orders into an account's."""
+
+    def __init__(self, carts: DynamoCarts, merges: DynamoCartMerges,
+                 history: DynamoOrderHistory, product: ProductLookup,
+                 max_lines: int | None = None, clock: Clock = time.time) -> None:
+        self._carts = carts
+        self._merges = merges
+        self._history = history
+        self._product = product
+        self._max_lines = max_lines
+        self._clock = clock
+
+    def merge(self, anonymous_cart: str, account_cart: str) -> MergeResult:
+        """Read both carts, plan, move; again from the top if a line changed meanwhile."""
+        from chalicelib.services import iso
+
+        # Orders first: they never change, so linking them again is harmless.
+        self._history.link(account_cart, anonymous_cart, self._history.orders_of(anonymous_cart))
+        for attempt in range(MERGE_ATTEMPTS):
+            moment = self._clock()
+            now, epoch = iso(moment), int(moment)
+            anonymous = {line.product_id: line for line in
+                         self._carts.list_lines(anonymous_cart, epoch)}
+            if not anonymous:
+                return MergeResult(())
+            account = {line.product_id: line for line in
+                       self._carts.list_lines(account_cart, epoch)}
+            plan = plan_merge(anonymous.values(), account.values(), self._max_lines)
+            moves = [self._line_move(anonymous[m.product_id], account.get(m.product_id),
+                                     m.account_after) for m in plan.moved]
+            try:
+                self._merges.move_lines(anonymous_cart, account_cart, moves, now, epoch,
+                                        expiry_after(epoch))
+            except CartChanged:
+                if attempt == MERGE_ATTEMPTS - 1:
+                    raise
+                continue
+            return plan
+        raise AssertionError("unreachable")
+
+    def _line_move(self, anonymous: CartLine, account: CartLine | None,
+                   quantity: int) -> LineMove:
+        try:
+            product = self._product(anonymous.product_id)
+            name, price = product.name, product.price_cents
+        except UnknownProduct:  # withdrawn since it was added: keep the price it was added at
+            kept = account or anonymous
+            name, price = kept.name, kept.unit_price_cents
+        return LineMove(anonymous, account, quantity, name, price)
+
+
 class AccountService:
     def __init__(self, cognito: CognitoAccounts, verifier: TokenVerifier,
-                 merger: CartMerger) -> None:
+                 merger: CartMerger, history: DynamoOrderHistory) -> None:
         self._cognito = cognito
         self._verifier = verifier
         self._merger = merger
+        self._history = history
+
+    def order_history(self, cart_id: str | None) -> list[OrderSummary]:
+        """The account's or the anonymous cart's orders, newest first."""
+        return newest_first(self._history.orders_of(cart_id)) if cart_id else []
+
+    def get_order(self, account_cart: str, order_id: str) -> Order | None:
+        return self._history.find(account_cart, order_id)
 
     def sign_up(self, body: object) -> str:
         fields = validation.fields(body, ("email", "password"))

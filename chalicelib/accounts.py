@@ -51,6 +51,10 @@ class NotConfirmed(DomainError):
     """The account exists but its e-mail was never confirmed."""
 
 
+class AccountsUnavailable(DomainError):
+    """This stage has no user pool configured: sign-in cannot work here."""
+
+
 class TooManyAttempts(DomainError):
     """Cognito throttled the sign-in, sign-up or confirmation: retry later."""
 
@@ -69,6 +73,25 @@ class Tokens:
 
     id_token: str
     refresh_token: str | None
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """One row of an order history: the order without its lines."""
+
+    order_id: str
+    status: str
+    placed_at: str
+    item_count: int
+    subtotal_cents: int
+    currency: str
+
+
+def newest_first(orders: Iterable[OrderSummary]) -> list[OrderSummary]:
+    """placedAt is ISO UTC with milliseconds, so text order is time order."""
+    unique = {order.order_id: order for order in orders}
+    return sorted(unique.values(), key=lambda order: (order.placed_at, order.order_id),
+                  reverse=True)
 
 
 @dataclass(frozen=True)

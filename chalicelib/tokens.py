@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -59,6 +58,8 @@ def http_jwks(url: str, headers: Mapping[str, str] | None = None) -> JwksFetch:
         raise ValueError(f"refusing to fetch keys from {url}")
 
     def fetch() -> dict[str, Any]:
+        import urllib.request  # lazily: only the first signed-in request pays for it
+
         request = urllib.request.Request(url, headers=dict(headers or {}))  # noqa: S310
         with urllib.request.urlopen(request, timeout=JWKS_TIMEOUT_SECONDS) as response:  # nosec B310: https or loopback, checked above
             document: dict[str, Any] = json.loads(response.read())
