@@ -156,7 +156,8 @@ def user_pool(aws: None, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     """
     import requests
 
-    from chalicelib import tokens, user_pool as pools
+    from chalicelib import tokens
+    from chalicelib import user_pool as pools
 
     pool_id, client_id, _ = pools.ensure_user_pool(
         boto3.client("cognito-idp"), POOL_NAME, POOL_NAME)
