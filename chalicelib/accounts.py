@@ -125,11 +125,12 @@ def account_cart_id(subject: str) -> str:
 
 
 def email(value: object) -> str:
-    if not isinstance(value, str) or len(value) > EMAIL_MAX_LENGTH or not _EMAIL.match(value):
+    text = value.strip() if isinstance(value, str) else ""
+    if len(text) > EMAIL_MAX_LENGTH or not _EMAIL.match(text):
         raise InvalidInput("email must be an e-mail address")
-    # Cognito matches e-mail user names case-insensitively only if told to;
-    # one spelling per address keeps one account per address.
-    return value.strip().lower()
+    # One spelling per address keeps one account per address, whatever the
+    # pool's case setting (user_pool.py makes it case-insensitive too).
+    return text.lower()
 
 
 def password_problem(password: str) -> str | None:

@@ -19,9 +19,8 @@ from chalice.test import Client
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app import app
-from chalicelib import accounts, logging_setup, runtime, sessions, tokens
+from chalicelib import logging_setup, runtime, tokens
 from chalicelib import user_pool as pool_spec
-from chalicelib.accounts import account_cart_id
 from tests.factories import add_body
 from tests.functional.botocore_faults import Faults
 from tests.functional.conftest import Stream, request
@@ -409,11 +408,6 @@ def test_an_expired_token_is_refreshed_and_without_a_refresh_token_signs_out(
     _signed_out(revoked)
 
 
-def test_the_account_cart_is_derived_from_the_subject_alone() -> None:
-    assert account_cart_id("abc") == account_cart_id("abc") != account_cart_id("abd")
-    assert len(account_cart_id("abc")) == 32
-
-
 # -- logs ---------------------------------------------------------------------------------
 
 class Collect(logging.Handler):
@@ -455,15 +449,3 @@ def test_logs_never_carry_passwords_codes_or_tokens(shop: Client) -> None:
                *[v.split("=", 1)[1].split(";")[0] for v in response.headers["Set-Cookie"]]]
     for secret in secrets:
         assert secret not in text
-
-
-def test_sessions_cookie_parsing_ignores_junk() -> None:
-    header = 'other=1; session=bad value; session="abc.def.ghi-0123456789"; refresh=r' + "x" * 20
-    id_tokens, refresh = sessions.tokens_from_header(header)
-    assert id_tokens == ["abc.def.ghi-0123456789"] and refresh == "r" + "x" * 20
-
-
-def test_domain_password_rules_match_the_pool_policy() -> None:
-    policy = pool_spec.USER_POOL_SPEC["Policies"]["PasswordPolicy"]
-    assert policy["MinimumLength"] == accounts.PASSWORD_MIN_LENGTH
-    assert accounts.password_problem(PASSWORD) is None
