@@ -217,8 +217,11 @@ def _session() -> Session:
     state = _request_session.get()
     if "session" not in state:
         id_tokens, refresh = sessions.tokens_from_header(_request().headers.get("cookie"))
-        state["session"] = (runtime.account_service().session(id_tokens, refresh)
-                            if id_tokens else SIGNED_OUT)
+        try:
+            state["session"] = (runtime.account_service().session(id_tokens, refresh)
+                                if id_tokens else SIGNED_OUT)
+        except AccountsUnavailable:  # no pool on this stage: no token can be valid
+            state["session"] = SIGNED_OUT
     session: Session = state["session"]
     return session
 
@@ -344,7 +347,7 @@ def _order(order_id: str) -> Order:
     try:
         return service.get_order(account_cart, order_id)
     except OrderNotFound:
-        order = runtime.account_service().get_order(account_cart, order_id)
+        order = runtime.order_history().find(account_cart, order_id)
         if order is None:
             raise
         return order
@@ -353,8 +356,7 @@ def _order(order_id: str) -> Order:
 @app.route("/api/orders", methods=["GET"])
 @_http_errors
 def list_orders() -> dict[str, Any]:
-    cart_id = _current_cart()
-    orders = runtime.account_service().order_history(cart_id) if cart_id else []
+    orders = runtime.order_history().orders(_current_cart())
     return {"orders": [presenters.order_summary_json(order) for order in orders]}
 
 
@@ -463,7 +465,7 @@ def view_account() -> Response:
 @_html_errors
 def view_orders() -> Response:
     cart_id = _current_cart()
-    orders = runtime.account_service().order_history(cart_id) if cart_id else []
+    orders = runtime.order_history().orders(cart_id)
     return web.render("orders.html", _base(), orders=orders, account=_account_email(),
                       status=runtime.cart_service().cart_status(cart_id))
 

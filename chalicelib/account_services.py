@@ -108,20 +108,26 @@ class CartMerger:
         return LineMove(anonymous, account, quantity, name, price)
 
 
+class OrderHistory:
+    """What a cart ordered: an account's cart includes the orders it adopted at sign-in."""
+
+    def __init__(self, history: DynamoOrderHistory) -> None:
+        self._history = history
+
+    def orders(self, cart_id: str | None) -> list[OrderSummary]:
+        """Newest first; no cart, no orders."""
+        return newest_first(self._history.orders_of(cart_id)) if cart_id else []
+
+    def find(self, account_cart: str, order_id: str) -> Order | None:
+        return self._history.find(account_cart, order_id)
+
+
 class AccountService:
     def __init__(self, cognito: CognitoAccounts, verifier: TokenVerifier,
-                 merger: CartMerger, history: DynamoOrderHistory) -> None:
+                 merger: CartMerger) -> None:
         self._cognito = cognito
         self._verifier = verifier
         self._merger = merger
-        self._history = history
-
-    def order_history(self, cart_id: str | None) -> list[OrderSummary]:
-        """The account's or the anonymous cart's orders, newest first."""
-        return newest_first(self._history.orders_of(cart_id)) if cart_id else []
-
-    def get_order(self, account_cart: str, order_id: str) -> Order | None:
-        return self._history.find(account_cart, order_id)
 
     def sign_up(self, body: object) -> str:
         fields = validation.fields(body, ("email", "password"))

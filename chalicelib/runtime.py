@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from chalicelib import tokens
-from chalicelib.account_services import AccountService, CartMerger
+from chalicelib.account_services import AccountService, CartMerger, OrderHistory
 from chalicelib.accounts import AccountsUnavailable
 from chalicelib.cognito import CognitoAccounts
 from chalicelib.repository import DynamoCartRepository, store_errors
@@ -113,17 +113,29 @@ def use_jwks(fetch: tokens.JwksFetch) -> None:
     _cache["jwks_fetch"] = fetch
 
 
+def _history_store() -> DynamoOrderHistory:
+    if "history" not in _cache:
+        _cache["history"] = DynamoOrderHistory(dynamodb_client(), table_name(),
+                                               repository().orders)
+    return _cache["history"]  # type: ignore[no-any-return]
+
+
+def order_history() -> OrderHistory:
+    """Needs no user pool: a signed-out browser has its cart's history too."""
+    return OrderHistory(_history_store())
+
+
 def account_service() -> AccountService:
+    """AccountsUnavailable when the stage has no user pool configured."""
     if "accounts" not in _cache:
         client = _client("cognito-idp")
         repo = repository()
         catalog = catalog_cache()
-        history = DynamoOrderHistory(dynamodb_client(), table_name(), repo.orders)
         merger = CartMerger(repo.carts, DynamoCartMerges(dynamodb_client(), table_name()),
-                            history, lambda product_id: catalog.get(repo, product_id))
+                            _history_store(), lambda product_id: catalog.get(repo, product_id))
         _cache["accounts"] = AccountService(
             CognitoAccounts(client, _cognito_setting("COGNITO_CLIENT_ID")),
-            token_verifier(), merger, history)
+            token_verifier(), merger)
     return _cache["accounts"]  # type: ignore[no-any-return]
 
 

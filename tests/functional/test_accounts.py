@@ -449,3 +449,50 @@ def test_logs_never_carry_passwords_codes_or_tokens(shop: Client) -> None:
                *[v.split("=", 1)[1].split(";")[0] for v in response.headers["Set-Cookie"]]]
     for secret in secrets:
         assert secret not in text
+
+
+# -- pages ---------------------------------------------------------------------------------
+
+def page(browser: Browser, path: str) -> str:
+    response = browser.send("GET", path, headers={"Accept": "text/html"})
+    assert response.status_code == 200, response.body
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+    return str(response.body.decode())
+
+
+def test_the_account_page_offers_sign_up_confirm_and_sign_in_then_sign_out(
+        shop: Client, shopper: str) -> None:
+    browser = Browser(shop)
+    html = page(browser, "/account")
+    for form in ("signup-form", "confirm-form", "signin-form"):
+        assert f'data-testid="{form}"' in html
+    for label in (">Email</label>", ">Password</label>", ">Confirmation code</label>"):
+        assert label in html
+    assert "/static/account.js?v=" in html
+
+    browser.sign_in(shopper)
+    html = page(browser, "/account")
+    assert 'data-testid="account-email">ada@example.com<' in html
+    assert 'data-testid="sign-out"' in html and 'data-testid="signup-form"' not in html
+    assert 'data-testid="signed-in-as"' in page(browser, "/cart")
+
+
+def test_the_orders_page_lists_the_history_with_links(shop: Client, shopper: str) -> None:
+    browser = Browser(shop)
+    assert "No orders yet." in page(browser, "/orders")
+    browser.add("kettle", 1)
+    order_id = browser.send("POST", "/api/cart/checkout").json_body["orderId"]
+    html = page(browser, "/orders")
+    assert f'href="/orders/{order_id}"' in html and "$59.00" in html
+    browser.sign_in(shopper)
+    assert f'data-order-id="{order_id}"' in page(browser, "/orders")
+
+
+def test_without_a_user_pool_sessions_read_as_signed_out_and_sign_in_is_a_503(
+        client: Client) -> None:
+    browser = Browser(client)
+    browser.jar = {"session": "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl"}
+    assert 'data-testid="sign-in-link"' in page(browser, "/orders")
+    assert browser.send("GET", "/api/account").status_code == 401
+    response = browser.sign_in("ada@example.com")
+    assert error(response) == (503, "accounts are not set up on this stage")
