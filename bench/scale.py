@@ -485,6 +485,7 @@ def report(result: Result, limits: list[tuple[str, float]]) -> dict[str, Any]:
                       "batches_per_s": m.batches_per_s, "ms_per_batch":
                       m.seconds_per_batch * 1000, "concurrency": m.concurrency,
                       "shard_use": m.shard_utilisation, "records_per_s": m.records_per_s,
+                      "parallelization": m.mapping.parallelization,
                       "filtered": m.mapping.filtered}
                      for m in result.mappings],
         "partitions": [{"key": describe_key(pk, name), "rcu": load.rcu, "wcu": load.wcu}
@@ -574,6 +575,9 @@ def tables(fp: Footprint, wl: Workload, figures: dict[str, Any],
         lambda f: f"{f['invocations_per_user_write']:.3f}")
     row("batch Lambda forms (records)", lambda f: ", ".join(
         f"{m['name']} {m['batch']:.0f}" for m in f["mappings"]))
+    row("ParallelizationFactor to keep up with a shard", lambda f: ", ".join(
+        f"{m['name']} {math.ceil(m['shard_use'] * m.get('parallelization', 1))} "
+        f"(set: {m.get('parallelization', 1)})" for m in f["mappings"]))
     row("Lambda concurrency: API + stream", lambda f: f"{f['api_concurrency']:.0f} + "
         f"{f['stream_concurrency']:.0f}")
     row("first limit reached", lambda f: (f"{f['limits'][0]['limit']}, "
