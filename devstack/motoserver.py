@@ -100,7 +100,9 @@ class Snapshotter:
     one consistent moment between two requests. "Changed" is read off the
     table's stream (every write adds a record), so an idle check costs no
     request and no copy. The file is replaced atomically: a crash mid-write
-    leaves the previous snapshot.
+    leaves the previous snapshot. It saves nothing until armed (the first
+    `POST /_devstack/snapshot`, sent once the table is restored): a new,
+    still empty table must not overwrite the snapshot it is restored from.
     """
 
     def __init__(self, path: Path, table_name: str, lock: threading.Lock | None = None,
@@ -111,6 +113,35 @@ class Snapshotter:
         self.interval = interval
         self._saved_marker: tuple[int, int, int] | None = None
         self._stop = threading.Event()
+        self.armed = False
+        self.sequence_floor = 0
+
+    def continue_sequence_numbers(self) -> int:
+        """Number this server's stream records after the saved table's last one.
+
+        In DynamoDB a stream's sequence numbers only grow. moto starts each
+        stream at the same number, so after a restart every new record would
+        look older than what the restored items remember (the popularity
+        holder marks keep the last sequence applied, and refuse older ones):
+        the new stream starts past the saved last sequence instead. Returns
+        the floor (0: nothing saved).
+        """
+        from moto.dynamodb.models.table import StreamShard
+
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            floor = int(saved.get("lastSequenceNumber", 0)) + 1
+        except (OSError, ValueError):
+            return 0
+        original = StreamShard.__init__
+
+        def starting_after(shard: Any, *args: Any, **kwargs: Any) -> None:
+            original(shard, *args, **kwargs)
+            shard.starting_sequence_number = max(shard.starting_sequence_number, floor)
+
+        StreamShard.__init__ = starting_after  # type: ignore[method-assign,assignment]
+        self.sequence_floor = floor
+        return floor
 
     def _table(self) -> Any:
         from moto.core.models import DEFAULT_ACCOUNT_ID
@@ -129,6 +160,10 @@ class Snapshotter:
 
     def save(self, force: bool = False) -> int | None:
         """Write the snapshot if the table changed (or `force`); the items written."""
+        if force:
+            self.armed = True
+        if not self.armed:
+            return None
         with self.lock:
             region, table = self._table()
             if table is None:
@@ -137,7 +172,10 @@ class Snapshotter:
             if not force and marker == self._saved_marker:
                 return None
             items = [item.to_json()["Attributes"] for item in table.all_items()]
-        self._write({"table": self.table_name, "region": region, "items": items})
+            shard = getattr(table, "stream_shard", None)
+            last = shard.starting_sequence_number + len(shard.items) if shard else 0
+        self._write({"table": self.table_name, "region": region, "items": items,
+                     "lastSequenceNumber": str(max(last, self.sequence_floor))})
         self._saved_marker = marker
         return len(items)
 
@@ -225,6 +263,7 @@ def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | 
     app = SerialApp(DomainDispatcherApplication(create_backend_app))
     if snapshot is not None and table_name:
         app.snapshotter = Snapshotter(snapshot, table_name, app.lock, snapshot_interval)
+        app.snapshotter.continue_sequence_numbers()
         app.snapshotter.start()
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
 

@@ -466,6 +466,20 @@ def is_local_endpoint(url: str | None) -> bool:
     return bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
+def remote_refusal(table_name: str, endpoint: str | None, tail_remote: bool) -> str | None:
+    """Why the runner will not tail this table (None: it will).
+
+    Its follow-ups would write to that table beside the deployed ones, and a
+    third reader on a shard gets throttled: only the local stack's table, or
+    any table with `--tail-remote`.
+    """
+    if is_local_endpoint(endpoint) or tail_remote:
+        return None
+    return (f"devstack streams: refusing to tail table {table_name!r} at "
+            f"{endpoint or 'AWS'}: it is not the local stack's; pass --tail-remote "
+            "if you mean it (and stop the deployed mapping first)")
+
+
 def main(stage: str, table_name: str | None, park_file: Path, poll_interval: float | None,
          max_attempts: int, ready_fd: int | None, *, verbose: bool = False,
          tail_remote: bool = False, checkpoint_file: Path | None = None,
@@ -485,13 +499,10 @@ def main(stage: str, table_name: str | None, park_file: Path, poll_interval: flo
         print("devstack streams: stage local needs moto: start it with `python -m devstack "
               "run`, or set AWS_ENDPOINT_URL_DYNAMODB(_STREAMS)", file=sys.stderr, flush=True)
         return 2
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-    if not is_local_endpoint(endpoint) and not tail_remote:
-        # Its follow-ups would write to that table beside the deployed ones.
-        print(f"devstack streams: refusing to tail table {name!r} at "
-              f"{endpoint or 'AWS'}: it is not the local stack's; pass --tail-remote "
-              "if you mean it (and stop the deployed mapping first)",
-              file=sys.stderr, flush=True)
+    refusal = remote_refusal(name, os.environ.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS"),
+                             tail_remote)
+    if refusal:
+        print(refusal, file=sys.stderr, flush=True)
         return 2
     try:
         stream_arn = _table_stream(boto3.client("dynamodb"), name)

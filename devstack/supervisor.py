@@ -262,6 +262,7 @@ class Stack:
         restored = restore(client, self._table_name, self.snapshot) if created else None
         seed(client, self._table_name)
         skipped = mark_start(self.checkpoint, boto3.client("dynamodbstreams"), arn)
+        save_snapshot(self.moto_url)  # from now on moto saves the table as it changes
         kept = (f"{restored} items restored from {self.snapshot}" if restored is not None
                 else "created" if created else "kept")
         self.say(f"devstack: table         {self._table_name} ({kept}; stream + TTL, "
@@ -335,11 +336,22 @@ class Stack:
         stop_all([child], timeout=1.0)  # what it forked
         if child.name == "moto server":
             # The table and its stream died with moto: the runner's iterators
-            # point at nothing. Restore the table from the last snapshot first.
+            # point at nothing. The app is paused (its requests wait in the
+            # listen queue) until the table is restored from the last snapshot
+            # and the runner's start is marked after the restore: a shopper's
+            # write in between would otherwise be skipped as restored data,
+            # or meet a table that does not exist yet.
+            app = self.child("chalice local")
             runner = self.child("stream runner")
-            if runner is not None:
-                stop_all([runner], timeout=2.0)
-            self._start_moto()
+            if app is not None:
+                app.signal(signal.SIGSTOP)
+            try:
+                if runner is not None:
+                    stop_all([runner], timeout=2.0)
+                self._start_moto()
+            finally:
+                if app is not None:
+                    app.signal(signal.SIGCONT)
             if runner is not None:
                 self._start_streams()
         elif child.name == "stream runner":
@@ -347,15 +359,32 @@ class Stack:
         else:
             self._start_chalice()
 
-    def stop(self) -> None:
-        # In order: the app first (no new writes), then the runner (it does
-        # what was already read), then moto (it saves the table as it stops).
+    def stop(self) -> list[str]:
+        """Stop every child, in order; the names stopped."""
+        # The app first (no new writes), then the runner (it finishes what it
+        # has read), then moto (it saves the table as it stops): nothing
+        # reads moto after it is gone, so nothing logs a connection error.
+        stopped = []
         for name in ("chalice local", "stream runner", "moto server"):
             child = self.child(name)
             if child is not None:
+                child.signal(signal.SIGCONT)  # paused while moto restarted: let it stop
                 stop_all([child])
+                stopped.append(name)
         stop_all(self.children)  # anything else, normally nothing
         self.children.clear()
+        return stopped
+
+
+def save_snapshot(moto_url: str) -> None:
+    """Ask the moto server to save the table now (and whenever it changes after)."""
+    request = urllib.request.Request(f"{moto_url}/_devstack/snapshot", data=b"",
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10):  # nosec B310: loopback
+            pass
+    except OSError as exc:
+        raise StackError(f"the moto server did not save the table: {exc}") from exc
 
 
 def _die_with_parent() -> None:
@@ -460,7 +489,9 @@ def run(stack: Stack) -> int:
         code = 1
     finally:
         started = True  # a second Ctrl-C must not interrupt the cleanup
-        stack.stop()
-    if code == 0:
-        stack.say("devstack: stopped")
+        began = time.monotonic()
+        stopped = stack.stop()
+    if stopped:
+        stack.say(f"devstack: stopped {', '.join(stopped)} in "
+                  f"{time.monotonic() - began:.2f} s")
     return code
