@@ -10,7 +10,7 @@ PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 
-.PHONY: install browser run reset logs test lint unit functional e2e bench package deploy destroy clean
+.PHONY: install browser run reset logs test lint unit functional e2e bench smoke package deploy destroy redrive clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
@@ -56,7 +56,7 @@ logs:
 lint: install
 	scripts/tracked-python | xargs $(BIN)/ruff check --force-exclude
 	$(BIN)/mypy
-	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench -c pyproject.toml
+	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench smoke -c pyproject.toml
 
 test: install browser lint
 	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests
@@ -75,12 +75,24 @@ e2e: install browser
 bench: install
 	$(BIN)/python -m bench --command "make bench"
 
+# The shopper's journey over HTTP against any running stack: `make run` in
+# another terminal, or a deployed stage's URL (BASE_URL=https://.../api/).
+BASE_URL ?= http://127.0.0.1:$(PORT)
+smoke: install
+	$(BIN)/python -m smoke --base-url $(BASE_URL)
+
 # Deploy to the AWS account of the usual boto3 chain (see README "Deploy").
+# The deploy ends with the smoke suite against the URL it printed; SMOKE=0 skips it.
+SMOKE ?= 1
 package: install
 	$(BIN)/python -m deploy package --stage $(STAGE)
 
 deploy: install
-	$(BIN)/python -m deploy deploy --stage $(STAGE)
+	$(BIN)/python -m deploy deploy --stage $(STAGE) $(if $(filter 0,$(SMOKE)),--no-smoke)
+
+# The dead-letter queue's failed stream batches, run through the follow-ups again.
+redrive: install
+	$(BIN)/python -m deploy redrive --stage $(STAGE)
 
 destroy: install
 	$(BIN)/python -m deploy destroy --stage $(STAGE)
