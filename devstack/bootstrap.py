@@ -40,9 +40,10 @@ def bootstrap(client: Any, table_name: str) -> str:
 def restore(client: Any, table_name: str, snapshot: Path) -> int | None:
     """Put back the items a snapshot saved; None when there is none to restore.
 
-    Run on a table just created, before the stream runner starts: the runner
-    then starts after these writes (`--from-latest`), so the INSERT records
-    the restore emits are never taken for shoppers' writes.
+    Run on a table just created, before the stream runner starts: the
+    supervisor then marks the runner's start after these writes
+    (runner.mark_start), so the INSERT records the restore emits are never
+    taken for shoppers' writes.
     """
     try:
         saved = json.loads(snapshot.read_text(encoding="utf-8"))

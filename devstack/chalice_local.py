@@ -83,6 +83,8 @@ def install() -> None:
     import logging
 
     logging.getLogger(ACCESS_LOGGER).addFilter(_NoteAppAccessLine())
+    # "Found credentials in environment variables." on every start: noise here.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     # local.create_local_server looks LocalDevServer up in its module.
     local.LocalDevServer = QuietLocalDevServer  # type: ignore[misc]
 

@@ -1,12 +1,15 @@
 """The stream runner: the app's own `on_dynamodb_record` handlers, fed from the table's stream.
 
 It finds the handlers on the Chalice app object (no list kept here), gives
-each the batch size, starting position and batching window of its decorator
-and its own position in the stream (a queue of records it has not done yet,
-so one handler retrying never holds up another), and invokes it with a
-Lambda-shaped event (see devstack.dispatch for the retry and parking rules).
-Handlers that start at the same place share one reader: moto serves one
-request at a time, and every poll it answers delays the app's requests.
+each the batch size, starting position and batching window of its decorator,
+the deployed mapping's filter patterns (chalicelib.followups
+.STREAM_FILTER_PATTERNS) and its own position in the stream (a queue of
+records it has not done yet, so one handler retrying never holds up
+another), and invokes it with a Lambda-shaped event (see devstack.dispatch
+for the retry, bisect and parking rules). Handlers that start at the same
+place share one reader: moto serves one request at a time, and every poll
+it answers delays the app's requests. Each handler's position is saved
+(`Checkpoint`), so a restarted runner resumes where it left off.
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
 """`python -m devstack run`: the whole local stack, each part its own process.
 
-moto server → table bootstrap → stream runner → `chalice local`. Every child
-runs in its own process group, so stopping one stops everything it forked
-(chalice local's reloader forks a worker). Ctrl-C or SIGTERM stops them all;
-a child that dies takes the stack down with a one-line cause.
+moto server → table bootstrap (restored from the last snapshot) → stream
+runner → `chalice local`. Every child runs in its own process group, so
+stopping one stops everything it forked (chalice local's reloader forks a
+worker). Their output goes to the terminal and to build/devstack/stack.log
+(`make logs`). Ctrl-C or SIGTERM stops them in order: the app, the runner,
+then moto, which saves the table as it goes. A child that dies is restarted
+with a one-line message, with what depends on it (a new moto means a
+restored table and a new stream for the runner); past RESTARTS in
+RESTART_WINDOW the stack stops with the cause.
 """
 
 from __future__ import annotations
@@ -226,7 +231,7 @@ class Stack:
         reloading = "reloads on file changes" if self.reload else "no reload"
         self.say(f"devstack: chalice local stage {self.stage}, table {table_name} ({reloading})")
         self.say(f"devstack: ready at {self.url}  (Ctrl-C stops everything; "
-                 f"`make logs` follows {self.state_dir / LOG})")
+                 f"`make logs` follows {shown(self.state_dir / LOG)})")
 
     def _forget(self) -> None:
         removed = []
@@ -235,7 +240,7 @@ class Stack:
                 path.unlink()
                 removed.append(path.name)
         self.say(f"devstack: starting clean (removed {', '.join(removed) or 'nothing'} "
-                 f"in {self.state_dir})")
+                 f"in {shown(self.state_dir)})")
 
     def _start_moto(self) -> None:
         self._spawn("moto server", [sys.executable, "-m", "devstack", "moto",
@@ -261,12 +266,12 @@ class Stack:
         arn, created = ensure_table(client, self._table_name)
         restored = restore(client, self._table_name, self.snapshot) if created else None
         seed(client, self._table_name)
-        skipped = mark_start(self.checkpoint, boto3.client("dynamodbstreams"), arn)
+        mark_start(self.checkpoint, boto3.client("dynamodbstreams"), arn)
         save_snapshot(self.moto_url)  # from now on moto saves the table as it changes
-        kept = (f"{restored} items restored from {self.snapshot}" if restored is not None
-                else "created" if created else "kept")
+        kept = (f"{restored} items restored from {shown(self.snapshot)}"
+                if restored is not None else "created" if created else "kept")
         self.say(f"devstack: table         {self._table_name} ({kept}; stream + TTL, "
-                 f"catalog seeded; the runner starts after these {skipped} records)")
+                 "catalog seeded)")
 
     def _start_streams(self) -> None:
         read_end, write_end = os.pipe()
@@ -288,9 +293,9 @@ class Stack:
                 raise StackError(f"the stream runner exited with code "
                                  f"{child.process.returncode} (see its message above)")
             raise StackError("the stream runner did not get ready in time")
-        verbosity = "one line per batch" if self.verbose else "VERBOSE=1: a line per batch"
-        self.say(f"devstack: stream runner parks failing records in "
-                 f"{self.state_dir / PARKED} ({verbosity})")
+        verbosity = "a line per batch" if self.verbose else "VERBOSE=1 logs each batch"
+        self.say(f"devstack: stream runner after the restore and seed; parks failing "
+                 f"records in {shown(self.state_dir / PARKED)} ({verbosity})")
 
     def _start_chalice(self) -> None:
         if importlib.util.find_spec("chalice") is None:
@@ -374,6 +379,14 @@ class Stack:
         stop_all(self.children)  # anything else, normally nothing
         self.children.clear()
         return stopped
+
+
+def shown(path: Path) -> str:
+    """A path as a user types it: relative to the project when inside it."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_DIR))
+    except ValueError:
+        return str(path)
 
 
 def save_snapshot(moto_url: str) -> None:
