@@ -7,14 +7,17 @@
   connections (16 shoppers at once) is queued, not refused or reset.
 - One access line per request: the app's middleware already writes one (JSON,
   with the request id), so the server's own Apache-style line is written
-  only for what never reaches the app (chalice local's 403 for an unknown
-  route).
+  only for what never reaches the app (an error of chalice local's own
+  gateway).
 - At most `runtime.MAX_POOL_CONNECTIONS` requests run the app at once:
   the server starts a thread per connection with no bound, and every thread
   past botocore's pool size made urllib3 warn "Connection pool is full,
   discarding connection" and open a new connection to moto.
 - A client that goes away (a cancelled fetch, a closed tab) is not an error:
   no BrokenPipe / ConnectionReset traceback.
+
+And one routing fix: greedy routes (`/{proxy+}`, the app's 404) match
+as they do on API Gateway (devstack/greedy_routes.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from chalice.cli import cli  # noqa: E402
 
 from chalicelib.logging_setup import ACCESS_LOGGER  # noqa: E402
 from chalicelib.runtime import MAX_POOL_CONNECTIONS  # noqa: E402
+from devstack import greedy_routes  # noqa: E402
 
 GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 _this_request = threading.local()
@@ -87,6 +91,7 @@ def install() -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     # local.create_local_server looks LocalDevServer up in its module.
     local.LocalDevServer = QuietLocalDevServer  # type: ignore[misc]
+    greedy_routes.install()
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from devstack import faults
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -260,11 +262,17 @@ def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | 
         print("devstack moto: could not patch moto's transactions (a new moto?); "
               "stream reads still work, transactions slow down as the stream grows",
               file=sys.stderr, flush=True)
-    app = SerialApp(DomainDispatcherApplication(create_backend_app))
+    serial = SerialApp(DomainDispatcherApplication(create_backend_app))
     if snapshot is not None and table_name:
-        app.snapshotter = Snapshotter(snapshot, table_name, app.lock, snapshot_interval)
-        app.snapshotter.continue_sequence_numbers()
-        app.snapshotter.start()
+        serial.snapshotter = Snapshotter(snapshot, table_name, serial.lock, snapshot_interval)
+        serial.snapshotter.continue_sequence_numbers()
+        serial.snapshotter.start()
+    app: WSGIApp = serial
+    if faults.enabled(os.environ):
+        # Outside the lock: a stalled request must not hold up the control path.
+        app = faults.FaultApp(app)
+        print(f"devstack moto: test faults on ({faults.ENV_FLAG}=1): "
+              f"POST {faults.STALL_PATH}", file=sys.stderr, flush=True)
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -277,5 +285,5 @@ def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | 
         pass  # return, so that __main__ exits without tearing down moto's modules
     finally:
         server.server_close()
-        if app.snapshotter is not None:
-            app.snapshotter.stop()
+        if serial.snapshotter is not None:
+            serial.snapshotter.stop()
