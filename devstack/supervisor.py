@@ -251,6 +251,7 @@ class Stack:
         self.say(f"devstack: moto server   {self.moto_url} "
                  "(DynamoDB + Streams, in memory, one request at a time)")
         self._bootstrap()
+        self._env.update(self._bootstrap_accounts())
 
     def _bootstrap(self) -> None:
         import boto3
@@ -272,6 +273,18 @@ class Stack:
                 if restored is not None else "created" if created else "kept")
         self.say(f"devstack: table         {self._table_name} ({kept}; stream + TTL, "
                  "catalog seeded)")
+
+    def _bootstrap_accounts(self) -> dict[str, str]:
+        import boto3
+
+        from devstack.accounts import user_pool_environment
+
+        # os.environ is the moto environment _bootstrap set.
+        variables, created = user_pool_environment(boto3.client("cognito-idp"),
+                                                   self._table_name, self.moto_url)
+        self.say(f"devstack: user pool     {variables['COGNITO_USER_POOL_ID']} "
+                 f"({'created' if created else 'kept'}; moto accepts ANY confirmation code)")
+        return variables
 
     def _start_streams(self) -> None:
         read_end, write_end = os.pipe()
@@ -348,6 +361,7 @@ class Stack:
             # or meet a table that does not exist yet.
             app = self.child("chalice local")
             runner = self.child("stream runner")
+            pool = {k: v for k, v in self._env.items() if k.startswith("COGNITO_")}
             if app is not None:
                 app.signal(signal.SIGSTOP)
             try:
@@ -359,6 +373,11 @@ class Stack:
                     app.signal(signal.SIGCONT)
             if runner is not None:
                 self._start_streams()
+            if app is not None and pool != {
+                    k: v for k, v in self._env.items() if k.startswith("COGNITO_")}:
+                # A new moto has a new user pool; chalice local read its id at start.
+                stop_all([app], timeout=2.0)
+                self._start_chalice()
         elif child.name == "stream runner":
             self._start_streams()
         else:

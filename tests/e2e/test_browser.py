@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Locator, Page, Request, Response, expect
+from playwright.sync_api import BrowserType, Locator, Page, Request, Response, expect
 
 from devstack.browser import HOW_TO, NoBrowser, find_browser
 from tests.e2e.helpers import store_stall
@@ -265,6 +265,31 @@ def test_back_after_checkout_shows_the_cart_as_it_is_now(shop: Page) -> None:
     expect_badge(shop, 0, "$0.00")
 
 
+def test_back_after_checkout_without_the_back_forward_cache_reads_the_cart_again(
+        browser_type: BrowserType, browser_type_launch_args: dict[str, Any],
+        live_stack: Any) -> None:
+    # Without the cache the page comes back from the HTTP cache or the server;
+    # either way it must not show the lines that were ordered.
+    args = {k: v for k, v in browser_type_launch_args.items() if k != "ignore_default_args"}
+    browser = browser_type.launch(**args)
+    try:
+        page = browser.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(f"{live_stack.url}/")
+        add(page, "scale", 1)
+        expect_badge(page, 1, "$39.00")
+        page.goto(f"{live_stack.url}/cart")
+        page.get_by_test_id("checkout").click()
+        expect(page).to_have_url(re.compile(r"/orders/[0-9a-f]{32}$"))
+        page.go_back()
+        expect(page).to_have_url(re.compile(r"/cart$"))
+        expect(page.get_by_test_id("cart-line")).to_have_count(0)
+        expect(page.get_by_text("Your cart is empty.")).to_be_visible()
+        expect_badge(page, 0, "$0.00")
+    finally:
+        browser.close()
+
+
 def test_an_add_is_confirmed_on_the_card_with_what_the_cart_now_holds(
         shop: Page, live_stack: Any) -> None:
     grinder = card(shop, "grinder")
@@ -298,6 +323,12 @@ def test_the_cart_shows_each_lines_image_and_a_way_back_to_the_shop(
     image = line(shop, "pour-over").locator("img")
     expect(image).to_have_attribute("src", re.compile(r"/static/img/pour-over\.svg\?v="))
     assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    shop.set_viewport_size({"width": 375, "height": 812})
+    assert shop.evaluate("document.documentElement.scrollWidth") <= 375
+    for part in (image, line(shop, "pour-over").get_by_test_id("remove-line"),
+                 line(shop, "pour-over").get_by_test_id("line-quantity")):
+        box = part.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
     shop.get_by_role("link", name="Continue shopping").click()
     expect(shop).to_have_url(f"{live_stack.url}/")
     expect(card(shop, "pour-over").get_by_test_id("in-cart")).to_have_text("1 in your cart")
