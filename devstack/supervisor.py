@@ -368,16 +368,20 @@ class Stack:
                 if runner is not None:
                     stop_all([runner], timeout=2.0)
                 self._start_moto()
+                if app is not None and pool != {
+                        k: v for k, v in self._env.items() if k.startswith("COGNITO_")}:
+                    # A new moto has a new user pool, and chalice local read the
+                    # pool's id at start: a new one, before any request runs.
+                    app.signal(signal.SIGKILL)
+                    app.signal(signal.SIGCONT)
+                    stop_all([app], timeout=2.0)
+                    self._start_chalice()
+                    app = None
             finally:
                 if app is not None:
                     app.signal(signal.SIGCONT)
             if runner is not None:
                 self._start_streams()
-            if app is not None and pool != {
-                    k: v for k, v in self._env.items() if k.startswith("COGNITO_")}:
-                # A new moto has a new user pool; chalice local read its id at start.
-                stop_all([app], timeout=2.0)
-                self._start_chalice()
         elif child.name == "stream runner":
             self._start_streams()
         else:
