@@ -59,7 +59,7 @@ FOLLOWUPS = {"ProcessStream"}
 # What each function's code calls, as IAM actions (repository.py, followups.py).
 EXPECTED_TABLE_ACTIONS = {
     "APIHandler": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
-    "ProcessStream": {"Query", "UpdateItem", "PutItem"},
+    "ProcessStream": {"BatchGetItem", "Query", "UpdateItem", "PutItem"},
 }
 STREAM_ACTIONS = {"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"}
 TRANSACT_PARTS = {
