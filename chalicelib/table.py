@@ -10,6 +10,7 @@ Key layout (single table, pk/sk strings):
     CART#<cartId>   SUMMARY                the cart summary cart-status reads (TTL)
     CART#<cartId>   ORDER#<orderId>        an order, reachable only from its cart
     CART#<cartId>   IDEMPOTENCY#<key>      a remembered response (TTL)
+    CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
     CART#<cartId>   HOLDER#<productId>     does this cart hold the product (TTL once let go)
     POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
 
@@ -46,6 +47,8 @@ LINE_PREFIX = "LINE#"
 ORDER_PREFIX = "ORDER#"
 SUMMARY_SK = "SUMMARY"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
+# Not "ORDER#...": the order-confirmation filter and follow-up must never see one.
+ORDER_REF_PREFIX = "ORDERREF#"
 HOLDER_PREFIX = "HOLDER#"
 COUNTER_PREFIX = "POPULARITY#"
 
