@@ -250,6 +250,7 @@ def update(existing: str, sections: list[Section], started: datetime.datetime,
                 else section.result
             head[index] = f"| {section.title} | {section.target} | {outcome.replace('|', '/')} |"
     names = ", ".join(s.title.split(".")[0] for s in sections)
+    head = [line for line in head if not line.startswith(f"- Sections {names} re-run")]
     at = next((i for i, line in enumerate(head) if line.startswith("- Code:")), len(head) - 1)
     head.insert(at + 1, f"- Sections {names} re-run on {started:%Y-%m-%d %H:%M} UTC with "
                         f"`{command}`; " + header[-1].removeprefix("- ").lower())
