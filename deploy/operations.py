@@ -31,8 +31,6 @@ ALARM_EMAIL_PARAMETER = "AlarmEmail"
 HAS_ALARM_EMAIL = "HasAlarmEmail"
 DASHBOARD = "OperationsDashboard"
 ACCESS_LOG_GROUP = "ApiAccessLogGroup"
-API_LOGS_ROLE = "ApiGatewayCloudWatchRole"
-API_ACCOUNT = "ApiGatewayAccount"
 
 ITERATOR_AGE_LIMIT_MS = 60_000
 API_P99_LATENCY_LIMIT_MS = 1_000
@@ -249,51 +247,21 @@ def conditions() -> dict[str, Any]:
 
 
 def access_logs(stage: Stage) -> dict[str, Any]:
-    """The access log group and the account's API Gateway logging role.
+    """The stage's access log group.
 
-    API Gateway writes any log through one role per account and region
-    (AWS::ApiGateway::Account). The role is kept when the stack goes: the
-    account setting outlives the stack and other APIs may log through it.
+    API Gateway writes it through the account's logging role, which the deploy
+    sets outside the stack when the account has none (deploy.account).
     """
     return {
         ACCESS_LOG_GROUP: {
             "Type": "AWS::Logs::LogGroup",
             "DeletionPolicy": "Delete",
             "UpdateReplacePolicy": "Delete",
-            "Metadata": checkov_skip(
-                NO_CMK_LOGS,
-            ),
+            "Metadata": checkov_skip(NO_CMK_LOGS),
             "Properties": {
                 "LogGroupName": f"/aws/apigateway/{stage.stack_name}-access",
                 "RetentionInDays": stage.log_retention_days,
             },
-        },
-        API_LOGS_ROLE: {
-            "Type": "AWS::IAM::Role",
-            "DeletionPolicy": "Retain",
-            "UpdateReplacePolicy": "Retain",
-            "Properties": {
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "apigateway.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                },
-                "ManagedPolicyArns": [
-                    {
-                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
-                        "AmazonAPIGatewayPushToCloudWatchLogs"
-                    }
-                ],
-            },
-        },
-        API_ACCOUNT: {
-            "Type": "AWS::ApiGateway::Account",
-            "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": [API_LOGS_ROLE, "Arn"]}},
         },
     }
 

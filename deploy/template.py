@@ -199,9 +199,6 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
         ),
         API_LOGICAL_ID + "LogGroup": _log_group(stage, API_HANDLER),
         REST_API: {
-            # Access logging needs the account's logging role first: the stage
-            # follows the API, which follows this.
-            "DependsOn": [ops.API_ACCOUNT],
             # For the stage SAM makes (`expand` hands them on).
             "Metadata": ops.checkov_skip(
                 ("CKV_AWS_120", "No caching: every answer depends on the shopper's cart "
