@@ -1,0 +1,260 @@
+"""A cart's lines and its summary.
+
+    CART#<cartId>   LINE#<productId>   one cart line (TTL)
+    CART#<cartId>   SUMMARY            what cart-status reads, kept by the stream (TTL)
+
+Requests per operation (what bench/ measures):
+    add_line        1 UpdateItem (+1 PutItem when it replaces an expired line)
+    add_line_once   1 GetItem + 1 TransactWriteItems (line + key record) per attempt
+    set_quantity    1 UpdateItem;  remove_line  1 DeleteItem
+    list_lines      1 Query (consistent);  get_summary  1 GetItem (consistent)
+    put_summary     1 PutItem;  renew_line  1 UpdateItem
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import table
+from chalicelib.domain import (
+    CartChanged,
+    CartLine,
+    CartSummary,
+    NotInCart,
+    Product,
+    QuantityLimitExceeded,
+    headroom,
+    is_live,
+)
+from chalicelib.idempotency import IdempotentRequest
+from chalicelib.store import errors
+from chalicelib.store.codec import (
+    Item,
+    expires,
+    integer,
+    key,
+    line_from_item,
+    line_to_map,
+    n,
+    query_all,
+    s,
+    string,
+)
+from chalicelib.store.keys import DynamoIdempotencyKeys
+
+_LINE_FIELDS = {"#q": "quantity", "#n": "name"}
+# Attempts of a keyed add whose line changed between its read and its write.
+ADD_ONCE_ATTEMPTS = 5
+
+
+def _unchanged(old: Item | None) -> Item:
+    """Condition a write on the item being exactly as read (or still absent)."""
+    if old is None:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    parts = ["attribute_exists(pk)"]
+    for i, attribute in enumerate(("quantity", "updatedAt", table.TTL_ATTRIBUTE)):
+        names[f"#a{i}"] = attribute
+        if attribute in old:
+            parts.append(f"#a{i} = :a{i}")
+            values[f":a{i}"] = old[attribute]
+        else:
+            parts.append(f"attribute_not_exists(#a{i})")
+    condition: Item = {"ConditionExpression": " AND ".join(parts),
+                       "ExpressionAttributeNames": names}
+    if values:
+        condition["ExpressionAttributeValues"] = values
+    return condition
+
+
+class DynamoCarts:
+    """Cart lines and summaries in the single table."""
+
+    def __init__(self, client: Any, table_name: str,
+                 keys: DynamoIdempotencyKeys | None = None) -> None:
+        self._client = client
+        self._table = table_name
+        self._keys = keys or DynamoIdempotencyKeys(client, table_name)
+
+    @staticmethod
+    def _line_key(cart_id: str, product_id: str) -> Item:
+        return key(table.cart_pk(cart_id), table.line_sk(product_id))
+
+    def add_line(self, cart_id: str, product: Product, quantity: int,
+                 now: str, now_epoch: int, expires_at: int) -> CartLine:
+        """Add quantity to the line in one conditional UpdateItem."""
+        line_key = self._line_key(cart_id, product.id)
+        try:
+            with errors.translated():
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=line_key,
+                    UpdateExpression=(
+                        "SET #q = if_not_exists(#q, :zero) + :q, productId = :pid, "
+                        "#n = :name, unitPriceCents = :price, updatedAt = :now, "
+                        "expiresAt = :exp"
+                    ),
+                    ConditionExpression=(
+                        "(attribute_not_exists(#q) OR #q <= :room) AND "
+                        "(attribute_not_exists(expiresAt) OR expiresAt > :epoch)"
+                    ),
+                    ExpressionAttributeNames=_LINE_FIELDS,
+                    ExpressionAttributeValues={
+                        ":zero": n(0), ":q": n(quantity), ":pid": s(product.id),
+                        ":name": s(product.name), ":price": n(product.price_cents),
+                        ":now": s(now), ":exp": n(expires_at),
+                        ":room": n(headroom(quantity)), ":epoch": n(now_epoch),
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except errors.ConditionFailed as failed:
+            old = failed.item or {}
+            if is_live(expires(old), now_epoch):
+                raise QuantityLimitExceeded(integer(old, "quantity")) from failed
+            # The line expired but DynamoDB has not deleted it yet: start afresh.
+            return self._replace_expired_line(line_key, old, product, quantity, now,
+                                              expires_at)
+        return line_from_item(response["Attributes"])
+
+    def _replace_expired_line(self, line_key: Item, old: Item, product: Product,
+                              quantity: int, now: str, expires_at: int) -> CartLine:
+        line = CartLine(product.id, product.name, product.price_cents, quantity, now)
+        try:
+            with errors.translated():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={**line_key, **line_to_map(line)["M"], "updatedAt": s(now),
+                          "expiresAt": n(expires_at)},
+                    ConditionExpression="expiresAt = :old",
+                    ExpressionAttributeValues={":old": old["expiresAt"]},
+                )
+        except errors.ConditionFailed as failed:
+            raise CartChanged("the line changed while it was renewed") from failed
+        return line
+
+    def set_quantity(self, cart_id: str, product_id: str, quantity: int,
+                     now: str, now_epoch: int, expires_at: int) -> CartLine:
+        """Set a live line's quantity; NotInCart when there is none."""
+        try:
+            with errors.translated():
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=self._line_key(cart_id, product_id),
+                    UpdateExpression="SET #q = :q, updatedAt = :now, expiresAt = :exp",
+                    ConditionExpression="attribute_exists(#q) AND expiresAt > :epoch",
+                    ExpressionAttributeNames={"#q": "quantity"},
+                    ExpressionAttributeValues={
+                        ":q": n(quantity), ":now": s(now), ":exp": n(expires_at),
+                        ":epoch": n(now_epoch),
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+        except errors.ConditionFailed as failed:
+            raise NotInCart(product_id) from failed
+        return line_from_item(response["Attributes"])
+
+    def remove_line(self, cart_id: str, product_id: str) -> None:
+        """Delete the line; deleting an absent line is not an error."""
+        with errors.translated():
+            self._client.delete_item(TableName=self._table,
+                                     Key=self._line_key(cart_id, product_id))
+
+    def list_lines(self, cart_id: str, now_epoch: int) -> list[CartLine]:
+        return [line_from_item(item) for item in self.live_line_items(cart_id, now_epoch)]
+
+    def live_line_items(self, cart_id: str, now_epoch: int) -> list[Item]:
+        """The cart's live line items, read consistently (one Query, paged)."""
+        with errors.translated():
+            items = query_all(
+                self._client,
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :line)",
+                ExpressionAttributeValues={
+                    ":pk": s(table.cart_pk(cart_id)), ":line": s(table.LINE_PREFIX),
+                },
+                ConsistentRead=True,
+            )
+        return [item for item in items if is_live(expires(item), now_epoch)]
+
+    def renew_line(self, cart_id: str, product_id: str, expires_at: int,
+                   now_epoch: int) -> None:
+        """Push a live line's expiry out to the cart's; never shorten or revive one."""
+        try:
+            with errors.translated():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._line_key(cart_id, product_id),
+                    UpdateExpression="SET expiresAt = :exp",
+                    ConditionExpression="expiresAt < :exp AND expiresAt > :epoch",
+                    ExpressionAttributeValues={":exp": n(expires_at), ":epoch": n(now_epoch)},
+                )
+        except errors.ConditionFailed:
+            pass  # already renewed, or gone: nothing to do
+
+    def add_line_once(self, cart_id: str, product: Product, quantity: int, now: str,
+                      now_epoch: int, expires_at: int, once: IdempotentRequest) -> CartLine:
+        """add_line, applied once per key; a retry gets the line the first call made.
+
+        A transaction returns no new values, so the line is read and then
+        written on the condition that it is unchanged, in one transaction with
+        the key record that remembers the resulting line.
+        """
+        line_key = self._line_key(cart_id, product.id)
+        for _ in range(ADD_ONCE_ATTEMPTS):
+            with errors.translated():
+                old = self._client.get_item(
+                    TableName=self._table, Key=line_key, ConsistentRead=True).get("Item")
+            live = old is not None and is_live(expires(old), now_epoch)
+            held = integer(old, "quantity") if live else 0
+            if held > headroom(quantity):
+                remembered = self._keys.remembered(cart_id, once, now_epoch)
+                if remembered is not None:
+                    return line_from_item(remembered)
+                raise QuantityLimitExceeded(held)
+            line = CartLine(product.id, product.name, product.price_cents,
+                            held + quantity, now, expires_at)
+            item = {**line_key, **line_to_map(line)["M"], "updatedAt": s(now),
+                    "expiresAt": n(expires_at)}
+            try:
+                with errors.translated():
+                    self._client.transact_write_items(TransactItems=[
+                        self._keys.put_action(cart_id, once, line_to_map(line), now,
+                                              now_epoch),
+                        {"Put": {"TableName": self._table, "Item": item, **_unchanged(old)}},
+                    ])
+            except errors.ConditionFailed as failed:
+                remembered = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
+                if remembered is not None:
+                    return line_from_item(remembered)
+                continue  # the line changed since it was read: read it again
+            return line
+        raise CartChanged(cart_id)
+
+    def get_summary(self, cart_id: str, now_epoch: int) -> CartSummary | None:
+        with errors.translated():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key=key(table.cart_pk(cart_id), table.SUMMARY_SK),
+                ConsistentRead=True,
+            ).get("Item")
+        if item is None or not is_live(expires(item), now_epoch):
+            return None
+        return CartSummary(
+            item_count=integer(item, "itemCount"),
+            subtotal_cents=integer(item, "subtotalCents"),
+            updated_at=string(item, "updatedAt") or None,
+        )
+
+    def put_summary(self, cart_id: str, summary: CartSummary, expires_at: int) -> None:
+        item = {
+            **key(table.cart_pk(cart_id), table.SUMMARY_SK),
+            "itemCount": n(summary.item_count),
+            "subtotalCents": n(summary.subtotal_cents),
+            "expiresAt": n(expires_at),
+        }
+        if summary.updated_at:
+            item["updatedAt"] = s(summary.updated_at)
+        with errors.translated():
+            self._client.put_item(TableName=self._table, Item=item)

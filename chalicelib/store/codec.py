@@ -1,0 +1,93 @@
+"""Item shapes: domain values to DynamoDB JSON and back (also stream images)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import table
+from chalicelib.domain import CartLine, Order, Product
+
+Item = dict[str, Any]
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def integer(item: Item | None, name: str, default: int = 0) -> int:
+    cell = (item or {}).get(name)
+    return int(cell["N"]) if cell else default
+
+
+def string(item: Item | None, name: str, default: str = "") -> str:
+    cell = (item or {}).get(name)
+    return str(cell["S"]) if cell else default
+
+
+def expires(item: Item | None) -> int | None:
+    cell = (item or {}).get(table.TTL_ATTRIBUTE)
+    return int(cell["N"]) if cell else None
+
+
+def key(pk: str, sk: str) -> Item:
+    return {"pk": s(pk), "sk": s(sk)}
+
+
+def line_from_item(item: Item) -> CartLine:
+    """A cart line from its item (DynamoDB JSON, also a stream image)."""
+    return CartLine(
+        product_id=string(item, "productId"),
+        name=string(item, "name"),
+        unit_price_cents=integer(item, "unitPriceCents"),
+        quantity=integer(item, "quantity"),
+        updated_at=string(item, "updatedAt"),
+        expires_at=expires(item),
+    )
+
+
+def line_to_map(line: CartLine) -> Item:
+    return {"M": {
+        "productId": s(line.product_id),
+        "name": s(line.name),
+        "unitPriceCents": n(line.unit_price_cents),
+        "quantity": n(line.quantity),
+    }}
+
+
+def product_from_item(item: Item, in_carts: int = 0) -> Product:
+    return Product(
+        id=string(item, "productId"),
+        name=string(item, "name"),
+        description=string(item, "description"),
+        price_cents=integer(item, "priceCents"),
+        image=string(item, "image"),
+        in_carts=max(0, in_carts),
+    )
+
+
+def order_from_item(item: Item) -> Order:
+    lines = tuple(line_from_item(cell["M"]) for cell in item["lines"]["L"])
+    return Order(
+        order_id=string(item, "orderId"),
+        status=string(item, "status"),
+        lines=lines,
+        item_count=integer(item, "itemCount"),
+        subtotal_cents=integer(item, "subtotalCents"),
+        placed_at=string(item, "placedAt"),
+        confirmed_at=string(item, "confirmedAt") or None,
+    )
+
+
+def query_all(client: Any, **kwargs: Any) -> list[Item]:
+    """Every page of a Query (call inside errors.translated())."""
+    items: list[Item] = []
+    while True:
+        page = client.query(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
