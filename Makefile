@@ -9,11 +9,12 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
+CHECKOV_VENV := $(VENV)/checkov
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install browser run test lint unit functional e2e bench package deploy destroy clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
 	'brew install python@$(LAMBDA_PYTHON)', 'apt-get install python$(LAMBDA_PYTHON)' or \
 	'pyenv install $(LAMBDA_PYTHON)'), or run make PYTHON=/path/to/python$(LAMBDA_PYTHON)" >&2; exit 1; }
@@ -21,6 +22,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 		2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/python -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip<26.3"
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -63,11 +67,16 @@ bench: install
 	$(BIN)/python -m bench --command "make bench"
 
 # Deploy to the AWS account of the usual boto3 chain (see README "Deploy").
+# `package` also expands the template and runs checkov over it (no AWS calls).
+# EMAIL=you@example.com subscribes to the alarms; RESEED=1 rewrites the catalog.
+EMAIL ?=
+RESEED ?= 0
 package: install
 	$(BIN)/python -m deploy package --stage $(STAGE)
 
 deploy: install
-	$(BIN)/python -m deploy deploy --stage $(STAGE)
+	$(BIN)/python -m deploy deploy --stage $(STAGE) \
+		$(if $(EMAIL),--alarm-email $(EMAIL)) $(if $(filter 1,$(RESEED)),--reseed)
 
 destroy: install
 	$(BIN)/python -m deploy destroy --stage $(STAGE)

@@ -84,7 +84,18 @@ def connect(session: Any | None = None) -> Account:
 # -- API Gateway's logging role (account-wide) --------------------------------
 
 API_LOGS_ROLE = "chalice-cart-apigateway-cloudwatch-logs"
-API_LOGS_POLICY = "policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+API_LOGS_POLICY_NAME = "push-to-cloudwatch-logs"
+# What AWS's AmazonAPIGatewayPushToCloudWatchLogs grants, limited to this account's
+# log groups; written out so the role reads the same on AWS and on a stand-in.
+API_LOGS_ACTIONS = (
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:FilterLogEvents",
+    "logs:GetLogEvents",
+    "logs:PutLogEvents",
+)
 _API_GATEWAY_TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -133,9 +144,18 @@ def ensure_api_logging_role(
                 "this account and region with it (set by chalice-cart's deploy)",
             )["Role"]["Arn"]
         )
-    iam.attach_role_policy(
+    logs = f"arn:{partition(account.region)}:logs:*:{account.account_id}:log-group:*"
+    iam.put_role_policy(
         RoleName=API_LOGS_ROLE,
-        PolicyArn=f"arn:{partition(account.region)}:iam::aws:{API_LOGS_POLICY}",
+        PolicyName=API_LOGS_POLICY_NAME,
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": list(API_LOGS_ACTIONS), "Resource": logs}
+                ],
+            }
+        ),
     )
     for attempt in range(1, ROLE_PROPAGATION_ATTEMPTS + 1):
         try:
