@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 CHECKOV_VENV := $(VENV)/checkov
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install browser run test lint unit functional e2e bench package deploy destroy clean
+.PHONY: install browser run test lint unit functional e2e bench smoke package deploy destroy redrive clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
@@ -47,7 +47,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench -c pyproject.toml
+	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench smoke -c pyproject.toml
 
 test: install browser lint
 	$(BIN)/pytest tests
@@ -66,17 +66,29 @@ e2e: install browser
 bench: install
 	$(BIN)/python -m bench --command "make bench"
 
+# The shopper's journey over HTTP against any running stack: `make run` in
+# another terminal, or a deployed stage's URL (BASE_URL=https://.../api/).
+BASE_URL ?= http://127.0.0.1:$(PORT)
+smoke: install
+	$(BIN)/python -m smoke --base-url $(BASE_URL)
+
 # Deploy to the AWS account of the usual boto3 chain (see README "Deploy").
 # `package` also expands the template and runs checkov over it (no AWS calls).
 # EMAIL=you@example.com subscribes to the alarms; RESEED=1 rewrites the catalog.
+# The deploy ends with the smoke suite against the URL it printed; SMOKE=0 skips it.
 EMAIL ?=
 RESEED ?= 0
+SMOKE ?= 1
 package: install
 	$(BIN)/python -m deploy package --stage $(STAGE)
 
 deploy: install
-	$(BIN)/python -m deploy deploy --stage $(STAGE) \
+	$(BIN)/python -m deploy deploy --stage $(STAGE) $(if $(filter 0,$(SMOKE)),--no-smoke) \
 		$(if $(EMAIL),--alarm-email $(EMAIL)) $(if $(filter 1,$(RESEED)),--reseed)
+
+# The dead-letter queue's failed stream batches, run through the follow-ups again.
+redrive: install
+	$(BIN)/python -m deploy redrive --stage $(STAGE)
 
 destroy: install
 	$(BIN)/python -m deploy destroy --stage $(STAGE)

@@ -24,6 +24,7 @@ from chalicelib import (
     followups,
     idempotency,
     logging_setup,
+    metrics,
     openapi,
     presenters,
     runtime,
@@ -54,13 +55,14 @@ ACCESS_LOG = logging_setup.configure(app.log)
 MAX_BODY_BYTES = 8192
 
 
-# -- every request: an access log line, and a bound on the body -----------------
+# -- every request: an access log line, its metrics, and a bound on the body -----
 
 @app.middleware("http")
 def log_requests(event: Request, get_response: Callable[[Request], Response]) -> Response:
     started = time.perf_counter()
     status = 500  # what Chalice answers if anything below raises
-    with logging_setup.request_scope(event.context, event.lambda_context) as request_id:
+    with (logging_setup.request_scope(event.context, event.lambda_context) as request_id,
+          metrics.invocation(runtime.metrics_settings()) as recorded):
         try:
             response = get_response(event)
             status = response.status_code
@@ -68,6 +70,7 @@ def log_requests(event: Request, get_response: Callable[[Request], Response]) ->
             return response
         finally:
             logging_setup.log_request(ACCESS_LOG, event.method, event.path, status, started)
+            metrics.record_request(recorded, event.method, event.path, status)
 
 
 @app.middleware("http")
@@ -331,6 +334,21 @@ def serve_image(name: str) -> Response:
 # One reader on the table's stream: DynamoDB Streams allows two per shard, and
 # every @app.on_dynamodb_record is one more. It runs every follow-up on each
 # batch (chalicelib/followups.py).
+@app.middleware("dynamodb")
+def observe_stream(event: DynamoDBEvent,
+                   get_response: Callable[[DynamoDBEvent], dict[str, Any]]) -> dict[str, Any]:
+    records = event.to_dict()["Records"]
+    with (logging_setup.request_scope(None, event.context),
+          metrics.invocation(runtime.metrics_settings()) as recorded):
+        try:
+            response = get_response(event)
+        except Exception:  # Lambda retries the whole batch
+            metrics.record_batch_error(recorded, records)
+            raise
+        metrics.record_batch(recorded, records, response, time.time())
+        return response
+
+
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100,
                         starting_position="TRIM_HORIZON")
 def process_stream(event: DynamoDBEvent) -> dict[str, Any]:

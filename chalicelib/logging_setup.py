@@ -1,5 +1,9 @@
 """Structured logs: one JSON object per line, each carrying the request id.
 
+Every line inside an invocation also carries Lambda's own request id (the one
+in Lambda's REPORT line and X-Ray) and whether the invocation was the first in
+its container (a cold start).
+
 Only facts about a request are logged (method, route template, status, duration),
 never its headers, cookies, query or body: those carry the cart cookie and
 whatever a client chose to send.
@@ -20,6 +24,11 @@ from typing import Any
 
 ACCESS_LOGGER = "chalice-cart.access"
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_lambda_request_id: ContextVar[str | None] = ContextVar("lambda_request_id", default=None)
+_cold_start: ContextVar[bool | None] = ContextVar("cold_start", default=None)
+# The first invocation scope in this process is the cold start; a module
+# global, because the container (not a request) is what starts cold.
+_warm = False
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,6 +39,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "requestId": _request_id.get(),
+            "lambdaRequestId": _lambda_request_id.get(),
+            "coldStart": _cold_start.get(),
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
@@ -67,15 +78,30 @@ def request_id(context: dict[str, Any], lambda_context: Any) -> str:
     return uuid.uuid4().hex
 
 
+def lambda_request_id(lambda_context: Any) -> str | None:
+    candidate = getattr(lambda_context, "aws_request_id", None)
+    return candidate[:64] if isinstance(candidate, str) and candidate else None
+
+
+def _take_cold_start() -> bool:
+    global _warm
+    cold, _warm = not _warm, True
+    return cold
+
+
 @contextmanager
-def request_scope(context: dict[str, Any], lambda_context: Any) -> Iterator[str]:
-    """Stamp every log line written inside with this request's id."""
-    rid = request_id(context, lambda_context)
-    token = _request_id.set(rid)
+def request_scope(context: dict[str, Any] | None, lambda_context: Any) -> Iterator[str]:
+    """Stamp every log line written inside with this invocation's ids and cold-start flag."""
+    rid = request_id(context or {}, lambda_context)
+    rid_token = _request_id.set(rid)
+    lambda_token = _lambda_request_id.set(lambda_request_id(lambda_context))
+    cold_token = _cold_start.set(_take_cold_start())
     try:
         yield rid
     finally:
-        _request_id.reset(token)
+        _cold_start.reset(cold_token)
+        _lambda_request_id.reset(lambda_token)
+        _request_id.reset(rid_token)
 
 
 def log_request(logger: logging.Logger, method: str, route: str, status: int,

@@ -8,8 +8,13 @@ Nothing here talks to AWS at import time.
 from __future__ import annotations
 
 import os
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
+from chalicelib import metrics
+from chalicelib.domain import StoreUnavailable
 from chalicelib.repository import DynamoCartRepository, store_errors
 from chalicelib.services import CartService, CatalogCache
 
@@ -22,6 +27,15 @@ MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT = 1
 READ_TIMEOUT = 2
 
+# The cookie key from SSM: a traffic ramp starts many containers at once and
+# each asks SSM once, against GetParameter's 40 requests/s per account and
+# region. A throttled container retries with full jitter (spreading the burst
+# over the next seconds) until this budget is spent, then answers 503 with
+# Retry-After. The budget leaves the request most of the API function's 15 s.
+SSM_BUDGET_SECONDS = 5.0
+SSM_FIRST_DELAY = 0.05
+SSM_MAX_DELAY = 1.0
+
 _cache: dict[str, Any] = {}
 
 
@@ -30,13 +44,13 @@ def reset() -> None:
     _cache.clear()
 
 
-def _client(service: str) -> Any:
+def _client(service: str, attempts: int = MAX_ATTEMPTS) -> Any:
     if service not in _cache:
         import boto3  # lazily: routes that never reach AWS do not pay for it
         from botocore.config import Config
 
         config = Config(
-            retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": attempts},
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
         )
@@ -68,14 +82,47 @@ def cart_service() -> CartService:
     return _cache["service"]  # type: ignore[no-any-return]
 
 
+def metrics_settings() -> metrics.Settings:
+    if "metrics" not in _cache:
+        _cache["metrics"] = metrics.Settings.from_environment(os.environ)
+    return _cache["metrics"]  # type: ignore[no-any-return]
+
+
+def read_secret_parameter(
+    ssm: Any,
+    name: str,
+    budget_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> str:
+    """The parameter's decrypted value; throttling and outages are retried within the budget.
+
+    StoreUnavailable (a 503) only once the next wait would end past the budget.
+    Full jitter: each wait is random in [0, cap), the cap doubling per attempt.
+    """
+    deadline = clock() + (SSM_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
+    cap = SSM_FIRST_DELAY
+    while True:
+        try:
+            with store_errors():  # the one classifier: what is worth a retry
+                response = ssm.get_parameter(Name=name, WithDecryption=True)
+            return str(response["Parameter"]["Value"])
+        except StoreUnavailable:
+            delay = jitter() * cap
+            if clock() + delay >= deadline:
+                raise
+            sleep(delay)
+            cap = min(cap * 2, SSM_MAX_DELAY)
+
+
 def cookie_secret() -> bytes:
     """The cart-cookie key: from SSM when deployed, from the environment locally."""
     if "secret" not in _cache:
         parameter = os.environ.get("CART_COOKIE_SECRET_PARAM")
         if parameter:
-            with store_errors():  # throttled in a cold-start burst: a 503, not a 500
-                response = _client("ssm").get_parameter(Name=parameter, WithDecryption=True)
-            value = response["Parameter"]["Value"]
+            # One attempt per call: read_secret_parameter paces the retries.
+            value = read_secret_parameter(_client("ssm", attempts=1), parameter)
         else:
             value = os.environ.get("CART_COOKIE_SECRET", "")
         if len(value) < 16:

@@ -5,9 +5,13 @@ package  build build/<stage>/out/{deployment.zip,sam.json,expanded.json}; no AWS
 deploy   build, upload, expand the SAM transform, create or update the stack,
          seed the products the catalog lacks (--reseed: rewrite every product),
          print the URL (build/<stage>/out/deploy-template.json is what
-         CloudFormation got); --alarm-email subscribes an address to the alarms
+         CloudFormation got), then run the smoke suite against that URL
+         (--no-smoke skips it; exit 1 when it fails); --alarm-email subscribes
+         an address to the alarm topic
 destroy  delete the stack and what the deploy keeps beside it
 env      print exports that point `chalice local` at the deployed table
+redrive  run the dead-letter queue's failed stream batches through the follow-ups
+         again; delete what succeeds, report the rest (exit 1 if any is left)
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
 from deploy import account as acct
 from deploy import operations as ops
+from deploy import redrive as rd
 from deploy import template as tpl
 from deploy.build import BUILD_ROOT, Build, build, checkov
 from deploy.settings import ROOT, DeployError, Stage, load_stage, say
@@ -199,6 +204,39 @@ def local_env(stage: Stage, account: acct.Account, out: Out = say) -> None:
     out(f"export CART_COOKIE_SECRET_PARAM={shlex.quote(outputs['CookieSecretParameter'])}")
 
 
+def smoke_deployed(outputs: dict[str, str], account: acct.Account, out: Out = say,
+                   run: Callable[..., int] | None = None) -> bool:
+    """The smoke suite against the URL the deploy printed; True when it passed."""
+    url = outputs.get("EndpointURL", "")
+    if account.stand_in:
+        out("==> smoke suite skipped: the stand-in's stack serves no HTTP")
+        return True
+    if run is None:
+        from smoke import journey
+
+        run = journey.run
+    out(f"==> smoke suite against {url} (SMOKE=0 skips it)")
+    if run(url, out=out) == 0:
+        return True
+    out(f"==> deployed, but the smoke suite failed: rerun it with make smoke BASE_URL={url}")
+    return False
+
+
+def redrive(stage: Stage, account: acct.Account, out: Out = say) -> bool:
+    """The stage's dead-letter queue run again; True when nothing is left in it."""
+    stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out)
+    outputs = stack.outputs()
+    if "DeadLetterQueueUrl" not in outputs or "TableName" not in outputs:
+        raise DeployError(f"no deployed stack {stage.stack_name} in {account.region}")
+    queue, table_name = outputs["DeadLetterQueueUrl"], outputs["TableName"]
+    out(f"==> redriving {queue} into {table_name}")
+    repo = DynamoCartRepository(account.client("dynamodb"), table_name)
+    outcomes = rd.redrive(account.client("sqs"), account.client("dynamodbstreams"), repo,
+                          queue, out)
+    out(f"==> {rd.summary(outcomes)}")
+    return all(o.status == rd.RECOVERED for o in outcomes)
+
+
 def package(
     stage: Stage,
     out: Out = say,
@@ -257,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=("package", "deploy", "destroy", "env"))
+    parser.add_argument("command", choices=("package", "deploy", "destroy", "env", "redrive"))
     parser.add_argument("--stage", default="dev", help="a stage in .chalice/config.json")
     parser.add_argument(
         "--alarm-email",
@@ -280,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         default=BUILD_ROOT,
         help="where the package is built, under <dir>/<stage>/ (default: build/)",
     )
+    parser.add_argument("--no-smoke", dest="smoke", action="store_false",
+                        help="deploy: do not run the smoke suite afterwards")
     args = parser.parse_args(argv)
     builder = functools.partial(build, build_root=args.build_dir.resolve())
     try:
@@ -287,15 +327,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "package":
             package(stage, builder=builder, scan=not args.no_checkov)
         elif args.command == "deploy":
-            deploy(
+            account = acct.connect()
+            outputs = deploy(
                 stage,
-                acct.connect(),
+                account,
                 builder=builder,
                 alarm_email=args.alarm_email,
                 reseed=args.reseed,
             )
+            if args.smoke and not smoke_deployed(outputs, account):
+                return 1
         elif args.command == "env":
             local_env(stage, acct.connect())
+        elif args.command == "redrive":
+            if not redrive(stage, acct.connect()):
+                return 1
         else:
             destroy(stage, acct.connect())
     except KeyboardInterrupt:

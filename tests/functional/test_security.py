@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from app import app
-from chalicelib import logging_setup
+from chalicelib import logging_setup, runtime
 from chalicelib.domain import CART_TTL_SECONDS, Product
 from chalicelib.repository import DynamoCartRepository
 from tests.factories import COOKIE_SECRET, TABLE_NAME, add_body, cookie_for, cookie_from
@@ -295,6 +295,9 @@ def test_each_request_logs_one_json_line_with_its_request_id(client, log_lines):
     assert len(set(ids)) == 3 and all(ids)
     assert all(isinstance(e["durationMs"], int | float) and e["durationMs"] >= 0
                for e in entries)
+    lambda_ids = [e["lambdaRequestId"] for e in entries]
+    assert len(set(lambda_ids)) == 3 and all(lambda_ids)
+    assert [e["coldStart"] for e in entries] == [False, False, False]  # new_cart came first
 
 
 def test_logs_never_hold_cookies_secrets_or_bodies(client, log_lines):
@@ -311,6 +314,22 @@ def test_logs_never_hold_cookies_secrets_or_bodies(client, log_lines):
     for private in (marker, cookie.split("=", 1)[1], cart_id_of(cookie), COOKIE_SECRET,
                     "Cookie", "productId"):
         assert private not in text, private
+
+
+def test_metric_lines_never_hold_cookies_or_bodies(client, log_lines, monkeypatch, capsys):
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    runtime.reset()
+    marker = "private-marker-7f3a"
+    cookie = cookie_from(request(client, "POST", ITEMS, body=add_body("kettle", 1)))
+    request(client, "POST", ITEMS, cookie, add_body("kettle", 1, note=marker))
+    request(client, "PUT", "/api/cart/items/kettle", cookie, {"quantity": 2},
+            headers={"Authorization": marker})
+    printed = capsys.readouterr().out
+    emf = [line for line in printed.splitlines() if '"_aws"' in line]
+    assert len(emf) == 2  # the add with a stray field was refused
+    for private in (marker, cookie.split("=", 1)[1], cart_id_of(cookie), COOKIE_SECRET,
+                    "kettle", "productId"):
+        assert private not in printed, private
 
 
 def test_an_error_log_line_has_the_type_and_frames_but_not_the_message():

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import followups
+from chalicelib import followups, metrics
 from deploy import operations as ops
 from deploy import template as tpl
 from deploy.build import foreign_binaries
@@ -282,3 +282,16 @@ def test_a_package_with_x86_64_compiled_code_or_wheels_is_refused() -> None:
         "cryptography-44.dist-info is a wheel for manylinux_2_28_x86_64, not Lambda arm64 "
         "(linux aarch64)"
     ]
+
+
+def test_the_dashboard_s_business_metrics_are_the_ones_the_code_emits() -> None:
+    emitted = {
+        (getattr(metrics, name), metrics.MILLISECONDS if name.endswith("_MS") else metrics.COUNT)
+        for name in dir(metrics)
+        if name.isupper() and isinstance(getattr(metrics, name), str)
+        and getattr(metrics, name) in {m for m, _ in ops.BUSINESS_METRICS}
+    }
+    assert emitted == set(ops.BUSINESS_METRICS)
+    assert (metrics.DEFAULT_NAMESPACE, metrics.DIMENSION) == (ops.METRICS_NAMESPACE, "service")
+    assert metrics.NAMESPACE_VARIABLE in tpl.metrics_environment(DEV)
+    assert metrics.SERVICE_VARIABLE in tpl.metrics_environment(DEV)

@@ -38,7 +38,22 @@ def test_the_access_line_holds_only_facts_about_the_request():
     logger.addHandler(Collect())
     logging_setup.log_request(logger, "PUT", "/api/cart/items/{product_id}", 200, 0.0)
     entry = json.loads(lines[0])
-    assert set(entry) == {"level", "logger", "requestId", "message", "method", "route",
-                          "status", "durationMs"}
+    assert set(entry) == {"level", "logger", "requestId", "lambdaRequestId", "coldStart",
+                          "message", "method", "route", "status", "durationMs"}
     assert (entry["method"], entry["route"], entry["status"]) == (
         "PUT", "/api/cart/items/{product_id}", 200)
+
+
+def test_lines_carry_lambdas_request_id_and_only_the_first_invocation_is_cold(monkeypatch):
+    monkeypatch.setattr(logging_setup, "_warm", False)  # a fresh container
+    record = logging.LogRecord("chalice-cart", logging.INFO, __file__, 1, "hi", (), None)
+    formatter = logging_setup.JsonFormatter()
+    entries = []
+    for invocation in ("inv-1", "inv-2"):
+        lambda_context = SimpleNamespace(aws_request_id=invocation)
+        with logging_setup.request_scope({"requestId": "apigw-" + invocation}, lambda_context):
+            entries.append(json.loads(formatter.format(record)))
+    assert [(e["requestId"], e["lambdaRequestId"], e["coldStart"]) for e in entries] == [
+        ("apigw-inv-1", "inv-1", True), ("apigw-inv-2", "inv-2", False)]
+    outside = json.loads(formatter.format(record))
+    assert (outside["lambdaRequestId"], outside["coldStart"]) == (None, None)

@@ -1,0 +1,5 @@
+import sys
+
+from smoke.journey import main
+
+sys.exit(main())

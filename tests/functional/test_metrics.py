@@ -1,0 +1,93 @@
+"""The EMF lines the deployed functions print: one per request, one per stream batch."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from chalicelib import runtime
+from tests.factories import add_body, cookie_from
+from tests.functional.botocore_faults import Faults
+from tests.functional.conftest import request
+
+SERVICE = "chalice-cart-test"
+
+
+@pytest.fixture
+def emf(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], client: Any):
+    """Metrics on, as in Lambda; the EMF documents printed since the last call."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SERVICE)
+    runtime.reset()
+
+    def printed() -> list[dict[str, Any]]:
+        lines = capsys.readouterr().out.splitlines()
+        return [doc for doc in map(json.loads, filter(None, lines)) if "_aws" in doc]
+    return printed
+
+
+def _values(document: dict[str, Any]) -> dict[str, Any]:
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "ChaliceCart"
+    assert directive["Dimensions"] == [["service"]]
+    assert document["service"] == SERVICE
+    return {m["Name"]: document[m["Name"]] for m in directive["Metrics"]}
+
+
+def test_each_cart_operation_prints_its_metric(client, emf):
+    emf()
+    added = request(client, "POST", "/api/cart/items", body=add_body("kettle", 2))
+    cookie = cookie_from(added)
+    request(client, "PUT", "/api/cart/items/kettle", cookie, {"quantity": 3})
+    request(client, "POST", "/api/cart/items", cookie, add_body("espresso-cup", 1))
+    request(client, "DELETE", "/api/cart/items/espresso-cup", cookie)
+    request(client, "GET", "/api/cart", cookie)
+    assert request(client, "POST", "/api/cart/checkout", cookie).status_code == 201
+    assert [_values(doc) for doc in emf()] == [
+        {"AddToCart": 1}, {"SetQuantity": 1}, {"AddToCart": 1}, {"RemoveFromCart": 1},
+        {"CheckoutsPlaced": 1}]
+
+
+def test_a_refused_request_counts_nothing(client, emf):
+    emf()
+    response = request(client, "POST", "/api/cart/items", body=add_body("kettle", 0))
+    assert response.status_code == 400
+    assert emf() == []
+
+
+def test_a_stream_batch_prints_processed_records_age_and_orders_confirmed(
+        client, stream, emf):
+    added = request(client, "POST", "/api/cart/items", body=add_body("kettle", 1))
+    stream.drain()
+    request(client, "POST", "/api/cart/checkout", cookie_from(added))
+    records = stream.read()
+    emf()
+    assert stream.deliver(records) == {"process_stream": {"batchItemFailures": []}}
+    [document] = emf()
+    values = _values(document)
+    newest = max(r["dynamodb"]["ApproximateCreationDateTime"] for r in records)
+    age_now_ms = (time.time() - newest) * 1000
+    assert values.pop("StreamNewestRecordAgeMs") <= age_now_ms + 1
+    assert values == {"StreamRecordsProcessed": len(records), "StreamRecordsFailed": 0,
+                      "OrdersConfirmed": 1}
+    units = {m["Name"]: m["Unit"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units["StreamNewestRecordAgeMs"] == "Milliseconds"
+
+
+def test_a_failing_batch_counts_what_comes_back(client, stream, emf):
+    request(client, "POST", "/api/cart/items", body=add_body("kettle", 1))
+    records = stream.read()
+    emf()
+    with Faults(runtime.dynamodb_client()) as faults:
+        for operation in ("PutItem", "UpdateItem", "TransactWriteItems"):
+            faults.always(operation, "server-error")
+        result = stream.deliver(records)["process_stream"]
+    assert result["batchItemFailures"]
+    [document] = emf()
+    values = _values(document)
+    assert values["StreamRecordsFailed"] >= 1
+    assert values["StreamRecordsProcessed"] + values["StreamRecordsFailed"] == len(records)
+    assert values["OrdersConfirmed"] == 0
