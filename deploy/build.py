@@ -178,7 +178,10 @@ def checkov_command() -> Path:
     """checkov lives in a venv of its own (.venv/checkov): its pins clash with boto3's."""
     path = Path(sys.prefix) / "checkov" / "bin" / "checkov"
     if not path.exists():
-        raise DeployError(f"{path} not found: run `make install`")
+        raise DeployError(
+            f"{path} not found: run `make install` (it adds checkov's own venv, "
+            "requirements-checkov.txt)"
+        )
     return path
 
 
