@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 from chalice.app import (
     BadRequestError,
     Chalice,
+    ChaliceViewError,
     ConflictError,
     DynamoDBEvent,
     NotFoundError,
@@ -87,13 +89,24 @@ def limit_body_size(event: Request, get_response: Callable[[Request], Response])
 
 # -- errors: domain exceptions become Chalice's error shape -------------------
 
+# The page shows Message as it is, so it speaks to a shopper; API clients read
+# Retry-After, and docs/OPERATIONS.md tells them to resend the same
+# Idempotency-Key.
+STORE_BUSY_MESSAGE = "The shop is busy right now. Please try again in a moment."
+STORE_BUSY_RETRY_AFTER = "1"
+
+
+class UnsupportedMediaType(ChaliceViewError):
+    """415, named as Chalice names its own content-type refusal."""
+
+    STATUS_CODE = 415
+
+
 def _store_unavailable() -> Response:
     return Response(
-        body={"Code": "ServiceUnavailable",
-              "Message": "The cart store did not answer in time. Retry shortly; send the same "
-                         "Idempotency-Key to make the retry apply at most once."},
+        body={"Code": "ServiceUnavailable", "Message": STORE_BUSY_MESSAGE},
         status_code=503,
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": STORE_BUSY_RETRY_AFTER},
     )
 
 
@@ -139,9 +152,19 @@ def _request() -> Request:
 
 
 def _json_body() -> Any:
+    request = _request()
+    # Chalice lets a request without Content-Type through as JSON, then reads
+    # its body only when the header starts with lowercase "application/json".
+    # Media types are case-insensitive, and a body must say what it is.
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        raise UnsupportedMediaType(
+            "a request with a body needs the header Content-Type: application/json")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType(f"Unsupported media type: {content_type}")
     try:
-        return _request().json_body
-    except RecursionError as exc:
+        return json.loads(request.raw_body)
+    except (ValueError, RecursionError) as exc:
         # Deeply nested JSON makes json.loads raise RecursionError, which
         # Chalice (catching ValueError only) would answer with a 500.
         raise BadRequestError("Error Parsing JSON") from exc
@@ -171,12 +194,14 @@ def _cart_for_write() -> str:
     return _current_cart() or cookies.new_cart_id()
 
 
-def _with_cart_cookie(cart_id: str, body: Any, status_code: int) -> Response:
+def _with_cart_cookie(cart_id: str, body: Any, status_code: int,
+                      headers: dict[str, str | list[str]] | None = None) -> Response:
     secure = _request().headers.get("x-forwarded-proto", "") == "https"
     header = cookies.set_cookie_header(
         runtime.cookie_secret(), cart_id, int(time.time()), secure
     )
-    return Response(body=body, status_code=status_code, headers={"Set-Cookie": header})
+    return Response(body=body, status_code=status_code,
+                    headers={**(headers or {}), "Set-Cookie": header})
 
 
 def _base() -> str:
@@ -199,7 +224,14 @@ def list_products() -> dict[str, Any]:
 def add_to_cart() -> Response:
     key = _idempotency_key()
     cart_id = _cart_for_write()
-    line = runtime.cart_service().add_to_cart(cart_id, _json_body(), key)
+    body = _json_body()
+    try:
+        line = runtime.cart_service().add_to_cart(cart_id, body, key)
+    except StoreUnavailable:
+        # The add may have landed all the same: a new visitor's retry must
+        # come back to this cart, where its Idempotency-Key is remembered.
+        busy = _store_unavailable()
+        return _with_cart_cookie(cart_id, busy.body, busy.status_code, busy.headers)
     return _with_cart_cookie(cart_id, presenters.line_json(line), 201)
 
 
@@ -272,18 +304,23 @@ def _html_errors(view: Callable[..., Response]) -> Callable[..., Response]:
                               heading="Order not found",
                               message="This browser's cart placed no order with that id.")
         except StoreUnavailable:
-            return web.render("error.html", _base(), 503, status=None,
-                              heading="The shop is busy",
-                              message="The cart store did not answer. Reload in a moment.")
+            response = web.render("error.html", _base(), 503, status=None,
+                                  heading="The shop is busy",
+                                  message="The shop is busy right now. "
+                                          "Reload the page in a moment.")
+            response.headers["Retry-After"] = STORE_BUSY_RETRY_AFTER
+            return response
     return wrapper
 
 
 @app.route("/", methods=["GET"])
 @_html_errors
 def browse_shop() -> Response:
-    service = runtime.cart_service()
+    service, cart_id = runtime.cart_service(), _current_cart()
+    lines, _ = service.display_cart(cart_id)
     return web.render("shop.html", _base(), products=service.list_products(),
-                      status=service.cart_status(_current_cart()))
+                      in_cart={line.product_id: line.quantity for line in lines},
+                      status=service.cart_status(cart_id))
 
 
 @app.route("/cart", methods=["GET"])
@@ -291,7 +328,8 @@ def browse_shop() -> Response:
 def view_cart() -> Response:
     service, cart_id = runtime.cart_service(), _current_cart()
     lines, cart_totals = service.display_cart(cart_id)
-    return web.render("cart.html", _base(), lines=lines, totals=cart_totals,
+    images = {product.id: product.image for product in service.list_products()} if lines else {}
+    return web.render("cart.html", _base(), lines=lines, totals=cart_totals, images=images,
                       status=service.cart_status(cart_id))
 
 
@@ -327,6 +365,26 @@ def serve_static(name: str) -> Response:
 @app.route("/static/img/{name}", methods=["GET"])
 def serve_image(name: str) -> Response:
     return _serve_static(f"img/{name}")
+
+
+# -- everything else: 404 ---------------------------------------------------------
+
+# API Gateway sends a path no other route matches to a greedy resource; Chalice
+# finds no path parameter in "{proxy+}", so the view takes none. chalice local
+# matches greedy routes only through devstack's wrapper (devstack/chalice_local.py).
+NOT_FOUND_ROUTE = "/{proxy+}"
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@app.route(NOT_FOUND_ROUTE, methods=ALL_METHODS)
+def route_not_found() -> Response:
+    path = "/" + (_request().uri_params or {}).get("proxy", "")
+    if path == "/api" or path.startswith("/api/"):
+        return Response(body={"Code": "NotFoundError",
+                              "Message": f"no such route: {_request().method} {path}"},
+                        status_code=404)
+    return web.render("error.html", _base(), 404, status=None, heading="Page not found",
+                      message="There is no page at this address.")
 
 
 # -- stream follow-ups ----------------------------------------------------------

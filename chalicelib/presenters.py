@@ -16,7 +16,8 @@ def base_path(context: dict[str, Any], uri_params: dict[str, str] | None) -> str
     full = str(context.get("path") or "")
     route = str(context.get("resourcePath") or "")
     for name, value in (uri_params or {}).items():
-        route = route.replace("{" + name + "}", value)
+        # "{proxy+}", a greedy variable, is filled in as "proxy".
+        route = route.replace("{" + name + "+}", value).replace("{" + name + "}", value)
     if route == "/":
         return full.rstrip("/")
     if route and full.endswith(route):

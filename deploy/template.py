@@ -51,6 +51,8 @@ PARALLELIZATION_FACTOR: int = getattr(followups, "PARALLELIZATION_FACTOR", 1)
 # already a quoted JSON string; responseType (e.g. THROTTLED) is a bare word.
 ERROR_TEMPLATE = '{"Code":"$context.error.responseType","Message":$context.error.messageString}'
 THROTTLED_RETRY_AFTER_SECONDS = 1
+NOT_FOUND_TEMPLATE = (
+    '{"Code":"NotFoundError","Message":"no route for $context.httpMethod at this path"}')
 GATEWAY_RESPONSES: dict[str, Any] = {
     "DEFAULT_4XX": {"ResponseTemplates": {"application/json": ERROR_TEMPLATE}},
     "DEFAULT_5XX": {"ResponseTemplates": {"application/json": ERROR_TEMPLATE}},
@@ -58,6 +60,13 @@ GATEWAY_RESPONSES: dict[str, Any] = {
         "ResponseTemplates": {"application/json": ERROR_TEMPLATE},
         # A header value in a gateway response is a quoted static value.
         "ResponseParameters": {"Headers": {"Retry-After": f"'{THROTTLED_RETRY_AFTER_SECONDS}'"}},
+    },
+    # Unknown paths reach the app's greedy /{proxy+} route (app.py answers 404);
+    # what is left here is a known path with a method it lacks (chalice local:
+    # 405). Either way no token is missing: not found, in the error shape.
+    "MISSING_AUTHENTICATION_TOKEN": {
+        "StatusCode": "404",
+        "ResponseTemplates": {"application/json": NOT_FOUND_TEMPLATE},
     },
 }
 MAPPING_FAILURE_HANDLING: dict[str, Any] = {

@@ -13,6 +13,7 @@ It also keeps moto's transactions from copying the stream's whole history
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -26,6 +27,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import make_server
+
+from devstack import faults
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -102,7 +105,12 @@ def serve(host: str, port: int) -> None:
         print("devstack moto: could not patch moto's transactions (a new moto?); "
               "stream reads still work, transactions slow down as the stream grows",
               file=sys.stderr, flush=True)
-    app = SerialApp(DomainDispatcherApplication(create_backend_app))
+    app: WSGIApp = SerialApp(DomainDispatcherApplication(create_backend_app))
+    if faults.enabled(os.environ):
+        # Outside the lock: a stalled request must not hold up the control path.
+        app = faults.FaultApp(app)
+        print(f"devstack moto: test faults on ({faults.ENV_FLAG}=1): "
+              f"POST {faults.STALL_PATH}", file=sys.stderr, flush=True)
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
 
     def stop(signum: int, frame: FrameType | None) -> None:

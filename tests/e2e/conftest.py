@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack import faults
 from tests.e2e.helpers import LiveStack, start_stack
 
 
@@ -21,7 +22,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    """`python -m devstack run` on free ports; stopped by SIGTERM at the end."""
-    stack = start_stack(tmp_path_factory.mktemp("live-stack"))
+    """`python -m devstack run` on free ports; stopped by SIGTERM at the end.
+
+    Its moto server takes test faults (devstack/faults.py): `store_stall`.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(faults.ENV_FLAG, "1")
+        stack = start_stack(tmp_path_factory.mktemp("live-stack"))
     yield stack
     stack.stop()

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Locator, Page, Request, Response, expect
 
+from tests.e2e.helpers import store_stall
+
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,7 +32,9 @@ STREAM_TIMEOUT_MS = 15_000  # the stream runner, then a poll, on a busy CI box
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make install adds it)")
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": LAUNCH_ARGS}
+    # Playwright turns the back/forward cache off; a shopper's browser has it on.
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": LAUNCH_ARGS,
+            "ignore_default_args": ["--disable-back-forward-cache"]}
 
 
 @pytest.fixture
@@ -124,21 +128,32 @@ def test_an_out_of_range_quantity_shows_the_servers_message_next_to_it(
     expect(line(shop, "kettle").get_by_role("alert")).to_have_text(
         "quantity must be between 0 and 99")
     expect(line(shop, "kettle")).to_contain_text("$3,540.00")
+    # The box shows what the cart holds again, next to the message.
+    expect(quantity).to_have_value("60")
+    expect(quantity).to_have_attribute("aria-invalid", "true")
+    expect(shop.locator('[data-role="subtotal"]')).to_have_text("$3,540.00")
+    expect(shop.get_by_test_id("checkout")).to_be_enabled()
 
 
-def test_rapid_clicks_by_a_new_visitor_land_in_one_cart(shop: Page, live_stack: Any) -> None:
+def test_rapid_clicks_by_a_new_visitor_land_in_one_cart_once_per_click_that_counts(
+        shop: Page, live_stack: Any) -> None:
     writes: list[Response] = []
     shop.on("response", lambda r: writes.append(r) if r.request.method == "POST" else None)
-    button = card(shop, "filters").get_by_test_id("add-to-cart")
-    # Five clicks in one task: none can wait for the page to settle in between.
-    button.evaluate("b => { for (let i = 0; i < 5; i++) b.click(); }")
-    expect_badge(shop, 5, "$32.50")
+    # Two clicks on each of three buttons in one task: none can wait for the page
+    # to settle in between. The second click meets a busy (disabled) button.
+    shop.evaluate("""ids => { for (const id of ids) for (let i = 0; i < 2; i++) {
+        document.querySelector(`li[data-product-id="${id}"] [data-testid=add-to-cart]`).click();
+    } }""", ["filters", "tote", "kettle"])
+    expect_badge(shop, 3, "$83.50")
 
     cart = shop.request.get(f"{live_stack.url}/api/cart").json()
-    assert [(i["productId"], i["quantity"]) for i in cart["items"]] == [("filters", 5)]
-    assert [w.status for w in writes] == [201] * 5
+    assert sorted((i["productId"], i["quantity"]) for i in cart["items"]) == [
+        ("filters", 1), ("kettle", 1), ("tote", 1)]
+    assert [w.status for w in writes] == [201] * 3
     cookies = [w.header_value("set-cookie") or "" for w in writes]
     assert len({re.sub(r"^cart=([0-9a-f]{32})\..*$", r"\1", c) for c in cookies}) == 1, cookies
+    keys = {w.request.headers.get("idempotency-key") for w in writes}
+    assert len(keys) == 3 and None not in keys  # one key per add the shopper asked for
 
 
 def test_the_shop_works_from_the_keyboard(shop: Page) -> None:
@@ -149,9 +164,13 @@ def test_the_shop_works_from_the_keyboard(shop: Page) -> None:
     shop.keyboard.press("ArrowUp")
     expect(quantity).to_have_value("2")
     shop.keyboard.press("Tab")
-    expect(card(shop, "tote").get_by_test_id("add-to-cart")).to_be_focused()
+    button = card(shop, "tote").get_by_test_id("add-to-cart")
+    expect(button).to_be_focused()
     shop.keyboard.press("Enter")
     expect_badge(shop, 2, "$36.00")
+    # The button was busy (disabled) while the add ran; the keyboard user keeps their place.
+    expect(button).to_be_enabled()
+    expect(button).to_be_focused()
 
 
 def test_the_shop_is_readable_at_375_px(shop: Page) -> None:
@@ -181,3 +200,111 @@ def test_the_first_load_of_the_shop_is_small_and_same_origin(
     sizes = [r.sizes() for r in requests]
     total = sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes)
     assert total <= FIRST_LOAD_BUDGET, (total, [r.url for r in requests])
+
+
+def test_a_click_while_the_store_stalls_applies_exactly_once_after_it_recovers(
+        shop: Page, live_stack: Any) -> None:
+    add(shop, "tote", 1)
+    expect_badge(shop, 1, "$18.00")
+    tote = card(shop, "tote")
+    button = tote.get_by_test_id("add-to-cart")
+    adds: list[Request] = []
+    shop.on("request", lambda r: adds.append(r) if r.method == "POST" else None)
+
+    with store_stall(live_stack) as recover:
+        # chalice local's botocore tries three times and answers 503; the page
+        # waits as Retry-After says and sends the same request again.
+        with shop.expect_response(lambda r: r.status == 503, timeout=30_000) as busy:
+            add(shop, "tote", 10)
+            expect(button).to_be_disabled()
+            expect(button).to_have_attribute("aria-busy", "true")
+        assert busy.value.headers["retry-after"] == "1"
+        assert "Idempotency" not in busy.value.json()["Message"]
+        expect(button).to_have_attribute("aria-busy", "true")  # still trying
+        recover()
+
+    expect(tote.get_by_test_id("added")).to_have_text("Added 10 × Canvas tote to the cart.",
+                                                      timeout=30_000)
+    expect(tote.get_by_test_id("in-cart")).to_have_text("11 in your cart")
+    expect(button).to_be_enabled()
+    expect(button).not_to_have_attribute("aria-busy", "true")
+    expect(tote.get_by_role("alert")).to_be_hidden()
+    expect_badge(shop, 11, "$198.00")
+    assert "Idempotency" not in shop.locator("main").inner_text()
+
+    # Every try the store answered late still ran: the line holds +10, once.
+    cart = shop.request.get(f"{live_stack.url}/api/cart").json()
+    assert [(i["productId"], i["quantity"]) for i in cart["items"]] == [("tote", 11)]
+    assert len(adds) >= 2, [r.url for r in adds]
+    keys = {r.headers.get("idempotency-key") for r in adds}
+    assert len(keys) == 1 and None not in keys, keys
+
+
+def test_back_after_checkout_shows_the_cart_as_it_is_now(shop: Page) -> None:
+    add(shop, "kettle", 1)
+    expect_badge(shop, 1, "$59.00")
+    shop.get_by_role("link", name=re.compile("Your cart")).click()
+    expect(line(shop, "kettle")).to_be_visible()
+    shop.evaluate("window.beforeCheckout = true")
+    shop.get_by_test_id("checkout").click()
+    expect(shop).to_have_url(re.compile(r"/orders/[0-9a-f]{32}$"))
+    expect_badge(shop, 0, "$0.00")
+
+    shop.go_back(wait_until="commit")  # a page restored from memory fires no load
+    expect(shop).to_have_url(re.compile(r"/cart$"))
+    # The very page from before checkout, restored from the back/forward cache.
+    assert shop.evaluate("window.beforeCheckout === true")
+    expect(shop.get_by_test_id("cart-line")).to_have_count(0)
+    expect(shop.get_by_text("Your cart is empty.")).to_be_visible()
+    expect(shop.get_by_test_id("checkout")).to_be_hidden()
+    expect_badge(shop, 0, "$0.00")
+
+
+def test_an_add_is_confirmed_on_the_card_with_what_the_cart_now_holds(
+        shop: Page, live_stack: Any) -> None:
+    grinder = card(shop, "grinder")
+    expect(grinder.get_by_test_id("in-cart")).to_be_hidden()
+    popularity = grinder.locator('[data-role="in-carts"]')
+    before = int(popularity.get_attribute("data-count") or "0")
+
+    add(shop, "grinder", 2)
+    confirmation = grinder.get_by_test_id("added")
+    expect(confirmation).to_have_text("Added 2 × Burr grinder to the cart.")
+    expect(confirmation).to_have_attribute("role", "status")
+    expect(confirmation).to_be_visible()
+    expect(grinder.get_by_test_id("in-cart")).to_have_text("2 in your cart")
+    # This cart is one more that holds a grinder: the count moves without a reload.
+    after = before + 1
+    expect(popularity).to_have_text(f"in {after} cart" + ("s" if after != 1 else ""),
+                                    timeout=STREAM_TIMEOUT_MS)
+
+    add(shop, "grinder", 1)
+    expect(grinder.get_by_test_id("in-cart")).to_have_text("3 in your cart")
+    shop.reload()
+    expect(card(shop, "grinder").get_by_test_id("in-cart")).to_have_text("3 in your cart")
+    expect(card(shop, "kettle").get_by_test_id("in-cart")).to_be_hidden()
+
+
+def test_the_cart_shows_each_lines_image_and_a_way_back_to_the_shop(
+        shop: Page, live_stack: Any) -> None:
+    add(shop, "pour-over", 1)
+    expect_badge(shop, 1, "$24.50")
+    shop.goto(f"{live_stack.url}/cart")
+    image = line(shop, "pour-over").locator("img")
+    expect(image).to_have_attribute("src", re.compile(r"/static/img/pour-over\.svg\?v="))
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    shop.get_by_role("link", name="Continue shopping").click()
+    expect(shop).to_have_url(f"{live_stack.url}/")
+    expect(card(shop, "pour-over").get_by_test_id("in-cart")).to_have_text("1 in your cart")
+
+
+def test_a_mistyped_address_shows_a_404_page_and_the_api_a_404_error(
+        visitor: Page, live_stack: Any) -> None:
+    response = visitor.goto(f"{live_stack.url}/no/such/page")
+    assert response is not None and response.status == 404
+    expect(visitor.get_by_role("heading", name="Page not found")).to_be_visible()
+    visitor.get_by_role("link", name="Back to the shop").click()
+    expect(visitor.get_by_test_id("product-card").first).to_be_visible()
+    api = visitor.request.get(f"{live_stack.url}/api/no/such/route")
+    assert api.status == 404
+    assert api.json()["Code"] == "NotFoundError"

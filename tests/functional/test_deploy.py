@@ -256,8 +256,14 @@ def test_api_gateway_own_errors_go_out_in_chalice_error_shape_inside_the_openapi
     error = '{"Code":"$context.error.responseType","Message":$context.error.messageString}'
     for built in (dev, prod):
         body = built.expanded["Resources"]["RestAPI"]["Properties"]["Body"]
-        responses = body["x-amazon-apigateway-gateway-responses"]
-        assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"}
+        responses = dict(body["x-amazon-apigateway-gateway-responses"])
+        assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED",
+                                  "MISSING_AUTHENTICATION_TOKEN"}
+        not_found = responses.pop("MISSING_AUTHENTICATION_TOKEN")
+        assert not_found["statusCode"] == "404"
+        assert not_found["responseTemplates"] == {"application/json": tpl.NOT_FOUND_TEMPLATE}
+        # The unknown paths themselves go to the app's greedy route.
+        assert set(body["paths"]["/{proxy+}"]) >= {"get", "post", "put", "delete"}
         for response in responses.values():
             assert response["responseTemplates"] == {"application/json": error}
             assert "statusCode" not in response

@@ -247,3 +247,48 @@ def test_the_script_builds_every_url_from_the_body_base():
     assert "document.body.dataset.base" in script
     assert not re.search(r"""fetch\(\s*["'`]/""", script)
     assert not re.search(r"""location[.\w]*\(\s*["'`]/""", script)
+
+
+# -- unknown routes: 404, never API Gateway's 403 "Missing Authentication Token" ----
+
+@pytest.mark.parametrize("path", ["/nope", "/shop/cart", "/orders", "/static/img/a/b.svg",
+                                  "/cart/extra/", "/a/b/c/d?x=1"])
+def test_an_unknown_page_is_a_404_page(client, path):
+    response = request(client, "GET", path, headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    page = response.body.decode()
+    assert "<h1>Page not found</h1>" in page and 'href="/"' in page
+    assert response.headers["Content-Security-Policy"] == web.CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/nope"), ("GET", "/api"), ("POST", "/api/cart/items/kettle/more"),
+    ("DELETE", "/api/orders/x/y"), ("PUT", "/api/v2/cart"), ("GET", "/api/cart/"),
+])
+def test_an_unknown_api_route_is_a_404_in_the_error_shape(client, method, path):
+    response = request(client, method, path)
+    if path == "/api/cart/":  # a trailing slash is the same resource, as on API Gateway
+        assert response.status_code == 200
+        return
+    assert response.status_code == 404, response.body
+    error = json.loads(response.body)
+    assert set(error) == {"Code", "Message"} and error["Code"] == "NotFoundError"
+    assert path in error["Message"]
+
+
+def test_an_unknown_page_path_reflects_nothing_unescaped(client):
+    response = request(client, "GET", "/<script>alert(1)</script>")
+    assert response.status_code == 404
+    assert b"<script>alert" not in response.body
+
+
+def test_api_gateway_sends_unknown_paths_to_the_not_found_route_with_the_stage_prefix(client):
+    event = gateway_event("/no/such/page", "/{proxy+}", {"proxy": "no/such/page"})
+    response = app(event, None)
+    assert response["statusCode"] == 404
+    assert 'href="/api/"' in response["body"] and 'data-base="/api"' in response["body"]
+    event = gateway_event("/api/nope", "/{proxy+}", {"proxy": "api/nope"})
+    response = app(event, None)
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["Code"] == "NotFoundError"

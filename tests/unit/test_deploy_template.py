@@ -290,8 +290,10 @@ def _render(template: str, response_type: str, message: str) -> str:
 
 def test_api_gateway_own_errors_answer_in_chalice_error_shape_with_their_own_status() -> None:
     api = tpl.merge_template(DEV, HANDLERS)["Resources"]["RestAPI"]["Properties"]
-    responses = api["GatewayResponses"]
-    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"}
+    responses = dict(api["GatewayResponses"])
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED",
+                              "MISSING_AUTHENTICATION_TOKEN"}
+    responses.pop("MISSING_AUTHENTICATION_TOKEN")  # a 404: the test below
     for response in responses.values():
         assert "StatusCode" not in response  # 403, 429, 502... stay API Gateway's
         [(content_type, body)] = response["ResponseTemplates"].items()
@@ -301,3 +303,16 @@ def test_api_gateway_own_errors_answer_in_chalice_error_shape_with_their_own_sta
             "Message": 'No "route"',
         }
     assert responses["THROTTLED"]["ResponseParameters"] == {"Headers": {"Retry-After": "'1'"}}
+
+
+def test_a_path_api_gateway_cannot_route_is_a_404_in_the_error_shape_not_a_403() -> None:
+    # API Gateway's 403 "Missing Authentication Token" means "no such route";
+    # unknown paths go to the app's /{proxy+} route, a method a path lacks ends here.
+    api = tpl.merge_template(DEV, HANDLERS)["Resources"]["RestAPI"]["Properties"]
+    response = api["GatewayResponses"]["MISSING_AUTHENTICATION_TOKEN"]
+    assert response["StatusCode"] == "404"
+    [(content_type, body)] = response["ResponseTemplates"].items()
+    assert content_type == "application/json"
+    rendered = body.replace("$context.httpMethod", "PATCH")
+    assert json.loads(rendered) == {"Code": "NotFoundError",
+                                    "Message": "no route for PATCH at this path"}
