@@ -120,8 +120,72 @@ def run(section: Section, results: dict[str, Section] | None = None,
     section.notes.append(
         "The ratio is of whole process wall times (what a cold Lambda pays for its import "
         "phase); the last column subtracts a bare interpreter start.")
+    metrics_libraries(section, runs)
     section.notes.append(
         f"`import app` does not load: {', '.join(f'`{n}`' for n in lazy) or 'nothing of note'}"
         " (built on first use by chalicelib.runtime / chalicelib.web); it does load: "
         f"{', '.join(f'`{n}`' for n in eager) or 'none of them'}. botocore.exceptions "
         "comes in through chalicelib.repository.")
+
+
+# The metrics choice (docs/OPERATIONS.md, "Metrics"): this project's EMF writer
+# against Powertools for AWS Lambda, each imported on top of the baseline.
+METRICS_COMMANDS = {
+    "baseline": COMMANDS["baseline"],
+    "chalicelib.metrics (this project's EMF writer)":
+        COMMANDS["baseline"] + ", chalicelib.metrics",
+    "Powertools Metrics": COMMANDS["baseline"] + "; from aws_lambda_powertools import Metrics",
+    "Powertools Logger + Metrics":
+        COMMANDS["baseline"] + "; from aws_lambda_powertools import Logger, Metrics",
+}
+
+
+def _zipped_size(package: str) -> int | None:
+    """What the installed package would add to the deployment zip, compressed."""
+    import importlib.util
+    import io
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(root.parent).as_posix())
+    return len(buffer.getvalue())
+
+
+def metrics_libraries(section: Section, runs: int) -> None:
+    """Import cost of each way to write metrics, interleaved, plus its package weight."""
+    try:
+        for code in METRICS_COMMANDS.values():
+            _once(code)
+    except subprocess.CalledProcessError:
+        section.notes.append("aws-lambda-powertools is not installed (requirements-dev.txt), "
+                             "so the metrics libraries were not compared.")
+        return
+    samples: dict[str, list[float]] = {name: [] for name in METRICS_COMMANDS}
+    for _ in range(runs):
+        for name, code in METRICS_COMMANDS.items():
+            samples[name].append(_once(code))
+    base = median(samples["baseline"])
+    table = Table(["metrics library (on top of `import boto3, chalice.app`)", "median ms",
+                   "added ms", "ratio to baseline"])
+    for name, values in samples.items():
+        table.add(name, ms(median(values)), ms(median(values) - base) if name != "baseline"
+                  else "-", f"{median(values) / base:.2f}x")
+    section.tables.append(table)
+    own = median(samples["chalicelib.metrics (this project's EMF writer)"]) - base
+    powertools = median(samples["Powertools Metrics"]) - base
+    both = median(samples["Powertools Logger + Metrics"]) - base
+    weight = _zipped_size("aws_lambda_powertools")
+    section.data.update(metrics_own_ms=own * 1000, metrics_powertools_ms=powertools * 1000,
+                        powertools_zip_bytes=weight)
+    section.notes.append(
+        f"Metrics: this project's EMF writer adds {ms(own)} ms to an import; Powertools "
+        f"Metrics {ms(powertools)} ms, Logger + Metrics {ms(both)} ms (median of {runs} "
+        "interleaved runs, bytecode cached, so a cold Lambda pays more)."
+        + (f" Powertools would add {weight:,} bytes to the deployment zip, whose limit "
+           "is 1,048,576 (deploy/build.py MAX_ZIP_BYTES)." if weight else ""))

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Locator, Page, Request, Response, expect
+from playwright.sync_api import BrowserType, Locator, Page, Request, Response, expect
 
 from tests.e2e.helpers import store_stall
 
@@ -258,6 +258,31 @@ def test_back_after_checkout_shows_the_cart_as_it_is_now(shop: Page) -> None:
     expect(shop.get_by_text("Your cart is empty.")).to_be_visible()
     expect(shop.get_by_test_id("checkout")).to_be_hidden()
     expect_badge(shop, 0, "$0.00")
+
+
+def test_back_after_checkout_without_the_back_forward_cache_reads_the_cart_again(
+        browser_type: BrowserType, browser_type_launch_args: dict[str, Any],
+        live_stack: Any) -> None:
+    # Without the cache the page comes back from the HTTP cache or the server;
+    # either way it must not show the lines that were ordered.
+    args = {k: v for k, v in browser_type_launch_args.items() if k != "ignore_default_args"}
+    browser = browser_type.launch(**args)
+    try:
+        page = browser.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(f"{live_stack.url}/")
+        add(page, "scale", 1)
+        expect_badge(page, 1, "$39.00")
+        page.goto(f"{live_stack.url}/cart")
+        page.get_by_test_id("checkout").click()
+        expect(page).to_have_url(re.compile(r"/orders/[0-9a-f]{32}$"))
+        page.go_back()
+        expect(page).to_have_url(re.compile(r"/cart$"))
+        expect(page.get_by_test_id("cart-line")).to_have_count(0)
+        expect(page.get_by_text("Your cart is empty.")).to_be_visible()
+        expect_badge(page, 0, "$0.00")
+    finally:
+        browser.close()
 
 
 def test_an_add_is_confirmed_on_the_card_with_what_the_cart_now_holds(

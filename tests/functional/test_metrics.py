@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 import pytest
 
-from chalicelib import runtime
+from app import app
+from chalicelib import logging_setup, runtime
 from tests.factories import add_body, cookie_from
 from tests.functional.botocore_faults import Faults
 from tests.functional.conftest import request
@@ -91,3 +93,31 @@ def test_a_failing_batch_counts_what_comes_back(client, stream, emf):
     assert values["StreamRecordsFailed"] >= 1
     assert values["StreamRecordsProcessed"] + values["StreamRecordsFailed"] == len(records)
     assert values["OrdersConfirmed"] == 0
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging_setup.JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_the_stream_functions_log_lines_carry_lambdas_request_id(client, stream):
+    request(client, "POST", "/api/cart/items", body=add_body("kettle", 1))
+    records = stream.read()
+    collect = Collect()
+    app.log.addHandler(collect)
+    try:
+        with Faults(runtime.dynamodb_client()) as faults:
+            for operation in ("PutItem", "UpdateItem", "TransactWriteItems"):
+                faults.always(operation, "server-error")
+            stream.deliver(records)
+    finally:
+        app.log.removeHandler(collect)
+    entries = [json.loads(line) for line in collect.lines]
+    assert entries and all(e["logger"] == "chalice-cart.followups" for e in entries)
+    assert len({e["lambdaRequestId"] for e in entries}) == 1  # one invocation
+    assert all(e["lambdaRequestId"] and e["coldStart"] is False for e in entries)
