@@ -28,6 +28,7 @@ from chalicelib import followups
 from chalicelib.table import cloudformation_properties
 from deploy import operations as ops
 from deploy.runtimes import runtime_problem
+from deploy import cognito
 from deploy.settings import Stage
 
 TABLE = "CartTable"
@@ -255,6 +256,8 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
     resources.update(ops.topic(stage))
     resources.update(ops.alarms(stage, functions, streams, TABLE, DEAD_LETTER_QUEUE))
     resources.update(ops.dashboard(stage, functions, streams, TABLE, DEAD_LETTER_QUEUE))
+    resources.update(cognito.resources(stage))
+    cognito.configure_api(resources[API_LOGICAL_ID])
     return {
         "Conditions": ops.conditions(),
         "Parameters": {
@@ -274,6 +277,7 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
             "DeadLetterQueueUrl": {"Value": {"Ref": DEAD_LETTER_QUEUE}},
             "CookieSecretParameter": {"Value": {"Ref": SECRET_PARAMETER}},
             **ops.outputs(),
+            **cognito.outputs(),
         },
     }
 
