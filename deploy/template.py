@@ -26,9 +26,9 @@ from typing import Any
 
 from chalicelib import followups
 from chalicelib.table import cloudformation_properties
+from deploy import cognito
 from deploy import operations as ops
 from deploy.runtimes import runtime_problem
-from deploy import cognito
 from deploy.settings import Stage
 
 TABLE = "CartTable"
