@@ -37,7 +37,7 @@ API_P99_LATENCY_LIMIT_MS = 1_000
 # What the code calls on the table (chalicelib); ThrottledRequests and SystemErrors
 # exist only per operation, so an alarm sums them with metric math.
 TABLE_OPERATIONS = ("GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem",
-                    "TransactWriteItems")
+                    "TransactWriteItems", "BatchGetItem", "BatchWriteItem")
 
 # One line per request, JSON for Logs Insights; no IP, no user agent, no query
 # string: nothing that identifies a shopper (the request id leads to the function log).
