@@ -44,8 +44,8 @@ DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 # Lambda's price per GB-second is ~20% lower on Graviton; the package carries
 # only pure-Python and aarch64 wheels (deploy.build.check_zip).
 ARCHITECTURE = "arm64"
-# `scale` sets how many batches of one shard run at once; one until it does.
-PARALLELIZATION_FACTOR: int = getattr(followups, "PARALLELIZATION_FACTOR", 1)
+# How many batches of one shard run at once: the follow-ups' own choice.
+PARALLELIZATION_FACTOR: int = followups.PARALLELIZATION_FACTOR
 # API Gateway answers some requests itself (no such route: 403, throttled: 429,
 # integration failure: 5xx) in its own {"message": ...} shape. These put them in
 # Chalice's error shape; the status code stays API Gateway's. messageString is
