@@ -654,7 +654,7 @@ class Observed:
     log_groups: dict[str, int | None]
     secret: dict[str, Any] | None
     buckets: list[str]
-    products: dict[str, tuple[int, int]]  # id -> (priceCents, inCarts)
+    products: dict[str, int]  # id -> priceCents
     alarms: dict[str, dict[str, Any]]  # name -> alarm
     topics: dict[str, list[dict[str, Any]]]  # topic arn -> its subscriptions
     dashboards: list[str]
@@ -687,7 +687,7 @@ def _observe(moto_url: str) -> Observed:
     names = [n for n in dynamodb.list_tables()["TableNames"] if n.startswith(f"{STACK}-CartTable")]
     cart_table = ttl = pitr = None
     catalog: list[str] = []
-    products: dict[str, tuple[int, int]] = {}
+    products: dict[str, int] = {}
     if names:
         cart_table = dynamodb.describe_table(TableName=names[0])["Table"]
         ttl = dynamodb.describe_time_to_live(TableName=names[0])["TimeToLiveDescription"][
@@ -702,10 +702,7 @@ def _observe(moto_url: str) -> Observed:
             ExpressionAttributeValues={":pk": {"S": table.CATALOG_PK}},
         )["Items"]
         catalog = sorted(i["productId"]["S"] for i in items)
-        products = {
-            i["productId"]["S"]: (int(i["priceCents"]["N"]), int(i["inCarts"]["N"]))
-            for i in items
-        }
+        products = {i["productId"]["S"]: int(i["priceCents"]["N"]) for i in items}
     lam = aws("lambda")
     functions = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]
@@ -802,14 +799,13 @@ class Lifecycle:
     after_destroy: Observed
 
 
-# An operator's change to a live product: a price, and carts that hold it.
+# An operator's change to a live product's price.
 LIVE_PRODUCT = SEED[0]
 LIVE_PRICE = LIVE_PRODUCT.price_cents + 101
-LIVE_IN_CARTS = 7
 ALARM_EMAIL = "ops@example.com"
 
 
-def _change_live_product(moto_url: str, seen: Observed, price: int, in_carts: int) -> None:
+def _change_live_product(moto_url: str, seen: Observed, price: int) -> None:
     assert seen.table is not None
     dynamodb = boto3.client(
         "dynamodb",
@@ -821,8 +817,8 @@ def _change_live_product(moto_url: str, seen: Observed, price: int, in_carts: in
     dynamodb.update_item(
         TableName=seen.table["TableName"],
         Key={"pk": {"S": table.CATALOG_PK}, "sk": {"S": table.product_sk(LIVE_PRODUCT.id)}},
-        UpdateExpression="SET priceCents = :p, inCarts = :c",
-        ExpressionAttributeValues={":p": {"N": str(price)}, ":c": {"N": str(in_carts)}},
+        UpdateExpression="SET priceCents = :p",
+        ExpressionAttributeValues={":p": {"N": str(price)}},
     )
 
 
@@ -835,7 +831,7 @@ def lifecycle(dev: Built, tmp_path_factory: pytest.TempPathFactory) -> Lifecycle
         first = _run("deploy", env)
         assert first.returncode == 0, first.stdout + first.stderr
         after_first = _observe(moto_url)
-        _change_live_product(moto_url, after_first, LIVE_PRICE, LIVE_IN_CARTS)
+        _change_live_product(moto_url, after_first, LIVE_PRICE)
         again = _run("deploy", env)
         after_again = _observe(moto_url)
         # New code, as after an edit: the same build with one more file in the zip.
@@ -1076,17 +1072,13 @@ def test_deploying_the_same_build_again_changes_nothing_and_keeps_the_secret(
 def test_a_redeploy_keeps_a_live_catalog_and_reseed_rewrites_its_products(
     lifecycle: Lifecycle,
 ) -> None:
-    seeded = lifecycle.after_first.products[LIVE_PRODUCT.id]
-    assert seeded == (LIVE_PRODUCT.price_cents, 0)
-    # The operator's price and the carts' count survive a plain redeploy...
-    assert lifecycle.after_again.products[LIVE_PRODUCT.id] == (LIVE_PRICE, LIVE_IN_CARTS)
+    assert lifecycle.after_first.products[LIVE_PRODUCT.id] == LIVE_PRODUCT.price_cents
+    # The operator's price survives a plain redeploy...
+    assert lifecycle.after_again.products[LIVE_PRODUCT.id] == LIVE_PRICE
     assert f"==> seeded 0 missing products into {STACK}-CartTable" in lifecycle.again.stdout
     assert f"kept {len(SEED)} already there" in lifecycle.again.stdout
-    # ...and --reseed puts the catalog's price back, still counting the carts.
-    assert lifecycle.after_update.products[LIVE_PRODUCT.id] == (
-        LIVE_PRODUCT.price_cents,
-        LIVE_IN_CARTS,
-    )
+    # ...and --reseed puts the catalog's price back.
+    assert lifecycle.after_update.products[LIVE_PRODUCT.id] == LIVE_PRODUCT.price_cents
     assert any(line.startswith(f"==> re-seeded all {len(SEED)} products") for line in (
         lifecycle.update
     ))
