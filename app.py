@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from chalice.app import (
@@ -15,9 +16,12 @@ from chalice.app import (
     ChaliceViewError,
     ConflictError,
     DynamoDBEvent,
+    ForbiddenError,
     NotFoundError,
     Request,
     Response,
+    TooManyRequestsError,
+    UnauthorizedError,
     UnprocessableEntityError,
 )
 
@@ -30,8 +34,19 @@ from chalicelib import (
     openapi,
     presenters,
     runtime,
+    sessions,
     validation,
     web,
+)
+from chalicelib.account_services import SIGNED_OUT, Session
+from chalicelib.accounts import (
+    AccountsUnavailable,
+    BadCredentials,
+    EmailTaken,
+    NotConfirmed,
+    TooManyAttempts,
+    WeakPassword,
+    WrongCode,
 )
 from chalicelib.domain import (
     CartChanged,
@@ -39,6 +54,7 @@ from chalicelib.domain import (
     EmptyCart,
     InvalidInput,
     NotInCart,
+    Order,
     OrderNotFound,
     QuantityLimitExceeded,
     StoreUnavailable,
@@ -73,6 +89,22 @@ def log_requests(event: Request, get_response: Callable[[Request], Response]) ->
         finally:
             logging_setup.log_request(ACCESS_LOG, event.method, event.path, status, started)
             metrics.record_request(recorded, event.method, event.path, status)
+
+
+@app.middleware("http")
+def session_cookies(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    # The session is read lazily, once per request (_session); a refreshed ID
+    # token goes back to the browser on whatever the view answers.
+    token = _request_session.set({})
+    try:
+        response = get_response(event)
+        refreshed = _request_session.get().get("session")
+        if isinstance(refreshed, Session) and refreshed.refreshed_id_token:
+            _add_cookies(response, [sessions.session_cookie(refreshed.refreshed_id_token,
+                                                            _secure())])
+        return response
+    finally:
+        _request_session.reset(token)
 
 
 @app.middleware("http")
@@ -135,6 +167,23 @@ def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             raise UnprocessableEntityError(
                 f"this {idempotency.HEADER} was already used for a different request"
             ) from exc
+        except EmailTaken as exc:
+            raise ConflictError("an account with this e-mail already exists; sign in") from exc
+        except WeakPassword as exc:
+            raise BadRequestError(str(exc)) from exc
+        except WrongCode as exc:
+            raise BadRequestError("that confirmation code is wrong or has expired") from exc
+        except BadCredentials as exc:
+            raise UnauthorizedError("wrong e-mail or password") from exc
+        except NotConfirmed as exc:
+            raise ForbiddenError("confirm the e-mail address first: enter the code "
+                                 "we sent to it") from exc
+        except TooManyAttempts as exc:
+            raise TooManyRequestsError("too many attempts; wait a minute and try again") from exc
+        except AccountsUnavailable:
+            return Response(body={"Code": "ServiceUnavailable",
+                                  "Message": "accounts are not set up on this stage"},
+                            status_code=503)
         except StoreUnavailable:
             return _store_unavailable()
         except DomainError as exc:  # a new rule without a mapping is still a 4xx
@@ -177,11 +226,46 @@ def _no_body() -> None:
         validation.no_body(_json_body())
 
 
-def _current_cart() -> str | None:
+def _anonymous_cart() -> str | None:
     headers = _request().headers
     return cookies.cart_id_from_header(
         runtime.cookie_secret(), headers.get("cookie"), int(time.time())
     )
+
+
+# -- the signed-in shopper ------------------------------------------------------
+
+_request_session: ContextVar[dict[str, Any]] = ContextVar("request_session")
+
+
+def _session() -> Session:
+    """Who the session cookies say this is; forged, foreign or expired = signed out."""
+    state = _request_session.get()
+    if "session" not in state:
+        id_tokens, refresh = sessions.tokens_from_header(_request().headers.get("cookie"))
+        try:
+            state["session"] = (runtime.account_service().session(id_tokens, refresh)
+                                if id_tokens else SIGNED_OUT)
+        except AccountsUnavailable:  # no pool on this stage: no token can be valid
+            state["session"] = SIGNED_OUT
+    session: Session = state["session"]
+    return session
+
+
+def _current_cart() -> str | None:
+    """The account's cart while signed in, else this browser's anonymous one."""
+    return _session().cart_id or _anonymous_cart()
+
+
+def _secure() -> bool:
+    return str(_request().headers.get("x-forwarded-proto", "")) == "https"
+
+
+def _add_cookies(response: Response, values: list[str]) -> None:
+    existing = response.headers.get("Set-Cookie")
+    before = [] if existing is None else [existing] if isinstance(existing, str) else existing
+    merged = [*before, *values]
+    response.headers["Set-Cookie"] = merged[0] if len(merged) == 1 else merged
 
 
 def _idempotency_key() -> str | None:
@@ -196,9 +280,12 @@ def _cart_for_write() -> str:
 
 def _with_cart_cookie(cart_id: str, body: Any, status_code: int,
                       headers: dict[str, str | list[str]] | None = None) -> Response:
-    secure = _request().headers.get("x-forwarded-proto", "") == "https"
+    if cart_id == _session().cart_id:
+        # The account's cart never goes into the anonymous cookie: signed out,
+        # this browser must not keep the account's cart.
+        return Response(body=body, status_code=status_code, headers=dict(headers or {}))
     header = cookies.set_cookie_header(
-        runtime.cookie_secret(), cart_id, int(time.time()), secure
+        runtime.cookie_secret(), cart_id, int(time.time()), _secure()
     )
     return Response(body=body, status_code=status_code,
                     headers={**(headers or {}), "Set-Cookie": header})
@@ -283,8 +370,76 @@ def checkout() -> Response:
 @app.route("/api/orders/{order_id}", methods=["GET"])
 @_http_errors
 def get_order(order_id: str) -> dict[str, Any]:
-    order = runtime.cart_service().get_order(_current_cart(), order_id)
-    return presenters.order_json(order)
+    return presenters.order_json(_order(order_id))
+
+
+def _order(order_id: str) -> Order:
+    """This cart's order, or, signed in, any order of the account's."""
+    service = runtime.cart_service()
+    account_cart = _session().cart_id
+    if account_cart is None:
+        return service.get_order(_anonymous_cart(), order_id)
+    try:
+        return service.get_order(account_cart, order_id)
+    except OrderNotFound:
+        order = runtime.order_history().find(account_cart, order_id)
+        if order is None:
+            raise
+        return order
+
+
+@app.route("/api/orders", methods=["GET"])
+@_http_errors
+def list_orders() -> dict[str, Any]:
+    orders = runtime.order_history().orders(_current_cart())
+    return {"orders": [presenters.order_summary_json(order) for order in orders]}
+
+
+# -- accounts -------------------------------------------------------------------
+
+@app.route("/api/account/signup", methods=["POST"])
+@_http_errors
+def sign_up() -> Response:
+    email = runtime.account_service().sign_up(_json_body())
+    return Response(body={"email": email}, status_code=201)
+
+
+@app.route("/api/account/confirm", methods=["POST"])
+@_http_errors
+def confirm_sign_up() -> Response:
+    runtime.account_service().confirm(_json_body())
+    return Response(body="", status_code=204)
+
+
+@app.route("/api/account/signin", methods=["POST"])
+@_http_errors
+def sign_in() -> Response:
+    signed_in = runtime.account_service().sign_in(_json_body(), _anonymous_cart())
+    response = Response(body=presenters.signed_in_json(signed_in.identity.email,
+                                                       signed_in.merge), status_code=200)
+    values = [sessions.session_cookie(signed_in.tokens.id_token, _secure())]
+    if signed_in.tokens.refresh_token:
+        values.append(sessions.refresh_cookie(signed_in.tokens.refresh_token, _secure()))
+    _add_cookies(response, values)
+    return response
+
+
+@app.route("/api/account/signout", methods=["POST"])
+@_http_errors
+def sign_out() -> Response:
+    _no_body()
+    response = Response(body="", status_code=204)
+    _add_cookies(response, sessions.signed_out_cookies(_secure()))
+    return response
+
+
+@app.route("/api/account", methods=["GET"])
+@_http_errors
+def get_account() -> dict[str, Any]:
+    identity = _session().identity
+    if identity is None:
+        raise UnauthorizedError("not signed in")
+    return {"email": identity.email}
 
 
 @app.route("/api/openapi.json", methods=["GET"])
@@ -320,7 +475,7 @@ def browse_shop() -> Response:
     lines, _ = service.display_cart(cart_id)
     return web.render("shop.html", _base(), products=service.list_products(),
                       in_cart={line.product_id: line.quantity for line in lines},
-                      status=service.cart_status(cart_id))
+                      status=service.cart_status(cart_id), account=_account_email())
 
 
 @app.route("/cart", methods=["GET"])
@@ -330,15 +485,38 @@ def view_cart() -> Response:
     lines, cart_totals = service.display_cart(cart_id)
     images = {product.id: product.image for product in service.list_products()} if lines else {}
     return web.render("cart.html", _base(), lines=lines, totals=cart_totals, images=images,
-                      status=service.cart_status(cart_id))
+                      status=service.cart_status(cart_id), account=_account_email())
+
+
+def _account_email() -> str | None:
+    """For the header: who is signed in, None when nobody is."""
+    identity = _session().identity
+    return identity.email if identity else None
+
+
+@app.route("/account", methods=["GET"])
+@_html_errors
+def view_account() -> Response:
+    service = runtime.cart_service()
+    return web.render("account.html", _base(), account=_account_email(),
+                      status=service.cart_status(_current_cart()))
+
+
+@app.route("/orders", methods=["GET"])
+@_html_errors
+def view_orders() -> Response:
+    cart_id = _current_cart()
+    orders = runtime.order_history().orders(cart_id)
+    return web.render("orders.html", _base(), orders=orders, account=_account_email(),
+                      status=runtime.cart_service().cart_status(cart_id))
 
 
 @app.route("/orders/{order_id}", methods=["GET"])
 @_html_errors
 def view_order(order_id: str) -> Response:
     service, cart_id = runtime.cart_service(), _current_cart()
-    order = service.get_order(cart_id, order_id)
-    return web.render("order.html", _base(), order=order, status=service.cart_status(cart_id))
+    return web.render("order.html", _base(), order=_order(order_id),
+                      status=service.cart_status(cart_id), account=_account_email())
 
 
 # -- static files -----------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.accounts import MergeResult, OrderSummary
 from chalicelib.domain import CURRENCY, CartLine, CartSummary, CartTotals, Order, Product
 
 
@@ -75,4 +76,28 @@ def order_json(order: Order) -> dict[str, Any]:
         "currency": CURRENCY,
         "placedAt": order.placed_at,
         "confirmedAt": order.confirmed_at,
+    }
+
+
+def order_summary_json(order: OrderSummary) -> dict[str, Any]:
+    return {
+        "orderId": order.order_id,
+        "status": order.status,
+        "placedAt": order.placed_at,
+        "itemCount": order.item_count,
+        "subtotalCents": order.subtotal_cents,
+        "currency": order.currency,
+    }
+
+
+def signed_in_json(email: str, merge: MergeResult) -> dict[str, Any]:
+    """Who signed in, and what the merge could not keep (over 99, or no room)."""
+    return {
+        "email": email,
+        "merged": {
+            "movedLines": len(merge.moved),
+            "excess": [{"productId": product_id, "quantity": quantity}
+                       for product_id, quantity in sorted(merge.excess.items())],
+            "leftBehind": list(merge.left_behind),
+        },
     }

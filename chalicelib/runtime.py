@@ -13,10 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib import metrics
+from chalicelib import metrics, tokens
+from chalicelib.account_services import AccountService, CartMerger, OrderHistory
+from chalicelib.accounts import AccountsUnavailable
+from chalicelib.cognito import CognitoAccounts
 from chalicelib.domain import StoreUnavailable
 from chalicelib.repository import DynamoCartRepository, store_errors
 from chalicelib.services import CartService, CatalogCache
+from chalicelib.store.history import DynamoOrderHistory
+from chalicelib.store.merges import DynamoCartMerges
+from chalicelib.tokens import TokenVerifier
 
 # Bounded retries and timeouts that fit inside the API function's 15 s Lambda
 # timeout: per call at worst 3 attempts x (1 s connect + 2 s read) plus the
@@ -76,9 +82,15 @@ def repository() -> DynamoCartRepository:
     return _cache["repository"]  # type: ignore[no-any-return]
 
 
+def catalog_cache() -> CatalogCache:
+    if "catalog" not in _cache:
+        _cache["catalog"] = CatalogCache()
+    return _cache["catalog"]  # type: ignore[no-any-return]
+
+
 def cart_service() -> CartService:
     if "service" not in _cache:
-        _cache["service"] = CartService(repository(), CatalogCache())
+        _cache["service"] = CartService(repository(), catalog_cache())
     return _cache["service"]  # type: ignore[no-any-return]
 
 
@@ -114,6 +126,64 @@ def read_secret_parameter(
                 raise
             sleep(delay)
             cap = min(cap * 2, SSM_MAX_DELAY)
+
+
+def _cognito_setting(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise AccountsUnavailable(f"{name} is not set: accounts need the stack's user pool")
+    return value
+
+
+def token_verifier() -> TokenVerifier:
+    """The pool's ID-token verifier; its JWKS is fetched on first use, then kept."""
+    if "verifier" not in _cache:
+        pool = _cognito_setting("COGNITO_USER_POOL_ID")
+        region = pool.split("_", 1)[0]  # a pool id is <region>_<id>
+        endpoint = os.environ.get("COGNITO_ENDPOINT")
+        headers = {}
+        if endpoint:
+            # moto's server routes a request by the service named in its
+            # signature; the key set is public, so any credential will do.
+            headers["Authorization"] = (
+                f"AWS4-HMAC-SHA256 Credential=local/20260101/{region}/cognito-idp/aws4_request")
+        fetch = _cache.get("jwks_fetch") or tokens.http_jwks(
+            tokens.jwks_url(region, pool, endpoint), headers)
+        _cache["verifier"] = TokenVerifier(tokens.issuer(region, pool),
+                                           _cognito_setting("COGNITO_CLIENT_ID"), fetch)
+    return _cache["verifier"]  # type: ignore[no-any-return]
+
+
+def use_jwks(fetch: tokens.JwksFetch) -> None:
+    """Fetch the pool's keys with `fetch` (tests: moto answers only its own HTTP mock)."""
+    _cache.pop("verifier", None)
+    _cache["jwks_fetch"] = fetch
+
+
+def _history_store() -> DynamoOrderHistory:
+    if "history" not in _cache:
+        _cache["history"] = DynamoOrderHistory(dynamodb_client(), table_name(),
+                                               repository().orders)
+    return _cache["history"]  # type: ignore[no-any-return]
+
+
+def order_history() -> OrderHistory:
+    """Needs no user pool: a signed-out browser has its cart's history too."""
+    return OrderHistory(_history_store())
+
+
+def account_service() -> AccountService:
+    """AccountsUnavailable when the stage has no user pool configured."""
+    if "accounts" not in _cache:
+        client = _client("cognito-idp")
+        repo = repository()
+        catalog = catalog_cache()
+        merger = CartMerger(repo.carts, DynamoCartMerges(dynamodb_client(), table_name()),
+                            _history_store(), lambda product_id: catalog.get(repo, product_id))
+        _cache["accounts"] = AccountService(
+            CognitoAccounts(client, _cognito_setting("COGNITO_CLIENT_ID")),
+            token_verifier(), merger)
+    return _cache["accounts"]  # type: ignore[no-any-return]
 
 
 def cookie_secret() -> bytes:

@@ -10,6 +10,7 @@ Key layout (single table, pk/sk strings):
     CART#<cartId>   SUMMARY                the cart summary cart-status reads (TTL)
     CART#<cartId>   ORDER#<orderId>        an order, reachable only from its cart
     CART#<cartId>   IDEMPOTENCY#<key>      a remembered response (TTL)
+    CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
     PRODUCT#<id>    HOLDER#<cartId>        does this cart hold the product (TTL)
 """
 
@@ -42,6 +43,8 @@ LINE_PREFIX = "LINE#"
 ORDER_PREFIX = "ORDER#"
 SUMMARY_SK = "SUMMARY"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
+# Not "ORDER#...": the order-confirmation filter and follow-up must never see one.
+ORDER_REF_PREFIX = "ORDERREF#"
 HOLDER_PREFIX = "HOLDER#"
 
 

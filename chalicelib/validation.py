@@ -69,3 +69,8 @@ def order_id(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{32}", value):
         raise InvalidInput("orderId is not an order id")
     return value
+
+
+def fields(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object with exactly these fields (their values checked by the caller)."""
+    return _fields(body, allowed)

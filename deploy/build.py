@@ -21,7 +21,9 @@ from deploy import template as tpl
 from deploy.settings import ROOT, DeployError, Stage
 
 BUILD_ROOT = ROOT / "build"
-MAX_ZIP_BYTES = 1024 * 1024
+# cryptography (RS256 for Cognito ID tokens) is ~5 MB of aarch64 wheel; Lambda takes
+# 50 MB. The bound still catches a dev package (moto, boto3) slipping in.
+MAX_ZIP_BYTES = 8 * 1024 * 1024
 # Lambda provides boto3/botocore; the rest is only for development.
 EXCLUDED_PACKAGES = ("boto3", "botocore", "s3transfer", "moto", "pytest", "_pytest")
 ASSET_DIRS = ("templates", "static")

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from chalicelib.table import cloudformation_properties
+from deploy import cognito
 from deploy.settings import Stage
 
 TABLE = "CartTable"
@@ -179,6 +180,8 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
         }
         resources[logical_id(handler)] = function
         resources[logical_id(handler) + "LogGroup"] = _log_group(stage, handler)
+    resources.update(cognito.resources(stage))
+    cognito.configure_api(resources[API_LOGICAL_ID])
     return {
         "Parameters": {
             SECRET_PARAMETER: {
@@ -195,6 +198,7 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
             "TableStreamArn": {"Value": {"Fn::GetAtt": [TABLE, "StreamArn"]}},
             "DeadLetterQueueUrl": {"Value": {"Ref": DEAD_LETTER_QUEUE}},
             "CookieSecretParameter": {"Value": {"Ref": SECRET_PARAMETER}},
+            **cognito.outputs(),
         },
     }
 

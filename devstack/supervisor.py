@@ -141,6 +141,7 @@ class Stack:
             self.say(f"devstack: moto server   {self.moto_url} "
                      "(DynamoDB + Streams, in memory, one request at a time)")
             self._bootstrap(env, table_name)
+            env.update(self._bootstrap_accounts(table_name))
         else:
             self.say(f"devstack: no moto: stage {self.stage!r}, table {table_name} "
                      "in your AWS account (nothing is created)")
@@ -172,6 +173,18 @@ class Stack:
         seed(client, table_name)
         self.say(f"devstack: table         {table_name} "
                  f"({'created' if created else 'kept'}, stream + TTL, catalog seeded)")
+
+    def _bootstrap_accounts(self, table_name: str) -> dict[str, str]:
+        import boto3
+
+        from devstack.accounts import user_pool_environment
+
+        # os.environ is the moto environment _bootstrap set.
+        variables, created = user_pool_environment(boto3.client("cognito-idp"), table_name,
+                                                   self.moto_url)
+        self.say(f"devstack: user pool     {variables['COGNITO_USER_POOL_ID']} "
+                 f"({'created' if created else 'kept'}; moto accepts ANY confirmation code)")
+        return variables
 
     def _start_streams(self, env: Mapping[str, str], table_name: str) -> None:
         read_end, write_end = os.pipe()

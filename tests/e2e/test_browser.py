@@ -318,6 +318,12 @@ def test_the_cart_shows_each_lines_image_and_a_way_back_to_the_shop(
     image = line(shop, "pour-over").locator("img")
     expect(image).to_have_attribute("src", re.compile(r"/static/img/pour-over\.svg\?v="))
     assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    shop.set_viewport_size({"width": 375, "height": 812})
+    assert shop.evaluate("document.documentElement.scrollWidth") <= 375
+    for part in (image, line(shop, "pour-over").get_by_test_id("remove-line"),
+                 line(shop, "pour-over").get_by_test_id("line-quantity")):
+        box = part.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
     shop.get_by_role("link", name="Continue shopping").click()
     expect(shop).to_have_url(f"{live_stack.url}/")
     expect(card(shop, "pour-over").get_by_test_id("in-cart")).to_have_text("1 in your cart")

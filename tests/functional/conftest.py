@@ -144,3 +144,30 @@ def module_shop() -> Iterator[tuple[Client, Any]]:
         with Client(app) as test_client:
             yield test_client, dynamodb
         runtime.reset()
+
+
+# -- accounts: a moto user pool the app signs shoppers into -----------------------
+
+POOL_NAME = "chalice-cart-test"
+
+
+@pytest.fixture
+def user_pool(aws: None, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """The app's user pool and client (made as the local stack makes them); their ids.
+
+    moto answers the pool's JWKS URL only through its `requests` mock, so the
+    verifier fetches the same URL with requests here; the local stack and the
+    e2e tests exercise the app's own HTTP fetch against moto's server.
+    """
+    import requests
+
+    from chalicelib import tokens
+    from chalicelib import user_pool as pools
+
+    pool_id, client_id, _ = pools.ensure_user_pool(
+        boto3.client("cognito-idp"), POOL_NAME, POOL_NAME)
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", pool_id)
+    monkeypatch.setenv("COGNITO_CLIENT_ID", client_id)
+    url = tokens.jwks_url("us-east-1", pool_id)
+    runtime.use_jwks(lambda: requests.get(url, timeout=5).json())  # type: ignore[no-any-return]
+    return pool_id, client_id

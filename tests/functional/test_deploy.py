@@ -58,7 +58,8 @@ CODE_BUCKET = "chalice-cart-artifacts-123456789012-us-east-1"
 FOLLOWUPS = {"ProcessStream"}
 # What each function's code calls, as IAM actions (repository.py, followups.py).
 EXPECTED_TABLE_ACTIONS = {
-    "APIHandler": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+    "APIHandler": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem",
+                   "BatchGetItem", "BatchWriteItem"},  # order history (store/history.py)
     "ProcessStream": {"Query", "UpdateItem", "PutItem"},
 }
 STREAM_ACTIONS = {"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"}
@@ -343,7 +344,7 @@ def test_cookie_secret_reaches_the_template_only_as_a_parameter_name(dev: Built)
 
 
 def test_every_dynamodb_call_the_code_makes_is_allowed_by_its_function_policy(
-    dev: Built, client: Any, stream: Stream
+    dev: Built, client: Any, stream: Stream, user_pool: tuple[str, str]
 ) -> None:
     calls: list[tuple[str, dict[str, Any]]] = []
 
@@ -380,6 +381,15 @@ def test_every_dynamodb_call_the_code_makes_is_allowed_by_its_function_policy(
         headers={"Idempotency-Key": "policy-test-checkout"},
     ).json_body
     request(client, "GET", f"/api/orders/{order['orderId']}", cookie)
+    # Sign-in moves a line and adopts the order; the history reads it back.
+    request(client, "POST", "/api/cart/items", cookie, add_body("tote", 1))
+    account = {"email": "policy@example.com", "password": "Policy-test-1"}
+    request(client, "POST", "/api/account/signup", body=account)
+    request(client, "POST", "/api/account/confirm", body={"email": account["email"], "code": "1"})
+    signed_in = request(client, "POST", "/api/account/signin", cookie, account)
+    session = "; ".join(v.split(";", 1)[0] for v in signed_in.headers["Set-Cookie"])
+    assert request(client, "GET", "/api/orders", session).json_body["orders"]
+    assert request(client, "GET", f"/api/orders/{order['orderId']}", session).status_code == 200
     used = {"APIHandler": actions()}
     records = stream.read()
     stream.deliver(records, functions=("process_stream",))
