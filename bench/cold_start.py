@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 from bench.common import Section, Table, median, ms, percentile, verdict
+from deploy.build import MAX_ZIP_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 15
@@ -201,5 +202,5 @@ def metrics_libraries(section: Section, runs: int) -> None:
         f"Metrics {ms(powertools)} ms, Logger + Metrics {ms(both)} ms (-X importtime, "
         f"cumulative, median of {runs} interleaved runs, cached bytecode: a cold Lambda "
         "compiles Powertools' sources from the zip, and pays more)."
-        + (f" Powertools would add {weight:,} bytes to the deployment zip, whose limit "
-           "is 1,048,576 (deploy/build.py MAX_ZIP_BYTES)." if weight else ""))
+        + (f" Powertools would add {weight:,} bytes to the deployment zip (its limit: "
+           f"{MAX_ZIP_BYTES:,}, deploy/build.py)." if weight else ""))
