@@ -414,12 +414,15 @@ def confirm_sign_up() -> Response:
 @app.route("/api/account/signin", methods=["POST"])
 @_http_errors
 def sign_in() -> Response:
-    signed_in = runtime.account_service().sign_in(_json_body(), _anonymous_cart())
+    anonymous_cart = _anonymous_cart()
+    signed_in = runtime.account_service().sign_in(_json_body(), anonymous_cart)
     response = Response(body=presenters.signed_in_json(signed_in.identity.email,
                                                        signed_in.merge), status_code=200)
     values = [sessions.session_cookie(signed_in.tokens.id_token, _secure())]
     if signed_in.tokens.refresh_token:
         values.append(sessions.refresh_cookie(signed_in.tokens.refresh_token, _secure()))
+    if anonymous_cart is not None and not signed_in.merge.left_behind:
+        values.append(sessions.cleared_cart_cookie(_secure()))
     _add_cookies(response, values)
     return response
 
