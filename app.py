@@ -375,17 +375,10 @@ def get_order(order_id: str) -> dict[str, Any]:
 
 def _order(order_id: str) -> Order:
     """This cart's order, or, signed in, any order of the account's."""
-    service = runtime.cart_service()
     account_cart = _session().cart_id
     if account_cart is None:
-        return service.get_order(_anonymous_cart(), order_id)
-    try:
-        return service.get_order(account_cart, order_id)
-    except OrderNotFound:
-        order = runtime.order_history().find(account_cart, order_id)
-        if order is None:
-            raise
-        return order
+        return runtime.cart_service().get_order(_anonymous_cart(), order_id)
+    return runtime.order_history().find(account_cart, order_id)
 
 
 @app.route("/api/orders", methods=["GET"])

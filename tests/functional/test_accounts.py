@@ -519,3 +519,16 @@ def test_without_a_user_pool_sessions_read_as_signed_out_and_sign_in_is_a_503(
     assert browser.send("GET", "/api/account").status_code == 401
     response = browser.sign_in("ada@example.com")
     assert error(response) == (503, "accounts are not set up on this stage")
+
+
+def test_signed_in_a_malformed_or_foreign_order_id_is_a_404(shop: Client, shopper: str) -> None:
+    stranger = Browser(shop)
+    stranger.add("tote", 1)
+    theirs = stranger.send("POST", "/api/cart/checkout").json_body["orderId"]
+    browser = Browser(shop)
+    browser.sign_in(shopper)
+    for order_id in (theirs, "not-an-order", "f" * 32, "x" * 2000):
+        response = browser.send("GET", f"/api/orders/{order_id}")
+        assert error(response) == (404, "no such order"), order_id
+        assert browser.send("GET", f"/orders/{order_id}",
+                            headers={"Accept": "text/html"}).status_code == 404
