@@ -9,9 +9,8 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install browser run test lint unit functional e2e bench smoke package deploy destroy redrive clean
+.PHONY: install browser run reset logs test lint unit functional e2e bench smoke package deploy destroy redrive clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
@@ -25,28 +24,42 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# The browser tests use Debian's Chromium; never a downloaded browser build.
-browser:
-	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+# The browser tests drive an installed Chrome or Chromium (CHROME_PATH, Playwright's
+# own if you installed it, then the system's; devstack/browser.py). Only on
+# Debian/Ubuntu is one installed for you (apt-get chromium); never a download.
+browser: install
+	@$(BIN)/python -m devstack browser >/dev/null
+BROWSER_PATH = $$($(BIN)/python -m devstack browser --no-install)
 
 # The whole stack offline on http://127.0.0.1:$(PORT): moto, table, stream runner,
 # chalice local (README "Run it locally"). Ctrl-C stops every process it started.
 # chalice local's reloader polls every file under the project (the venv too) and
 # restarts on any write, so it is opt-in: `make run RELOAD=1`.
+# Data survives a restart (build/devstack/table.json); `make reset` starts clean.
+# RELOAD and VERBOSE take 1/true/yes or 0/false/no; VERBOSE=1 logs every stream batch.
 MOTO_PORT ?= 8001
 RELOAD ?= 0
+VERBOSE ?= 0
+RUN = $(BIN)/python -m devstack run --port "$(PORT)" --moto-port "$(MOTO_PORT)" \
+	--reload "$(RELOAD)" --verbose "$(VERBOSE)"
 run: install
-	exec $(BIN)/python -m devstack run --port $(PORT) --moto-port $(MOTO_PORT) \
-		$(if $(filter 1,$(RELOAD)),,--no-reload)
+	exec $(RUN)
+
+reset: install
+	exec $(RUN) --fresh
+
+# Follow what the running stack writes (every process's output, one file).
+logs:
+	@test -f build/devstack/stack.log || { echo "no build/devstack/stack.log: start the stack with make run" >&2; exit 1; }
+	tail -n 50 -F build/devstack/stack.log
 
 lint: install
-	$(BIN)/ruff check .
+	scripts/tracked-python | xargs $(BIN)/ruff check --force-exclude
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench smoke -c pyproject.toml
 
 test: install browser lint
-	$(BIN)/pytest tests
+	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests
 
 unit: install
 	$(BIN)/pytest tests/unit
@@ -55,7 +68,7 @@ functional: install
 	$(BIN)/pytest tests/functional
 
 e2e: install browser
-	$(BIN)/pytest tests/e2e
+	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests/e2e
 
 # Every benchmark (bench/), each table printed, all of them written to
 # docs/PERFORMANCE.md with the machine, date and command. Loopback only, ~4 min.

@@ -32,6 +32,10 @@ from chalicelib.tokens import TokenVerifier
 MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT = 1
 READ_TIMEOUT = 2
+# A Lambda sandbox runs one request at a time; `chalice local` runs a thread
+# per request, and devstack lets at most this many use the client at once
+# (devstack/chalice_local.py), so the pool never overflows there either.
+MAX_POOL_CONNECTIONS = 32
 
 # The cookie key from SSM: a traffic ramp starts many containers at once and
 # each asks SSM once, against GetParameter's 40 requests/s per account and
@@ -59,6 +63,7 @@ def _client(service: str, attempts: int = MAX_ATTEMPTS) -> Any:
             retries={"mode": "standard", "total_max_attempts": attempts},
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
+            max_pool_connections=MAX_POOL_CONNECTIONS,
         )
         session = boto3.session.Session()
         _cache[service] = session.client(service, config=config)  # type: ignore[call-overload]

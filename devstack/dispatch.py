@@ -43,6 +43,19 @@ Park = Callable[[Parked], None]
 WHOLE_BATCH = -1
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What one invocation did: for the runner's per-batch log line."""
+
+    handler: str
+    records: int
+    outcome: str  # "ok", "retry from <seq>", "bisect to <n>", "parked <seq>"
+    milliseconds: float
+
+
+OnBatch = Callable[[Batch], None]
+
+
 def sequence_number(record: Record) -> str:
     return str(record.get("dynamodb", {}).get("SequenceNumber", ""))
 
@@ -70,7 +83,9 @@ class BatchDispatcher:
     def __init__(self, name: str, invoke: Invoke, park: Park, *, batch_size: int,
                  window_seconds: float = 0.0, max_attempts: int = 3,
                  retry_delay: float = 0.1,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_batch: OnBatch | None = None,
+                 on_done: Callable[[list[Record]], None] | None = None) -> None:
         if batch_size < 1 or max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
         self.name = name
@@ -87,12 +102,18 @@ class BatchDispatcher:
         self._last_error = ""
         self._not_before = 0.0
         self._first_seen = 0.0
+        self._on_batch = on_batch
+        self.on_done = on_done
         self.delivered = 0
         self.parked = 0
 
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def oldest(self) -> Record | None:
+        """The first record not done yet (the handler's position), if any."""
+        return self._pending[0] if self._pending else None
 
     def wants_records(self) -> bool:
         """Read more only while a batch is not yet full: the reader is the position."""
@@ -119,35 +140,46 @@ class BatchDispatcher:
         if not self.due():
             return False
         batch = [self._pending[i] for i in range(min(self._limit, len(self._pending)))]
+        started = time.perf_counter()
         try:
             failed = first_failure(batch, self._invoke(batch))
             error = "the handler reported it in batchItemFailures"
         except Exception as exc:  # a handler error fails the whole batch, as in Lambda
             failed = WHOLE_BATCH
             error = f"{type(exc).__name__}: {exc}"
+        milliseconds = (time.perf_counter() - started) * 1000
         if failed is None:
             self._done(len(batch))
             self._limit = self.batch_size
             self._attempts = 0
+            outcome = "ok"
         elif failed == WHOLE_BATCH and len(batch) > 1:
             self._limit = max(1, len(batch) // 2)
+            outcome = f"failed ({error[:120]}); bisect to {self._limit}"
             self._retry_later(error, counted=False)
         else:
             failed = max(failed, 0)
             if failed:
                 self._done(failed)  # the records before the first failure are done
                 self._attempts = 0
-            self._retry_later(error, counted=True)
+            head = sequence_number(self._pending[0])
+            outcome = f"failed at {head} ({error[:120]}); retry from it"
+            if self._retry_later(error, counted=True):
+                outcome = f"parked {head} after {self._max_attempts} attempts"
         if not self._pending:
             self._first_seen = self._clock()
+        if self._on_batch is not None:
+            self._on_batch(Batch(self.name, len(batch), outcome, milliseconds))
         return True
 
     def _done(self, count: int) -> None:
-        for _ in range(count):
-            self._pending.popleft()
+        done = [self._pending.popleft() for _ in range(count)]
         self.delivered += count
+        if self.on_done is not None and done:
+            self.on_done(done)
 
-    def _retry_later(self, error: str, *, counted: bool) -> None:
+    def _retry_later(self, error: str, *, counted: bool) -> bool:
+        """Schedule the retry; True when the head record was parked instead."""
         self._last_error = error
         if counted:
             self._attempts += 1
@@ -158,6 +190,9 @@ class BatchDispatcher:
             self._attempts = 0
             self._limit = self.batch_size
             self._not_before = 0.0
-            return
+            if self.on_done is not None:
+                self.on_done([record])  # parked is past: a restart does not retry it
+            return True
         backoff = self._retry_delay * max(1, self._attempts)
         self._not_before = self._clock() + min(backoff, 1.0)
+        return False

@@ -8,16 +8,22 @@ are handled strictly one after another. (A non-threaded server would also
 serialise them, but must close every connection: about twice as slow.)
 
 It also keeps moto's transactions from copying the stream's whole history
-(see `share_stream_shards`).
+(see `share_stream_shards`), saves the local table to a file when it changed
+and when the server stops (`Snapshotter`: moto keeps nothing on disk), and
+answers a few control requests under `/_devstack/` (`CONTROLS`: the place
+for test-only hooks; `POST /_devstack/snapshot` saves the table now).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -41,15 +47,31 @@ class QuietRequestHandler(MotoRequestHandler):
             super().log_request(code, size)
 
 
+# A control request: the server (its lock, its snapshotter) and the WSGI
+# environ in; a status code and a JSON body out. It runs outside the lock,
+# so a hook may take the lock itself (to stall the store, say).
+Control = Callable[["SerialApp", dict[str, Any]], tuple[int, dict[str, Any]]]
+CONTROL_PREFIX = "/_devstack/"
+CONTROLS: dict[str, Control] = {}
+
+
 class SerialApp:
     """Run the wrapped WSGI app, response body included, under one lock."""
 
-    def __init__(self, app: WSGIApp) -> None:
+    def __init__(self, app: WSGIApp, snapshotter: Snapshotter | None = None) -> None:
         self._app = app
         self._lock = threading.Lock()
+        self.snapshotter = snapshotter
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> list[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(path[len(CONTROL_PREFIX):], environ, start_response)
         with self._lock:
             response = self._app(environ, start_response)
             try:
@@ -58,6 +80,140 @@ class SerialApp:
                 close = getattr(response, "close", None)
                 if close is not None:
                     close()
+
+    def _control(self, name: str, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> list[bytes]:
+        control = CONTROLS.get(name)
+        if control is None or environ.get("REQUEST_METHOD") != "POST":
+            status, body = 404, {"Code": "NotFound", "Message": f"no control {name!r}"}
+        else:
+            status, body = control(self, environ)
+        payload = json.dumps(body).encode()
+        start_response(f"{status} {'OK' if status < 400 else 'Error'}",
+                       [("Content-Type", "application/json"),
+                        ("Content-Length", str(len(payload)))])
+        return [payload]
+
+
+class Snapshotter:
+    """Save one table's items to a JSON file: when it changed, and at stop.
+
+    Runs inside the moto server, under the server's lock, so a snapshot is
+    one consistent moment between two requests. "Changed" is read off the
+    table's stream (every write adds a record), so an idle check costs no
+    request and no copy. The file is replaced atomically: a crash mid-write
+    leaves the previous snapshot. It saves nothing until armed (the first
+    `POST /_devstack/snapshot`, sent once the table is restored): a new,
+    still empty table must not overwrite the snapshot it is restored from.
+    """
+
+    def __init__(self, path: Path, table_name: str, lock: threading.Lock | None = None,
+                 interval: float = 1.0) -> None:
+        self.path = path
+        self.table_name = table_name
+        self.lock = lock or threading.Lock()
+        self.interval = interval
+        self._saved_marker: tuple[int, int, int] | None = None
+        self._stop = threading.Event()
+        self.armed = False
+        self.sequence_floor = 0
+
+    def continue_sequence_numbers(self) -> int:
+        """Number this server's stream records after the saved table's last one.
+
+        In DynamoDB a stream's sequence numbers only grow. moto starts each
+        stream at the same number, so after a restart every new record would
+        look older than what the restored items remember (the popularity
+        holder marks keep the last sequence applied, and refuse older ones):
+        the new stream starts past the saved last sequence instead. Returns
+        the floor (0: nothing saved).
+        """
+        from moto.dynamodb.models.table import StreamShard
+
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            floor = int(saved.get("lastSequenceNumber", 0)) + 1
+        except (OSError, ValueError):
+            return 0
+        original = StreamShard.__init__
+
+        def starting_after(shard: Any, *args: Any, **kwargs: Any) -> None:
+            original(shard, *args, **kwargs)
+            shard.starting_sequence_number = max(shard.starting_sequence_number, floor)
+
+        StreamShard.__init__ = starting_after  # type: ignore[method-assign,assignment]
+        self.sequence_floor = floor
+        return floor
+
+    def _table(self) -> Any:
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        for region, backend in dynamodb_backends[DEFAULT_ACCOUNT_ID].items():
+            table = backend.tables.get(self.table_name)
+            if table is not None:
+                return region, table
+        return None, None
+
+    def _marker(self, table: Any) -> tuple[int, int, int]:
+        shard = getattr(table, "stream_shard", None)
+        records = len(shard.items) if shard is not None else 0
+        return id(table), records, len(table)
+
+    def save(self, force: bool = False) -> int | None:
+        """Write the snapshot if the table changed (or `force`); the items written."""
+        if force:
+            self.armed = True
+        if not self.armed:
+            return None
+        with self.lock:
+            region, table = self._table()
+            if table is None:
+                return None  # not created yet, or being re-created: keep the last file
+            marker = self._marker(table)
+            if not force and marker == self._saved_marker:
+                return None
+            items = [item.to_json()["Attributes"] for item in table.all_items()]
+            shard = getattr(table, "stream_shard", None)
+            last = shard.starting_sequence_number + len(shard.items) if shard else 0
+        self._write({"table": self.table_name, "region": region, "items": items,
+                     "lastSequenceNumber": str(max(last, self.sequence_floor))})
+        self._saved_marker = marker
+        return len(items)
+
+    def _write(self, snapshot: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".snapshot-")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(snapshot, out, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, self.path)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.save()
+            except Exception as exc:  # keep serving; say why nothing is saved
+                print(f"devstack moto: cannot save {self.path}: {exc}", file=sys.stderr,
+                      flush=True)
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, name="snapshot", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.save()
+
+
+def _save_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if server.snapshotter is None:
+        return 409, {"Code": "NoSnapshot", "Message": "started without --snapshot"}
+    items = server.snapshotter.save(force=True)
+    return 200, {"items": items, "path": str(server.snapshotter.path)}
+
+
+CONTROLS["snapshot"] = _save_now
 
 
 def share_stream_shards() -> bool:
@@ -100,12 +256,18 @@ def share_stream_shards() -> bool:
     return True
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | None = None,
+          snapshot_interval: float = 1.0) -> None:
     if not share_stream_shards():
         print("devstack moto: could not patch moto's transactions (a new moto?); "
               "stream reads still work, transactions slow down as the stream grows",
               file=sys.stderr, flush=True)
-    app: WSGIApp = SerialApp(DomainDispatcherApplication(create_backend_app))
+    serial = SerialApp(DomainDispatcherApplication(create_backend_app))
+    if snapshot is not None and table_name:
+        serial.snapshotter = Snapshotter(snapshot, table_name, serial.lock, snapshot_interval)
+        serial.snapshotter.continue_sequence_numbers()
+        serial.snapshotter.start()
+    app: WSGIApp = serial
     if faults.enabled(os.environ):
         # Outside the lock: a stalled request must not hold up the control path.
         app = faults.FaultApp(app)
@@ -119,7 +281,9 @@ def serve(host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, SystemExit):
+        pass  # return, so that __main__ exits without tearing down moto's modules
     finally:
         server.server_close()
+        if serial.snapshotter is not None:
+            serial.snapshotter.stop()

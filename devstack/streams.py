@@ -27,17 +27,27 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
 
 
 class StreamReader:
-    """Tail every shard of a stream from a starting position, in order."""
+    """Tail every shard of a stream from a starting position, in order.
+
+    As Lambda's mapping does, a child shard (after a split) is read only
+    once its parent is read to its end, so one item's records stay in order
+    across the split; a parent that has already left the stream (past the
+    24 h retention) no longer holds its child back.
+    """
 
     def __init__(self, client: Any, stream_arn: str,
                  starting_position: str = "TRIM_HORIZON",
                  rediscover_seconds: float = 0.0,
                  clock: Callable[[], float] = time.monotonic,
-                 reanchor_after: int = 0) -> None:
+                 reanchor_after: int = 0,
+                 after: dict[str, str] | None = None) -> None:
         self._client = client
         self.stream_arn = stream_arn
         self._start = starting_position
         self._iterators: dict[str, str | None] = {}
+        self._parents: dict[str, str | None] = {}
+        # Where a restarted runner left off: shard -> last sequence done.
+        self._after = dict(after or {})
         # DescribeStream is rate-limited in AWS (10/s per account): a tailing
         # reader looks for new shards every `rediscover_seconds` at most.
         self._rediscover = rediscover_seconds
@@ -57,29 +67,68 @@ class StreamReader:
         """Read on with fresh iterators: after an error, an iterator may be expired."""
         self._resume = True
 
+    def shards(self) -> list[dict[str, Any]]:
+        """Every shard DescribeStream lists, page after page."""
+        shards: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"StreamArn": self.stream_arn}
+        while True:
+            description = self._client.describe_stream(**request)["StreamDescription"]
+            shards.extend(description.get("Shards", []))
+            last = description.get("LastEvaluatedShardId")
+            if not last:
+                return shards
+            request["ExclusiveStartShardId"] = last
+
     def _discover(self) -> None:
         now = self._clock()
         first = self._discovered_at is None
         if not first and now - (self._discovered_at or 0.0) < self._rediscover:
             return
         self._discovered_at = now
-        description = self._client.describe_stream(StreamArn=self.stream_arn)
-        for shard in description["StreamDescription"]["Shards"]:
+        for shard in self.shards():
             shard_id = shard["ShardId"]
-            if shard_id not in self._iterators:
+            if shard_id in self._iterators:
+                continue
+            self._parents[shard_id] = shard.get("ParentShardId")
+            if shard_id in self._after:
+                position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                            "SequenceNumber": self._after[shard_id]}
+                self._last_sequence[shard_id] = self._after[shard_id]
+            else:
                 # A shard that appears later (a split) is read from its start:
                 # LATEST there would skip its first records.
-                self._iterators[shard_id] = self._client.get_shard_iterator(
-                    StreamArn=self.stream_arn,
-                    ShardId=shard_id,
-                    ShardIteratorType=self._start if first else "TRIM_HORIZON",
-                )["ShardIterator"]
+                position = {"ShardIteratorType": self._start if first else "TRIM_HORIZON"}
+            self._iterators[shard_id] = self._client.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard_id, **position)["ShardIterator"]
+
+    def _in_order(self) -> list[str]:
+        """Shard ids, each after its parent; a child waits while its parent is open."""
+        def depth(shard_id: str) -> int:
+            seen, parent, level = {shard_id}, self._parents.get(shard_id), 0
+            while parent and parent in self._parents and parent not in seen:
+                seen.add(parent)
+                level += 1
+                parent = self._parents.get(parent)
+            return level
+
+        ready = []
+        for shard_id in sorted(self._iterators, key=depth):
+            parent = self._parents.get(shard_id)
+            if parent in self._iterators and self._iterators[parent] is not None:
+                continue  # the parent still has records: the child's come after them
+            ready.append(shard_id)
+        return ready
 
     def read(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Every record that arrived since the last read, Lambda-shaped."""
+        return [record for _, record in self.read_shards(limit)]
+
+    def read_shards(self, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+        """As `read`, each record with the shard it came from."""
         self._discover()
-        records: list[dict[str, Any]] = []
-        for shard_id, iterator in list(self._iterators.items()):
+        records: list[tuple[str, dict[str, Any]]] = []
+        for shard_id in self._in_order():
+            iterator = self._iterators[shard_id]
             if iterator and (self._resume or self._due_for_reanchor(shard_id)):
                 iterator = self._fresh_iterator(shard_id)
             while iterator:
@@ -96,7 +145,8 @@ class StreamReader:
                     break
                 self._empty_reads[shard_id] = 0
                 self._last_sequence[shard_id] = page["Records"][-1]["dynamodb"]["SequenceNumber"]
-                records.extend(lambda_record(r, self.stream_arn) for r in page["Records"])
+                records.extend((shard_id, lambda_record(r, self.stream_arn))
+                               for r in page["Records"])
         self._resume = False
         return records
 

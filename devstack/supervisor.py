@@ -1,9 +1,14 @@
 """`python -m devstack run`: the whole local stack, each part its own process.
 
-moto server → table bootstrap → stream runner → `chalice local`. Every child
-runs in its own process group, so stopping one stops everything it forked
-(chalice local's reloader forks a worker). Ctrl-C or SIGTERM stops them all;
-a child that dies takes the stack down with a one-line cause.
+moto server → table bootstrap (restored from the last snapshot) → stream
+runner → `chalice local`. Every child runs in its own process group, so
+stopping one stops everything it forked (chalice local's reloader forks a
+worker). Their output goes to the terminal and to build/devstack/stack.log
+(`make logs`). Ctrl-C or SIGTERM stops them in order: the app, the runner,
+then moto, which saves the table as it goes. A child that dies is restarted
+with a one-line message, with what depends on it (a new moto means a
+restored table and a new stream for the runner); past RESTARTS in
+RESTART_WINDOW the stack stops with the cause.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ import signal
 import socket
 import subprocess  # nosec B404: the supervisor's job is to start the stack's processes
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from devstack.bootstrap import SnapshotError
 from devstack.environment import PROJECT_DIR, StageError, moto_environment, stage_variables
 from devstack.ports import HOST, bind_error, local_url
 
@@ -41,10 +48,55 @@ class Interrupted(Exception):
     """Ctrl-C or SIGTERM arrived while the stack was starting."""
 
 
+RESTARTS = 3  # a child restarted more often than this within RESTART_WINDOW stops the stack
+RESTART_WINDOW = 60.0
+SNAPSHOT = "table.json"
+CHECKPOINT = "stream-position.json"
+PARKED = "parked.jsonl"
+LOG = "stack.log"
+
+
+class Output:
+    """Copy the children's output to the terminal and to one log file (`make logs`)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._lock = threading.Lock()
+        self._log = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() and path.stat().st_size:
+                path.replace(path.with_name(path.name + ".1"))  # the last run's, for a crash
+            self._log = path.open("ab", buffering=0)
+
+    def write(self, line: bytes, stream: Any) -> None:
+        with self._lock:
+            with contextlib.suppress(OSError, ValueError):
+                stream.write(line)
+                stream.flush()
+            if self._log is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._log.write(line)
+
+    def pump(self, pipe: Any, stream: Any) -> None:
+        threading.Thread(target=self._copy, args=(pipe, stream), daemon=True).start()
+
+    def _copy(self, pipe: Any, stream: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in iter(pipe.readline, b""):
+                self.write(line, stream)
+        with contextlib.suppress(OSError):
+            pipe.close()
+
+    def say(self, line: str, error: bool = False) -> None:
+        stream = sys.stderr if error else sys.stdout
+        self.write((line + "\n").encode(), getattr(stream, "buffer", stream))
+
+
 @dataclass
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+    restarts: list[float] = field(default_factory=list)
 
     @property
     def pgid(self) -> int:
@@ -85,7 +137,7 @@ def stop_all(children: list[Child], timeout: float = STOP_TIMEOUT) -> None:
         while time.monotonic() < deadline:
             if all(child.gone() for child in children):
                 return
-            time.sleep(0.02)
+            time.sleep(0.01)
     for child in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(timeout=1)
@@ -101,8 +153,13 @@ class Stack:
     reload: bool = True
     streams: bool = True
     table: str | None = None
-    say: Callable[[str], None] = lambda line: print(line, flush=True)
+    verbose: bool = False
+    tail_remote: bool = False
+    fresh: bool = False
+    output: Output | None = None
     children: list[Child] = field(default_factory=list)
+    _env: dict[str, str] = field(default_factory=dict)
+    _table_name: str = ""
 
     @property
     def url(self) -> str:
@@ -111,6 +168,22 @@ class Stack:
     @property
     def moto_url(self) -> str:
         return local_url(self.moto_port)
+
+    @property
+    def snapshot(self) -> Path:
+        return self.state_dir / SNAPSHOT
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.state_dir / CHECKPOINT
+
+    def say(self, line: str, error: bool = False) -> None:
+        if self.output is None:
+            self.output = Output(None)
+        self.output.say(line, error)
+
+    def child(self, name: str) -> Child | None:
+        return next((child for child in self.children if child.name == name), None)
 
     def start(self) -> None:
         check_dependencies()
@@ -125,75 +198,103 @@ class Stack:
         if not table_name:
             raise StackError(f"no table: stage {self.stage!r} sets no TABLE_NAME in "
                              ".chalice/config.json (use --table or set TABLE_NAME)")
+        if not self.use_moto and self.streams and not self.tail_remote:
+            raise StackError(f"--no-moto tails table {table_name} in your AWS account: add "
+                             "--no-streams (the deployed mapping runs the follow-ups) or "
+                             "--tail-remote if you mean it")
         ports = [self.port] + ([self.moto_port] if self.use_moto else [])
         if len(set(ports)) != len(ports):
             raise StackError("--port and --moto-port must differ")
         for port in ports:
             ensure_free(port)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.output is None:
+            self.output = Output(self.state_dir / LOG)
+        if self.fresh:
+            self._forget()
         # No .pyc writes: chalice local's reloader restarts on any new file.
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TABLE_NAME=table_name)
+        self._table_name = table_name
         if self.use_moto:
             env = moto_environment(env, self.moto_url)
-            self._spawn("moto server", [sys.executable, "-m", "devstack", "moto",
-                                        "--port", str(self.moto_port)], env)
-            wait_for_port(self.moto_port, self.children[-1])
-            self.say(f"devstack: moto server   {self.moto_url} "
-                     "(DynamoDB + Streams, in memory, one request at a time)")
-            self._bootstrap(env, table_name)
-            env.update(self._bootstrap_accounts(table_name))
+            self._env = env
+            self._start_moto()
         else:
+            self._env = env
             self.say(f"devstack: no moto: stage {self.stage!r}, table {table_name} "
                      "in your AWS account (nothing is created)")
         if self.streams:
-            self._start_streams(env, table_name)
+            self._start_streams()
         else:
             self.say("devstack: no stream runner (--no-streams)")
-        if importlib.util.find_spec("chalice") is None:
-            raise StackError("missing dependency: chalice (run `make install`)")
-        argv = [sys.executable, str(Path(__file__).with_name("chalice_local.py")),
-                "local", "--stage", self.stage, "--host", HOST, "--port", str(self.port)]
-        self._spawn("chalice local", argv + ([] if self.reload else ["--no-autoreload"]), env)
-        wait_for_http(f"{self.url}/api/products", self.children[-1])
+        self._start_chalice()
         reloading = "reloads on file changes" if self.reload else "no reload"
         self.say(f"devstack: chalice local stage {self.stage}, table {table_name} ({reloading})")
-        self.say(f"devstack: ready at {self.url}  (Ctrl-C stops everything)")
+        self.say(f"devstack: ready at {self.url}  (Ctrl-C stops everything; "
+                 f"`make logs` follows {shown(self.state_dir / LOG)})")
 
-    def _bootstrap(self, env: Mapping[str, str], table_name: str) -> None:
+    def _forget(self) -> None:
+        removed = []
+        for path in (self.snapshot, self.checkpoint, self.state_dir / PARKED):
+            if path.exists():
+                path.unlink()
+                removed.append(path.name)
+        self.say(f"devstack: starting clean (removed {', '.join(removed) or 'nothing'} "
+                 f"in {shown(self.state_dir)})")
+
+    def _start_moto(self) -> None:
+        self._spawn("moto server", [sys.executable, "-m", "devstack", "moto",
+                                    "--port", str(self.moto_port),
+                                    "--snapshot", str(self.snapshot),
+                                    "--table", self._table_name])
+        wait_for_port(self.moto_port, self.children[-1])
+        self.say(f"devstack: moto server   {self.moto_url} "
+                 "(DynamoDB + Streams, in memory, one request at a time)")
+        self._bootstrap()
+        self._env.update(self._bootstrap_accounts())
+
+    def _bootstrap(self) -> None:
         import boto3
 
         from devstack.bootstrap import bootstrap as seed
-        from devstack.bootstrap import ensure_table
+        from devstack.bootstrap import ensure_table, restore
+        from devstack.runner import mark_start
 
         # The same settings the children get: moto, dummy keys, no profile.
         os.environ.clear()
-        os.environ.update(env)
+        os.environ.update(self._env)
         client = boto3.client("dynamodb")
-        _, created = ensure_table(client, table_name)
-        seed(client, table_name)
-        self.say(f"devstack: table         {table_name} "
-                 f"({'created' if created else 'kept'}, stream + TTL, catalog seeded)")
+        arn, created = ensure_table(client, self._table_name)
+        restored = restore(client, self._table_name, self.snapshot) if created else None
+        seed(client, self._table_name)
+        mark_start(self.checkpoint, boto3.client("dynamodbstreams"), arn)
+        save_snapshot(self.moto_url)  # from now on moto saves the table as it changes
+        kept = (f"{restored} items restored from {shown(self.snapshot)}"
+                if restored is not None else "created" if created else "kept")
+        self.say(f"devstack: table         {self._table_name} ({kept}; stream + TTL, "
+                 "catalog seeded)")
 
-    def _bootstrap_accounts(self, table_name: str) -> dict[str, str]:
+    def _bootstrap_accounts(self) -> dict[str, str]:
         import boto3
 
         from devstack.accounts import user_pool_environment
 
         # os.environ is the moto environment _bootstrap set.
-        variables, created = user_pool_environment(boto3.client("cognito-idp"), table_name,
-                                                   self.moto_url)
+        variables, created = user_pool_environment(boto3.client("cognito-idp"),
+                                                   self._table_name, self.moto_url)
         self.say(f"devstack: user pool     {variables['COGNITO_USER_POOL_ID']} "
                  f"({'created' if created else 'kept'}; moto accepts ANY confirmation code)")
         return variables
 
-    def _start_streams(self, env: Mapping[str, str], table_name: str) -> None:
+    def _start_streams(self) -> None:
         read_end, write_end = os.pipe()
+        argv = [sys.executable, "-m", "devstack", "streams", "--stage", self.stage,
+                "--table", self._table_name, "--park-file", str(self.state_dir / PARKED),
+                "--checkpoint", str(self.checkpoint), "--ready-fd", str(write_end)]
+        argv += ["--verbose"] if self.verbose else []
+        argv += ["--tail-remote"] if self.tail_remote else []
         try:
-            self._spawn("stream runner", [
-                sys.executable, "-m", "devstack", "streams", "--stage", self.stage,
-                "--table", table_name, "--park-file", str(self.state_dir / "parked.jsonl"),
-                "--ready-fd", str(write_end),
-            ], env, pass_fds=(write_end,))
+            self._spawn("stream runner", argv, pass_fds=(write_end,))
         finally:
             os.close(write_end)
         with os.fdopen(read_end, "rb") as ready:
@@ -205,16 +306,33 @@ class Stack:
                 raise StackError(f"the stream runner exited with code "
                                  f"{child.process.returncode} (see its message above)")
             raise StackError("the stream runner did not get ready in time")
-        self.say(f"devstack: stream runner parks failing records in "
-                 f"{self.state_dir / 'parked.jsonl'}")
+        verbosity = "a line per batch" if self.verbose else "VERBOSE=1 logs each batch"
+        self.say(f"devstack: stream runner after the restore and seed; parks failing "
+                 f"records in {shown(self.state_dir / PARKED)} ({verbosity})")
 
-    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str],
-               pass_fds: tuple[int, ...] = ()) -> None:
+    def _start_chalice(self) -> None:
+        if importlib.util.find_spec("chalice") is None:
+            raise StackError("missing dependency: chalice (run `make install`)")
+        argv = [sys.executable, str(Path(__file__).with_name("chalice_local.py")),
+                "local", "--stage", self.stage, "--host", HOST, "--port", str(self.port)]
+        self._spawn("chalice local", argv + ([] if self.reload else ["--no-autoreload"]))
+        wait_for_http(f"{self.url}/api/products", self.children[-1])
+
+    def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> None:
         process = subprocess.Popen(  # nosec B603: fixed argv, no shell
-            argv, cwd=PROJECT_DIR, env=dict(env), stdin=subprocess.DEVNULL,
+            argv, cwd=PROJECT_DIR, env=dict(self._env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True, pass_fds=pass_fds, preexec_fn=_die_with_parent,
         )
-        self.children.append(Child(name, process))
+        output = self.output or Output(None)
+        output.pump(process.stdout, getattr(sys.stdout, "buffer", sys.stdout))
+        output.pump(process.stderr, getattr(sys.stderr, "buffer", sys.stderr))
+        previous = self.child(name)
+        child = Child(name, process, previous.restarts if previous else [])
+        if previous is not None:
+            self.children[self.children.index(previous)] = child
+        else:
+            self.children.append(child)
 
     def crashed(self) -> Child | None:
         for child in self.children:
@@ -222,11 +340,87 @@ class Stack:
                 return child
         return None
 
-    def stop(self) -> None:
-        # All at once: moto holds nothing worth saving, and waiting for each
-        # in turn only makes Ctrl-C slower. The app is signalled first.
-        stop_all(list(reversed(self.children)))
+    def revive(self, child: Child, now: float | None = None) -> None:
+        """Restart a child that died, and what depends on it; StackError past the bound."""
+        now = time.monotonic() if now is None else now
+        code = child.process.returncode
+        child.restarts[:] = [t for t in child.restarts if now - t < RESTART_WINDOW] + [now]
+        if len(child.restarts) > RESTARTS:
+            raise StackError(f"the {child.name} exited with code {code}, "
+                             f"{len(child.restarts)} times in {RESTART_WINDOW:.0f} s; "
+                             "stopping the stack")
+        self.say(f"devstack: the {child.name} exited with code {code}; restarting it "
+                 f"({len(child.restarts)}/{RESTARTS})", error=True)
+        stop_all([child], timeout=1.0)  # what it forked
+        if child.name == "moto server":
+            # The table and its stream died with moto: the runner's iterators
+            # point at nothing. The app is paused (its requests wait in the
+            # listen queue) until the table is restored from the last snapshot
+            # and the runner's start is marked after the restore: a shopper's
+            # write in between would otherwise be skipped as restored data,
+            # or meet a table that does not exist yet.
+            app = self.child("chalice local")
+            runner = self.child("stream runner")
+            pool = {k: v for k, v in self._env.items() if k.startswith("COGNITO_")}
+            if app is not None:
+                app.signal(signal.SIGSTOP)
+            try:
+                if runner is not None:
+                    stop_all([runner], timeout=2.0)
+                self._start_moto()
+                if app is not None and pool != {
+                        k: v for k, v in self._env.items() if k.startswith("COGNITO_")}:
+                    # A new moto has a new user pool, and chalice local read the
+                    # pool's id at start: a new one, before any request runs.
+                    app.signal(signal.SIGKILL)
+                    app.signal(signal.SIGCONT)
+                    stop_all([app], timeout=2.0)
+                    self._start_chalice()
+                    app = None
+            finally:
+                if app is not None:
+                    app.signal(signal.SIGCONT)
+            if runner is not None:
+                self._start_streams()
+        elif child.name == "stream runner":
+            self._start_streams()
+        else:
+            self._start_chalice()
+
+    def stop(self) -> list[str]:
+        """Stop every child, in order; the names stopped."""
+        # The app first (no new writes), then the runner (it finishes what it
+        # has read), then moto (it saves the table as it stops): nothing
+        # reads moto after it is gone, so nothing logs a connection error.
+        stopped = []
+        for name in ("chalice local", "stream runner", "moto server"):
+            child = self.child(name)
+            if child is not None:
+                child.signal(signal.SIGCONT)  # paused while moto restarted: let it stop
+                stop_all([child])
+                stopped.append(name)
+        stop_all(self.children)  # anything else, normally nothing
         self.children.clear()
+        return stopped
+
+
+def shown(path: Path) -> str:
+    """A path as a user types it: relative to the project when inside it."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_DIR))
+    except ValueError:
+        return str(path)
+
+
+def save_snapshot(moto_url: str) -> None:
+    """Ask the moto server to save the table now (and whenever it changes after)."""
+    request = urllib.request.Request(f"{moto_url}/_devstack/snapshot", data=b"",
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10):  # nosec B310: loopback
+            pass
+    except OSError as exc:
+        raise StackError(f"the moto server did not save the table: {exc}") from exc
 
 
 def _die_with_parent() -> None:
@@ -286,7 +480,7 @@ def _check_alive(child: Child) -> None:
 
 
 def run(stack: Stack) -> int:
-    """Start the stack, wait for Ctrl-C / SIGTERM or a crash, stop everything."""
+    """Start the stack, restart a child that dies, stop everything on Ctrl-C / SIGTERM."""
     stopping: list[int] = []
     started = False
     code = 0
@@ -296,6 +490,13 @@ def run(stack: Stack) -> int:
         if not started:
             raise Interrupted(signum)  # leave whatever wait start() is in
 
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    # A signal (Ctrl-C, a child's exit) wakes the wait below at once; idle, it
+    # wakes once a second, so the supervisor costs next to nothing.
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
@@ -305,19 +506,28 @@ def run(stack: Stack) -> int:
         while not stopping:
             child = stack.crashed()
             if child is not None:
-                raise StackError(f"the {child.name} exited with code "
-                                 f"{child.process.returncode}; stopping the stack")
-            time.sleep(0.1)
-        print("devstack: stopping", flush=True)
+                started = False  # a signal during the restart interrupts it
+                stack.revive(child)
+                started = True
+                continue
+            select.select([wake_read], [], [], 1.0)
+            with contextlib.suppress(OSError):
+                os.read(wake_read, 512)
+        stack.say("devstack: stopping")
     except Interrupted:
-        print("devstack: interrupted while starting; stopping", flush=True)
-    except (StackError, StageError) as exc:
-        print(f"devstack: {exc}", file=sys.stderr, flush=True)
+        stack.say("devstack: interrupted; stopping" if started or stack.children
+                  else "devstack: interrupted while starting; stopping")
+    except (StackError, StageError, SnapshotError) as exc:
+        stack.say(f"devstack: {exc}", error=True)
         code = 1
     except Exception as exc:  # still one line, and still no orphan
-        print(f"devstack: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        stack.say(f"devstack: {type(exc).__name__}: {exc}", error=True)
         code = 1
     finally:
         started = True  # a second Ctrl-C must not interrupt the cleanup
-        stack.stop()
+        began = time.monotonic()
+        stopped = stack.stop()
+    if stopped:
+        stack.say(f"devstack: stopped {', '.join(stopped)} in "
+                  f"{time.monotonic() - began:.2f} s")
     return code

@@ -1,4 +1,4 @@
-"""The shopping UI in Debian's Chromium, against the local stack `make run` starts.
+"""The shopping UI in Chrome or Chromium, against the local stack `make run` starts.
 
 Every test gets a fresh browser context: a new visitor with no cart cookie.
 On failure a full-page screenshot is kept under test-results/<test>/.
@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserType, Locator, Page, Request, Response, expect
 
+from devstack.browser import HOW_TO, NoBrowser, find_browser
 from tests.e2e.helpers import store_stall
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -30,10 +30,15 @@ STREAM_TIMEOUT_MS = 15_000  # the stream runner, then a poll, on a busy CI box
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make install adds it)")
+    # The one lookup `make browser` uses (CHROME_PATH first): the same browser.
+    try:
+        chromium = find_browser()
+    except NoBrowser as exc:
+        pytest.skip(str(exc))
+    if chromium is None:
+        pytest.skip(f"no Chrome or Chromium found: {HOW_TO} (`make browser`)")
     # Playwright turns the back/forward cache off; a shopper's browser has it on.
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": LAUNCH_ARGS,
+    return {**browser_type_launch_args, "executable_path": str(chromium), "args": LAUNCH_ARGS,
             "ignore_default_args": ["--disable-back-forward-cache"]}
 
 

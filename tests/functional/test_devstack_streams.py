@@ -10,9 +10,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from chalicelib.followups import STREAM_FILTER_PATTERNS
+from devstack.bootstrap import SnapshotError, bootstrap, ensure_table, restore
 from devstack.dispatch import BatchDispatcher, Parked
-from devstack.motoserver import share_stream_shards
-from devstack.runner import Feed, Runner, parking_lot
+from devstack.motoserver import Snapshotter, share_stream_shards
+from devstack.runner import Checkpoint, Feed, Runner, mark_start, parking_lot
 from devstack.streams import StreamReader
 from tests.factories import TABLE_NAME
 
@@ -160,3 +162,119 @@ def test_with_shared_shards_a_failed_transaction_leaves_old_readers_working_and_
     assert keys(reader.read()) == ["after"]
     assert "Item" not in dynamodb.get_item(TableName=TABLE_NAME,
                                            Key={"pk": {"S": "T"}, "sk": {"S": "undone"}})
+
+
+# -- 6. local data survives a restart: snapshot, restore, start after it ------------
+
+def scan(dynamodb: Any) -> list[dict[str, Any]]:
+    items = dynamodb.scan(TableName=TABLE_NAME)["Items"]
+    return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+
+
+def test_a_snapshot_is_saved_when_the_table_changed_and_only_once_armed(
+        dynamodb: Any, stream_arn: str, tmp_path: Path) -> None:
+    snapshotter = Snapshotter(tmp_path / "table.json", TABLE_NAME)
+
+    assert snapshotter.save() is None  # not armed: a new empty table must not win
+    assert not snapshotter.path.exists()
+    saved = snapshotter.save(force=True)  # what the supervisor's POST /_devstack/snapshot does
+    assert saved == len(scan(dynamodb))
+    assert snapshotter.save() is None  # nothing changed: no write
+    put(dynamodb, "new")
+    assert snapshotter.save() == saved + 1
+
+
+def test_a_restored_table_holds_every_item_and_the_runner_starts_after_the_restore(
+        dynamodb: Any, stream_arn: str, tmp_path: Path) -> None:
+    client = boto3.client("dynamodbstreams")
+    dynamodb.put_item(TableName=TABLE_NAME, Item={
+        "pk": {"S": "CART#c1"}, "sk": {"S": "LINE#kettle"}, "quantity": {"N": "2"},
+        "tags": {"SS": ["a", "b"]}, "meta": {"M": {"n": {"N": "1.5"}, "l": {"L": [
+            {"S": "x"}, {"NULL": True}, {"BOOL": False}]}}}})
+    before = scan(dynamodb)
+    snapshotter = Snapshotter(tmp_path / "table.json", TABLE_NAME)
+    snapshotter.save(force=True)
+    dynamodb.delete_table(TableName=TABLE_NAME)
+
+    arn, created = ensure_table(dynamodb, TABLE_NAME)
+    assert created and restore(dynamodb, TABLE_NAME, snapshotter.path) == len(before)
+    bootstrap(dynamodb, TABLE_NAME)  # the catalog seed, after the restore
+    assert scan(dynamodb) == before
+    skipped = mark_start(tmp_path / "position.json", client, arn)
+
+    delivered: list[str] = []
+    checkpoint = Checkpoint(tmp_path / "position.json", arn)
+    reader = StreamReader(client, arn, after=checkpoint.start_after(["h"]))
+    feed = Feed(reader, [BatchDispatcher("h", lambda rs: delivered.extend(keys(rs)),
+                                         lambda parked: None, batch_size=10)],
+                {"h": STREAM_FILTER_PATTERNS})
+    runner = Runner([feed], 0.0, checkpoint=checkpoint)
+    runner.offer(feed, reader.read_shards())
+    runner.run_once()
+    assert skipped >= len(before) and delivered == []  # the restore is not a shopper's write
+
+    dynamodb.put_item(TableName=TABLE_NAME, Item={"pk": {"S": "CATALOG"},
+                                                  "sk": {"S": "PRODUCT#new"}})
+    dynamodb.put_item(TableName=TABLE_NAME, Item={"pk": {"S": "CART#c2"},
+                                                  "sk": {"S": "LINE#grinder"}})
+    runner.run_once()
+    assert delivered == ["LINE#grinder"]  # the catalog write is filtered out, as deployed
+
+
+def test_a_snapshot_of_another_table_is_refused_with_a_way_out(
+        dynamodb: Any, stream_arn: str, tmp_path: Path) -> None:
+    other = tmp_path / "table.json"
+    other.write_text(json.dumps({"table": "someone-else", "items": []}))
+
+    with pytest.raises(SnapshotError, match="holds table 'someone-else'.*make reset"):
+        restore(dynamodb, TABLE_NAME, other)
+    other.write_text("{not json")
+    with pytest.raises(SnapshotError, match="cannot read the saved data"):
+        restore(dynamodb, TABLE_NAME, other)
+    assert restore(dynamodb, TABLE_NAME, tmp_path / "absent.json") is None
+
+
+def test_a_restarted_runner_resumes_after_its_last_batch(
+        dynamodb: Any, stream_arn: str, tmp_path: Path) -> None:
+    client = boto3.client("dynamodbstreams")
+    position = tmp_path / "position.json"
+    mark_start(position, client, stream_arn)
+
+    def runner_delivering_to(seen: list[str]) -> Runner:
+        checkpoint = Checkpoint(position, stream_arn)
+        reader = StreamReader(client, stream_arn, after=checkpoint.start_after(["h"]))
+        feed = Feed(reader, [BatchDispatcher("h", lambda rs: seen.extend(keys(rs)),
+                                             lambda parked: None, batch_size=10)])
+        return Runner([feed], 0.0, checkpoint=checkpoint)
+
+    first: list[str] = []
+    runner = runner_delivering_to(first)
+    put(dynamodb, "a")
+    runner.run_once()
+    put(dynamodb, "b")  # written while no runner runs
+
+    second: list[str] = []
+    runner_delivering_to(second).run_once()
+
+    assert first == ["a"] and second == ["b"]
+
+
+def test_a_restarted_moto_numbers_its_stream_after_the_saved_one(
+        dynamodb: Any, stream_arn: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.table import StreamShard
+
+    monkeypatch.setattr(StreamShard, "__init__", StreamShard.__init__)
+    put(dynamodb, "before")
+    saved = Snapshotter(tmp_path / "table.json", TABLE_NAME)
+    saved.save(force=True)
+    last = int(json.loads(saved.path.read_text())["lastSequenceNumber"])
+    dynamodb.delete_table(TableName=TABLE_NAME)
+
+    restarted = Snapshotter(saved.path, TABLE_NAME)  # what a new moto server does first
+    assert restarted.continue_sequence_numbers() == last + 1
+    arn, _ = ensure_table(dynamodb, TABLE_NAME)
+    put(dynamodb, "after")
+
+    records = StreamReader(boto3.client("dynamodbstreams"), arn).read()
+    assert [int(r["dynamodb"]["SequenceNumber"]) > last for r in records] == [True]
