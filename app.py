@@ -49,6 +49,7 @@ from chalicelib.accounts import (
     WrongCode,
 )
 from chalicelib.domain import (
+    MAX_LINES,
     CartChanged,
     DomainError,
     EmptyCart,
@@ -58,6 +59,7 @@ from chalicelib.domain import (
     OrderNotFound,
     QuantityLimitExceeded,
     StoreUnavailable,
+    TooManyLines,
     UnknownProduct,
 )
 
@@ -154,6 +156,11 @@ def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except QuantityLimitExceeded as exc:
             raise ConflictError(
                 f"a cart line holds at most 99; this line holds {exc} already"
+            ) from exc
+        except TooManyLines as exc:
+            raise ConflictError(
+                f"a cart holds at most {MAX_LINES} different products; "
+                "remove one to add another"
             ) from exc
         except NotInCart as exc:
             raise NotFoundError(f"product {exc} is not in the cart") from exc

@@ -9,6 +9,11 @@ CURRENCY = "USD"
 MIN_QUANTITY = 1
 MAX_QUANTITY = 99
 CART_TTL_SECONDS = 30 * 24 * 3600
+# Distinct products in one cart. Checkout is one DynamoDB transaction (at most
+# 100 actions): the order, one delete per line and the idempotency key record,
+# so 98 lines would fit; the cap leaves room for adds racing past it (each is
+# undone, but a checkout may see it first) and for a merge of two carts.
+MAX_LINES = 50
 
 
 class DomainError(Exception):
@@ -25,6 +30,10 @@ class UnknownProduct(DomainError):
 
 class QuantityLimitExceeded(DomainError):
     """The line would hold more than MAX_QUANTITY."""
+
+
+class TooManyLines(DomainError):
+    """The cart would hold more than MAX_LINES distinct products."""
 
 
 class EmptyCart(DomainError):

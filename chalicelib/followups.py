@@ -1,9 +1,20 @@
 """Stream follow-ups: what happens after a write lands in the table.
 
-Each takes the raw stream records of one batch and returns Lambda's
-partial-batch response. Delivery is at least once, so each is idempotent:
-the summary is recomputed from the lines, popularity moves only on a
-holder mark guarded by sequence number, and confirmation is conditional.
+One stream function (app.process_stream) runs every follow-up on each batch.
+Delivery is at least once, so each is idempotent, and each aggregates over
+the batch instead of writing per record:
+
+    cart_summary        per cart the batch touched: 1 Query of its lines + 1 PutItem,
+                        conditional on the batch's last sequence (never backwards)
+    product_popularity  1 BatchGetItem of the holder marks + 1 transaction per product
+                        whose holders changed (the marks + one counter shard's net delta)
+    order_confirmation  1 conditional UpdateItem per order placed
+
+Order: Lambda delivers each stream shard's records in order, and with a
+ParallelizationFactor above 1 it still keeps the records of one partition
+key (one cart: its lines, orders and marks) in order within one batch at a
+time. Every follow-up here is per cart or commutes across carts (a counter's
+ADD), so per-key order is all they need.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from chalicelib import table
 from chalicelib.domain import CartSummary, expiry_after, totals
 from chalicelib.repository import DynamoCartRepository, line_from_item
 from chalicelib.services import Clock, iso
+from chalicelib.store.popularity import Holding, sequence_text
 
 log = logging.getLogger("chalice-cart.followups")
 Record = dict[str, Any]
@@ -26,12 +38,22 @@ HOLDER_TTL_SECONDS = 2 * 24 * 3600
 # A cart expires 30 days after its last write, but TTL is per item: lines
 # that lag the cart's newest line by more than this are renewed with it.
 RENEW_SLACK_SECONDS = 3600
+# Concurrent batches per stream shard (the deploy puts it on the mapping). Lambda
+# keeps per-partition-key order at any factor, and the follow-ups need no more
+# (see above), so the factor only buys throughput: a batch takes about one
+# Query + PutItem per cart and one transaction per product, so a shard at one
+# batch at a time drains some 100 records/s; 10 (Lambda's maximum) keeps up
+# with a table's partition writing at 1,000 WCU/s.
+PARALLELIZATION_FACTOR = 10
+# Who signs the REMOVE of an item whose TTL passed.
+TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
 
 # Lambda event filtering (the deploy puts these on the stream mapping; the local
 # runner applies them too): only cart lines and new orders need a follow-up.
-# The follow-ups' own writes (summaries, popularity) are never delivered, so
-# they cost no invocation. A record that matches any pattern is delivered.
+# The follow-ups' own writes (summaries, holder marks, counters) are never
+# delivered, so they cost no invocation. A record that matches any pattern is
+# delivered.
 STREAM_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (
     {"dynamodb": {"Keys": {"pk": {"S": [{"prefix": table.CART_PREFIX}]},
                            "sk": {"S": [{"prefix": table.LINE_PREFIX}]}}}},
@@ -54,6 +76,8 @@ class LineChange:
     held_after: bool
     event_time: str
     event_epoch: int
+    # DynamoDB's TTL process deleted the line: not a write by the shopper.
+    by_ttl: bool = False
 
 
 def _sequence(record: Record) -> str:
@@ -69,6 +93,12 @@ def _holds(image: dict[str, Any] | None) -> bool:
     if not image or "quantity" not in image:
         return False
     return line_from_item(image).quantity > 0
+
+
+def _by_ttl(record: Record) -> bool:
+    identity = record.get("userIdentity") or {}
+    return bool(identity.get("type") == "Service"
+                and identity.get("principalId") == TTL_PRINCIPAL)
 
 
 def parse_line_change(record: Record) -> LineChange | None:
@@ -95,6 +125,7 @@ def parse_line_change(record: Record) -> LineChange | None:
             held_after=_holds(new_image),
             event_time=event_time,
             event_epoch=int(created),
+            by_ttl=_by_ttl(record),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonRecord(str(exc)) from exc
@@ -132,45 +163,72 @@ def summarize_carts(records: list[Record], repo: DynamoCartRepository,
             carts.setdefault(change.cart_id, []).append((record, change))
     for cart_id, changes in carts.items():
         try:
-            now = clock()
-            lines = repo.list_lines(cart_id, int(now))
-            cart_totals = totals(lines)
-            updated_at = max(
-                [change.event_time for _, change in changes]
-                + [line.updated_at for line in lines]
-            )
-            # Any write to the cart, a removal too, restarts its 30 days.
-            last_write = max(change.event_epoch for _, change in changes)
-            expiries = [line.expires_at for line in lines if line.expires_at]
-            cart_expiry = max([*expiries, expiry_after(last_write)])
-            for line in lines:
-                if line.expires_at and cart_expiry - line.expires_at > RENEW_SLACK_SECONDS:
-                    repo.renew_line(cart_id, line.product_id, cart_expiry, int(now))
-            repo.put_summary(
-                cart_id,
-                CartSummary(cart_totals.item_count, cart_totals.subtotal_cents, updated_at),
-                cart_expiry,
-            )
+            _summarize(cart_id, [change for _, change in changes], repo, clock())
         except Exception as exc:  # one cart's failure must not sink the batch
             _report("cart_summary", changes[0][0], exc)
             failed.extend(_sequence(record) for record, _ in changes)
     return _failure(failed)
 
 
+def _summarize(cart_id: str, changes: list[LineChange], repo: DynamoCartRepository,
+               now: float) -> None:
+    lines = repo.list_lines(cart_id, int(now))
+    cart_totals = totals(lines)
+    # Only the shopper's writes move the cart's clock: a TTL removal is the
+    # cart ageing, and must neither stamp it nor give its other lines 30 more days.
+    writes = [change for change in changes if not change.by_ttl]
+    stamps = [change.event_time for change in writes] + [line.updated_at for line in lines]
+    expiries = [line.expires_at for line in lines if line.expires_at]
+    if writes:
+        last_write = max(change.event_epoch for change in writes)
+        expiries.append(expiry_after(last_write))
+    cart_expiry = max(expiries, default=int(now))
+    for line in lines:
+        if line.expires_at and cart_expiry - line.expires_at > RENEW_SLACK_SECONDS:
+            repo.renew_line(cart_id, line.product_id, cart_expiry, int(now))
+    repo.put_summary(
+        cart_id,
+        CartSummary(cart_totals.item_count, cart_totals.subtotal_cents,
+                    max(filter(None, stamps), default=None)),
+        cart_expiry,
+        sequence_text(max(change.sequence for change in changes)),
+    )
+
+
 def count_popularity(records: list[Record], repo: DynamoCartRepository,
                      clock: Clock = time.time) -> dict[str, Any]:
-    """Keep each product's `inCarts`: carts that hold it now."""
-    return _each(records, "product_popularity", lambda record: _popularity(record, repo, clock))
+    """Keep each product's `inCarts`: carts that hold it now, one update per product.
 
-
-def _popularity(record: Record, repo: DynamoCartRepository, clock: Clock) -> None:
-    change = parse_line_change(record)
-    if change is None or change.held_before == change.held_after:
-        return
-    repo.record_holding(
-        change.product_id, change.cart_id, change.held_after, change.sequence,
-        int(clock()) + HOLDER_TTL_SECONDS,
-    )
+    A product's records that cannot be applied now (the store is busy) are
+    reported, with every later record of the same lines; the rest are applied.
+    """
+    failed: list[str] = []
+    holdings: list[Holding] = []
+    records_of: dict[str, list[Record]] = {}
+    for record in records:
+        try:
+            change = parse_line_change(record)
+        except PoisonRecord as exc:
+            _report("product_popularity", record, exc)
+            failed.append(_sequence(record))
+            continue
+        if change is None:
+            continue
+        records_of.setdefault(change.product_id, []).append(record)
+        if change.held_before != change.held_after:
+            holdings.append(Holding(change.cart_id, change.product_id, change.held_after,
+                                    change.sequence))
+    if holdings:
+        try:
+            busy = repo.apply_holdings(holdings, int(clock()) + HOLDER_TTL_SECONDS)
+        except Exception as exc:  # the marks could not be read: the whole batch again
+            _report("product_popularity", records[0], exc)
+            busy = list(records_of)
+        for product_id in busy:
+            _report("product_popularity", records_of[product_id][0],
+                    RuntimeError(f"popularity of {product_id} not applied"))
+            failed.extend(_sequence(record) for record in records_of[product_id])
+    return _failure(failed)
 
 
 def confirm_orders(records: list[Record], repo: DynamoCartRepository,

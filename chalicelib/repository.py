@@ -35,12 +35,14 @@ class DynamoCartRepository:
 
     def __init__(self, client: Any, table_name: str) -> None:
         self.keys = DynamoIdempotencyKeys(client, table_name)
-        self.catalog = DynamoCatalog(client, table_name)
+        self.popularity = DynamoPopularity(client, table_name)
+        self.catalog = DynamoCatalog(client, table_name, self.popularity)
         self.carts = DynamoCarts(client, table_name, self.keys)
         self.orders = DynamoOrders(client, table_name, self.carts, self.keys)
-        self.popularity = DynamoPopularity(client, table_name)
         # The operations, by the names services and follow-ups have always used.
         self.list_products = self.catalog.list_products
+        self.list_catalog = self.catalog.list_catalog
+        self.counts = self.popularity.counts
         self.seed_products = self.catalog.seed_products
         self.add_line = self.carts.add_line
         self.add_line_once = self.carts.add_line_once
@@ -53,4 +55,4 @@ class DynamoCartRepository:
         self.checkout = self.orders.checkout
         self.get_order = self.orders.get_order
         self.confirm_order = self.orders.confirm_order
-        self.record_holding = self.popularity.record_holding
+        self.apply_holdings = self.popularity.apply_holdings

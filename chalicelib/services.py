@@ -24,9 +24,15 @@ from chalicelib.domain import (
     totals,
 )
 from chalicelib.repository import DynamoCartRepository
+from chalicelib.store.catalog import with_counts
 
 Clock = Callable[[], float]
 CATALOG_CACHE_SECONDS = 60.0
+# The shop page asks for the counts again a few times over ~2 s after an add
+# (static/app.js), so a window under that lets the shopper see the count move;
+# each refresh is COUNTER_SHARDS small Queries (~5 RCU each for 1,000 products),
+# at most one round per warm process per window.
+COUNTS_CACHE_SECONDS = 1.0
 CHECKOUT_ATTEMPTS = 3
 
 
@@ -37,28 +43,48 @@ def iso(epoch: float) -> str:
 
 
 class CatalogCache:
-    """Names and prices per process; the catalog changes rarely, carts often."""
+    """The catalog per process: names and prices change rarely, counts often.
+
+    Names, prices and images are at most CATALOG_CACHE_SECONDS old; `inCarts`
+    at most COUNTS_CACHE_SECONDS older than the counter shards, which follow
+    the stream (its iterator age plus one batch). One warm process makes one
+    catalog Query a minute and at most one round of counter Queries a second,
+    however many pages it serves.
+    """
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
         self._products: dict[str, Product] = {}
         self._loaded_at = float("-inf")
+        self._counts: dict[str, int] = {}
+        self._counted_at = float("-inf")
+
+    def _catalog(self, repo: DynamoCartRepository) -> dict[str, Product]:
+        # A re-seeded price or a withdrawn product reaches every warm container
+        # within CATALOG_CACHE_SECONDS.
+        if not self._products or self._clock() - self._loaded_at > CATALOG_CACHE_SECONDS:
+            self._products = {product.id: product for product in repo.list_catalog()}
+            self._loaded_at = self._clock()
+        return self._products
 
     def get(self, repo: DynamoCartRepository, product_id: str) -> Product:
-        product = self._products.get(product_id)
-        stale = self._clock() - self._loaded_at > CATALOG_CACHE_SECONDS
-        # One Query per process per CATALOG_CACHE_SECONDS: a re-seeded price or
-        # a withdrawn product reaches every warm container within a minute.
-        if not self._products or stale:
-            self.refresh(repo.list_products())
-            product = self._products.get(product_id)
+        """One product's name and price (no count); UnknownProduct if not in the catalog."""
+        product = self._catalog(repo).get(product_id)
         if product is None:
             raise UnknownProduct(product_id)
         return product
 
-    def refresh(self, products: list[Product]) -> None:
-        self._products = {product.id: product for product in products}
-        self._loaded_at = self._clock()
+    def products(self, repo: DynamoCartRepository) -> list[Product]:
+        """Every product with its `inCarts`, by name."""
+        products = list(self._catalog(repo).values())
+        if self._clock() - self._counted_at > COUNTS_CACHE_SECONDS:
+            self._counts = repo.counts()
+            self._counted_at = self._clock()
+        return sorted(with_counts(products, self._counts), key=lambda product: product.name)
+
+    def expire(self) -> None:
+        """Forget all: the next read queries the table (as if the windows had passed)."""
+        self._loaded_at = self._counted_at = float("-inf")
 
 
 class CartService:
@@ -72,10 +98,13 @@ class CartService:
         moment = self._clock()
         return iso(moment), int(moment)
 
+    @property
+    def catalog(self) -> CatalogCache:
+        return self._catalog
+
     def list_products(self) -> list[Product]:
-        products = self._repo.list_products()
-        self._catalog.refresh(products)
-        return sorted(products, key=lambda product: product.name)
+        """The shop page and GET /api/products: from the per-process cache."""
+        return self._catalog.products(self._repo)
 
     def add_to_cart(self, cart_id: str, body: object,
                     idempotency_key: str | None = None) -> CartLine:

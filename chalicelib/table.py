@@ -5,13 +5,17 @@ TABLE_SPEC, so there is exactly one place where it is described.
 
 Key layout (single table, pk/sk strings):
 
-    CATALOG         PRODUCT#<productId>    a product; `inCarts` kept by the stream
+    CATALOG         PRODUCT#<productId>    a product: name, description, price, image
     CART#<cartId>   LINE#<productId>       one cart line (TTL)
     CART#<cartId>   SUMMARY                the cart summary cart-status reads (TTL)
     CART#<cartId>   ORDER#<orderId>        an order, reachable only from its cart
     CART#<cartId>   IDEMPOTENCY#<key>      a remembered response (TTL)
     CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
-    PRODUCT#<id>    HOLDER#<cartId>        does this cart hold the product (TTL)
+    CART#<cartId>   HOLDER#<productId>     does this cart hold the product (TTL once let go)
+    POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
+
+Only LINE# and ORDER# items need a follow-up (followups.STREAM_FILTER_PATTERNS);
+SUMMARY, HOLDER# and POPULARITY# items are the follow-ups' own writes.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
 # Not "ORDER#...": the order-confirmation filter and follow-up must never see one.
 ORDER_REF_PREFIX = "ORDERREF#"
 HOLDER_PREFIX = "HOLDER#"
+COUNTER_PREFIX = "POPULARITY#"
 
 
 def create_table(client: Any, table_name: str) -> str:
@@ -91,3 +96,7 @@ def order_sk(order_id: str) -> str:
 
 def product_sk(product_id: str) -> str:
     return PRODUCT_PREFIX + product_id
+
+
+def counter_pk(shard: int) -> str:
+    return f"{COUNTER_PREFIX}{shard}"

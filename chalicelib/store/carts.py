@@ -4,25 +4,32 @@
     CART#<cartId>   SUMMARY            what cart-status reads, kept by the stream (TTL)
 
 Requests per operation (what bench/ measures):
-    add_line        1 UpdateItem (+1 PutItem when it replaces an expired line)
-    add_line_once   1 GetItem + 1 TransactWriteItems (line + key record) per attempt
+    add_line        1 UpdateItem; a new line also 1 Query (Select COUNT) for the cap
+                    (+1 PutItem when it replaces an expired line, +1 DeleteItem
+                    when a new line past the cap is taken back)
+    add_line_once   1 GetItem + 1 TransactWriteItems (line + key record) per attempt;
+                    a new line also 1 Query (Select COUNT)
     set_quantity    1 UpdateItem;  remove_line  1 DeleteItem
     list_lines      1 Query (consistent);  get_summary  1 GetItem (consistent)
-    put_summary     1 PutItem;  renew_line  1 UpdateItem
+    put_summary     1 PutItem (conditional on its sequence);  renew_line  1 UpdateItem
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 from chalicelib import table
 from chalicelib.domain import (
+    MAX_LINES,
     CartChanged,
     CartLine,
     CartSummary,
     NotInCart,
     Product,
     QuantityLimitExceeded,
+    TooManyLines,
     headroom,
     is_live,
 )
@@ -43,8 +50,13 @@ from chalicelib.store.codec import (
 from chalicelib.store.keys import DynamoIdempotencyKeys
 
 _LINE_FIELDS = {"#q": "quantity", "#n": "name"}
-# Attempts of a keyed add whose line changed between its read and its write.
-ADD_ONCE_ATTEMPTS = 5
+# Attempts of a keyed add whose line changed between its read and its write:
+# adds racing on one line each win a round, so the bound is about the number
+# of concurrent adds on one line a shopper can make; a jittered pause between
+# attempts (at most ADD_ONCE_PAUSE_MS) spreads them out. Worst case ~2 s, well
+# inside the API function's timeout.
+ADD_ONCE_ATTEMPTS = 60
+ADD_ONCE_PAUSE_MS = 100
 
 
 def _unchanged(old: Item | None) -> Item:
@@ -83,7 +95,12 @@ class DynamoCarts:
 
     def add_line(self, cart_id: str, product: Product, quantity: int,
                  now: str, now_epoch: int, expires_at: int) -> CartLine:
-        """Add quantity to the line in one conditional UpdateItem."""
+        """Add quantity to the line in one conditional UpdateItem.
+
+        A line it creates is counted against MAX_LINES afterwards, and taken
+        back if it went past: no read comes before the write, and the cap holds
+        for every answer given (adds racing past it all get the 409).
+        """
         line_key = self._line_key(cart_id, product.id)
         try:
             with errors.translated():
@@ -106,7 +123,7 @@ class DynamoCarts:
                         ":now": s(now), ":exp": n(expires_at),
                         ":room": n(headroom(quantity)), ":epoch": n(now_epoch),
                     },
-                    ReturnValues="ALL_NEW",
+                    ReturnValues="ALL_OLD",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except errors.ConditionFailed as failed:
@@ -114,9 +131,52 @@ class DynamoCarts:
             if is_live(expires(old), now_epoch):
                 raise QuantityLimitExceeded(integer(old, "quantity")) from failed
             # The line expired but DynamoDB has not deleted it yet: start afresh.
-            return self._replace_expired_line(line_key, old, product, quantity, now,
+            line = self._replace_expired_line(line_key, old, product, quantity, now,
                                               expires_at)
-        return line_from_item(response["Attributes"])
+            self._within_cap(cart_id, line_key, line, now_epoch)
+            return line
+        old_item: Item | None = response.get("Attributes")
+        line = CartLine(product.id, product.name, product.price_cents,
+                        integer(old_item, "quantity") + quantity, now, expires_at)
+        if old_item is None:
+            self._within_cap(cart_id, line_key, line, now_epoch)
+        return line
+
+    def count_lines(self, cart_id: str, now_epoch: int) -> int:
+        """The cart's live lines, counted by DynamoDB (one consistent Query, keys only)."""
+        with errors.translated():
+            response = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :line)",
+                FilterExpression="attribute_not_exists(expiresAt) OR expiresAt > :epoch",
+                ExpressionAttributeValues={
+                    ":pk": s(table.cart_pk(cart_id)), ":line": s(table.LINE_PREFIX),
+                    ":epoch": n(now_epoch),
+                },
+                Select="COUNT",
+                ConsistentRead=True,
+            )
+        # A cart under the cap fits one page (1 MB) many times over.
+        return int(response["Count"])
+
+    def _within_cap(self, cart_id: str, line_key: Item, line: CartLine,
+                    now_epoch: int) -> None:
+        """Take back a line just created past MAX_LINES, and refuse the add."""
+        if self.count_lines(cart_id, now_epoch) <= MAX_LINES:
+            return
+        try:
+            with errors.translated():
+                # Only if it is still just what this add made of it.
+                self._client.delete_item(
+                    TableName=self._table, Key=line_key,
+                    ConditionExpression="#q = :q AND updatedAt = :now",
+                    ExpressionAttributeNames={"#q": "quantity"},
+                    ExpressionAttributeValues={":q": n(line.quantity),
+                                               ":now": s(line.updated_at)},
+                )
+        except errors.ConditionFailed:
+            return  # another add landed on the line: it is in the cart for good
+        raise TooManyLines(cart_id)
 
     def _replace_expired_line(self, line_key: Item, old: Item, product: Product,
                               quantity: int, now: str, expires_at: int) -> CartLine:
@@ -199,13 +259,18 @@ class DynamoCarts:
 
         A transaction returns no new values, so the line is read and then
         written on the condition that it is unchanged, in one transaction with
-        the key record that remembers the resulting line.
+        the key record that remembers the resulting line. Adds racing on the
+        line are retried here, not answered with a 409.
         """
         line_key = self._line_key(cart_id, product.id)
-        for _ in range(ADD_ONCE_ATTEMPTS):
-            with errors.translated():
-                old = self._client.get_item(
-                    TableName=self._table, Key=line_key, ConsistentRead=True).get("Item")
+        old: Item | None = None
+        read = False
+        counted = False
+        for attempt in range(ADD_ONCE_ATTEMPTS):
+            if not read:
+                with errors.translated():
+                    old = self._client.get_item(
+                        TableName=self._table, Key=line_key, ConsistentRead=True).get("Item")
             live = old is not None and is_live(expires(old), now_epoch)
             held = integer(old, "quantity") if live else 0
             if held > headroom(quantity):
@@ -213,6 +278,13 @@ class DynamoCarts:
                 if remembered is not None:
                     return line_from_item(remembered)
                 raise QuantityLimitExceeded(held)
+            if not live and not counted:
+                if self.count_lines(cart_id, now_epoch) >= MAX_LINES:
+                    remembered = self._keys.remembered(cart_id, once, now_epoch)
+                    if remembered is not None:
+                        return line_from_item(remembered)
+                    raise TooManyLines(cart_id)
+                counted = True
             line = CartLine(product.id, product.name, product.price_cents,
                             held + quantity, now, expires_at)
             item = {**line_key, **line_to_map(line)["M"], "updatedAt": s(now),
@@ -222,13 +294,19 @@ class DynamoCarts:
                     self._client.transact_write_items(TransactItems=[
                         self._keys.put_action(cart_id, once, line_to_map(line), now,
                                               now_epoch),
-                        {"Put": {"TableName": self._table, "Item": item, **_unchanged(old)}},
+                        {"Put": {"TableName": self._table, "Item": item, **_unchanged(old),
+                                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
                     ])
             except errors.ConditionFailed as failed:
                 remembered = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
                 if remembered is not None:
                     return line_from_item(remembered)
-                continue  # the line changed since it was read: read it again
+                # The line changed since it was read: DynamoDB says how it is now
+                # (if it does not, read it again), and the next try waits a little.
+                old = failed.item_at(1)
+                read = old is not None
+                time.sleep(secrets.randbelow(1 + min(ADD_ONCE_PAUSE_MS, 10 * (attempt + 1))) / 1000)
+                continue
             return line
         raise CartChanged(cart_id)
 
@@ -247,14 +325,30 @@ class DynamoCarts:
             updated_at=string(item, "updatedAt") or None,
         )
 
-    def put_summary(self, cart_id: str, summary: CartSummary, expires_at: int) -> None:
+    def put_summary(self, cart_id: str, summary: CartSummary, expires_at: int,
+                    sequence: str = "") -> bool:
+        """Write the summary built from the stream up to `sequence` (zero-padded text).
+
+        A summary never goes backwards: the put is conditional on the stored
+        one being from an older record, so a slow or replayed invocation that
+        read the lines before a newer one wrote them changes nothing. False then.
+        """
         item = {
             **key(table.cart_pk(cart_id), table.SUMMARY_SK),
             "itemCount": n(summary.item_count),
             "subtotalCents": n(summary.subtotal_cents),
             "expiresAt": n(expires_at),
+            "seq": s(sequence),
         }
         if summary.updated_at:
             item["updatedAt"] = s(summary.updated_at)
-        with errors.translated():
-            self._client.put_item(TableName=self._table, Item=item)
+        try:
+            with errors.translated():
+                self._client.put_item(
+                    TableName=self._table, Item=item,
+                    ConditionExpression="attribute_not_exists(seq) OR seq < :seq",
+                    ExpressionAttributeValues={":seq": s(sequence)},
+                )
+        except errors.ConditionFailed:
+            return False
+        return True

@@ -3,7 +3,7 @@
 Requests per operation (what bench/ measures):
     checkout       1 Query (the lines, consistent) + 1 TransactWriteItems
                    (order Put + one Delete per line [+ key record Put])
-    get_order      1 GetItem
+    get_order      1 GetItem (consistent: the order page follows checkout's 201 at once)
     confirm_order  1 UpdateItem
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import table
-from chalicelib.domain import CURRENCY, CartChanged, EmptyCart, Order
+from chalicelib.domain import CURRENCY, CartChanged, EmptyCart, Order, TooManyLines
 from chalicelib.idempotency import IdempotentRequest
 from chalicelib.store import errors
 from chalicelib.store.carts import DynamoCarts
@@ -26,6 +26,10 @@ from chalicelib.store.codec import (
     s,
 )
 from chalicelib.store.keys import DynamoIdempotencyKeys
+
+# DynamoDB's limit on one transaction's actions; checkout takes the order, one
+# delete per line and the key record (domain.MAX_LINES keeps carts well inside).
+TRANSACTION_ACTIONS = 100
 
 
 class DynamoOrders:
@@ -52,6 +56,8 @@ class DynamoOrders:
             if remembered is not None:
                 return order_from_item(remembered)
             raise EmptyCart(cart_id)
+        if len(items) + 2 > TRANSACTION_ACTIONS:
+            raise TooManyLines(cart_id)  # a cart from before the cap: never a 500
         lines = [line_from_item(item) for item in items]
         pk = s(table.cart_pk(cart_id))
         order_item = {
@@ -99,6 +105,7 @@ class DynamoOrders:
             item = self._client.get_item(
                 TableName=self._table,
                 Key=key(table.cart_pk(cart_id), table.order_sk(order_id)),
+                ConsistentRead=True,
             ).get("Item")
         return order_from_item(item) if item else None
 

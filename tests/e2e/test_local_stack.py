@@ -30,6 +30,7 @@ from tests.e2e.helpers import (
     free_port,
     port_is_free,
     start_stack,
+    store_stall,
     wait_until,
 )
 from tests.factories import JSON, add_body
@@ -353,6 +354,29 @@ def test_the_idle_stack_uses_under_two_percent_of_a_core(live_stack: LiveStack) 
     share = used / (time.monotonic() - started)
 
     assert share < 0.02, f"the idle stack used {share:.1%} of a core"
+
+
+def test_a_stalled_runner_warns_on_stderr_and_says_when_it_caught_up(
+        live_stack: LiveStack) -> None:
+    shopper = requests.Session()
+    warned = ""
+    for _ in range(3):  # the runner may finish the record before the stall begins: again
+        time.sleep(1.5)  # idle: the runner polls slowly, so the record is not read yet
+        add(shopper, live_stack, "kettle", 1)
+        with store_stall(live_stack, 30) as end:  # the follow-ups' DynamoDB calls hang
+            try:
+                warned = wait_until(lambda: [
+                    line for line in live_stack.errors().splitlines()
+                    if line.startswith("devstack streams: warning: stream lag")
+                ], timeout=9)[-1]
+            except AssertionError:
+                continue
+            finally:
+                end()
+        break
+
+    assert "cart status and order confirmations are behind" in warned
+    wait_until(lambda: "devstack streams: caught up" in live_stack.errors(), timeout=20)
 
 
 # -- 9. tidy edges ----------------------------------------------------------------

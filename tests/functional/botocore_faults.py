@@ -5,11 +5,25 @@ moto answers in-process from a `before-send` handler that every client gets.
 fails the attempt or hands it on to moto. botocore's retry logic sees the
 faults exactly as it would see them from DynamoDB, so its standard retry
 mode (3 attempts) really runs, and each injected fault is counted.
+
+It also makes moto behave as real DynamoDB does where moto never would:
+  - a transaction holds at most 100 actions (ValidationException), always;
+  - `during("TransactWriteItems", hook)`: while the hook runs the transaction is
+    in flight, and a plain write to one of its items fails with
+    TransactionConflictException (another transaction on them: TransactionConflict);
+  - `stale()`: an eventually consistent read does not see the items written
+    since (GetItem answers no item, Query and BatchGetItem leave them out)
+    until `catch_up()`, as a lagging replica would;
+  - `throttle(prefix, times)`: writes to items whose partition key starts with
+    `prefix` are throttled (a hot key): ProvisionedThroughputExceededException,
+    or a transaction cancelled with ThrottlingError for that action.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +44,9 @@ ERRORS = {
 TIMEOUTS = ("connect-timeout", "response-lost")
 # DynamoDB's way of saying a transaction was throttled: not retried by botocore.
 CANCELLED = "transaction-throttled"
-KINDS = (*ERRORS, *TIMEOUTS, CANCELLED)
+# Another transaction (or a plain write) held one of its items: not retried either.
+CONFLICTED = "transaction-conflict"
+KINDS = (*ERRORS, *TIMEOUTS, CANCELLED, CONFLICTED)
 # The faults botocore retries that never reach the table.
 NOTHING_APPLIED = (*ERRORS, "connect-timeout")
 
@@ -44,6 +60,34 @@ def error_response(url: str, code: str, status: int, **extra: Any) -> AWSRespons
 
 
 Hook = Callable[[], None]
+Key = tuple[str, str]
+WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+READS = ("GetItem", "Query", "Scan", "BatchGetItem")
+TRANSACTION_LIMIT = 100
+
+
+def _key(cell: dict[str, Any]) -> Key:
+    return cell["pk"]["S"], cell["sk"]["S"]
+
+
+def request_keys(operation: str, body: dict[str, Any]) -> list[Key]:
+    """The items a request names, in order (one per action of a transaction)."""
+    if operation in (*WRITES, "GetItem"):
+        return [_key(body.get("Key") or body["Item"])]
+    if operation == "TransactWriteItems":
+        keys = []
+        for action in body["TransactItems"]:
+            part = next(iter(action.values()))
+            keys.append(_key(part.get("Key") or part["Item"]))
+        return keys
+    if operation == "BatchGetItem":
+        return [_key(k) for table in body["RequestItems"].values() for k in table["Keys"]]
+    return []
+
+
+def json_response(url: str, payload: dict[str, Any]) -> AWSResponse:
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "stale"}
+    return AWSResponse(url, 200, headers, MockRawResponse(json.dumps(payload)))  # type: ignore[arg-type]
 
 
 class Faults:
@@ -57,6 +101,12 @@ class Faults:
         self._after: dict[str, list[Hook]] = {}
         self.attempts: list[str] = []
         self.injected: list[tuple[str, str]] = []
+        self._during: dict[str, list[Hook]] = {}
+        self._in_flight: set[Key] = set()
+        self._stale = False
+        self._fresh: set[Key] = set()
+        self._hot: dict[str, int] = {}
+        self._serial: threading.Lock | None = None
 
     def __enter__(self) -> Faults:
         events = self._client.meta.events
@@ -94,9 +144,97 @@ class Faults:
         self._after.setdefault(operation, []).append(hook)
         return self
 
+    def during(self, operation: str, hook: Hook) -> Faults:
+        """Run hook once while the next attempt is in flight: its items are held."""
+        self._during.setdefault(operation, []).append(hook)
+        return self
+
+    def serialize(self) -> Faults:
+        """Let threads share the client: moto, not thread-safe, answers one call at a time."""
+        self._serial = threading.Lock()
+        return self
+
+    def stale(self) -> Faults:
+        """From now on, eventually consistent reads miss the items written since."""
+        self._stale = True
+        return self
+
+    def catch_up(self) -> Faults:
+        """The replicas catch up (within a second, in DynamoDB): recent writes show."""
+        self._fresh.clear()
+        return self
+
+    def throttle(self, pk_prefix: str, times: int = 1) -> Faults:
+        """Throttle the next `times` writes to items under partition keys with the prefix."""
+        self._hot[pk_prefix] = self._hot.get(pk_prefix, 0) + times
+        return self
+
+    def _realism(self, request: Any, operation: str) -> AWSResponse | None:
+        """What real DynamoDB answers here and moto would not; None to go on."""
+        if operation not in (*WRITES, *READS, "TransactWriteItems"):
+            return None
+        body = json.loads(request.body or b"{}")
+        keys = request_keys(operation, body)
+        if operation == "TransactWriteItems" and len(keys) > TRANSACTION_LIMIT:
+            self.injected.append((operation, "transaction-limit"))
+            return error_response(
+                request.url, "ValidationException", 400,
+                message=f"Member must have length less than or equal to {TRANSACTION_LIMIT}")
+        if operation in WRITES and set(keys) & self._in_flight:
+            self.injected.append((operation, "in-flight-transaction"))
+            return error_response(request.url, "TransactionConflictException", 400)
+        if operation == "TransactWriteItems" and set(keys) & self._in_flight:
+            self.injected.append((operation, CONFLICTED))
+            reasons = [{"Code": "TransactionConflict" if k in self._in_flight else "None"}
+                       for k in keys]
+            return error_response(request.url, "TransactionCanceledException", 400,
+                                  CancellationReasons=reasons)
+        hot = [p for p, left in self._hot.items() if left > 0
+               and any(pk.startswith(p) for pk, _ in keys)]
+        if hot and operation not in READS:
+            self._hot[hot[0]] -= 1
+            self.injected.append((operation, f"hot-key {hot[0]}"))
+            if operation != "TransactWriteItems":
+                return error_response(request.url, "ProvisionedThroughputExceededException", 400)
+            reasons = [{"Code": "ThrottlingError" if pk.startswith(hot[0]) else "None"}
+                       for pk, _ in keys]
+            return error_response(request.url, "TransactionCanceledException", 400,
+                                  CancellationReasons=reasons)
+        return None
+
+    def _stale_read(self, operation: str, body: dict[str, Any],
+                    response: AWSResponse) -> AWSResponse:
+        """The answer of a replica that has not seen the fresh items yet."""
+        consistent = body.get("ConsistentRead") or any(
+            t.get("ConsistentRead") for t in body.get("RequestItems", {}).values())
+        if not self._stale or consistent or response.status_code != 200:
+            return response
+        payload = json.loads(response.content)
+        # A projection may leave the partition key out: a Query names it.
+        pk = body.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", "")
+
+        def fresh(item: dict[str, Any]) -> bool:
+            return (item.get("pk", {}).get("S", pk), item.get("sk", {}).get("S", "")) \
+                in self._fresh
+
+        if operation == "GetItem" and "Item" in payload and fresh(payload["Item"]):
+            del payload["Item"]
+        if "Items" in payload:
+            payload["Items"] = [i for i in payload["Items"] if not fresh(i)]
+            payload["Count"] = len(payload["Items"])
+        for table, items in payload.get("Responses", {}).items():
+            payload["Responses"][table] = [i for i in items if not fresh(i)]
+        if payload == json.loads(response.content):
+            return response
+        self.injected.append((operation, "stale-read"))
+        return json_response(response.url, payload)
+
     def __call__(self, request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
         operation = event_name.rsplit(".", 1)[-1]
         self.attempts.append(operation)
+        real = self._realism(request, operation)
+        if real is not None:
+            return real
         queued = self._plan.get(operation)
         kind = queued.pop(0) if queued else self._always.get(operation)
         if kind is not None:
@@ -106,14 +244,30 @@ class Faults:
             return error_response(request.url, code, status)
         if kind == "connect-timeout":
             raise ConnectTimeoutError(endpoint_url=request.url)
-        if kind == CANCELLED:
+        if kind in (CANCELLED, CONFLICTED):
             count = len(json.loads(request.body)["TransactItems"])
+            reason = "ThrottlingError" if kind == CANCELLED else "TransactionConflict"
             return error_response(request.url, "TransactionCanceledException", 400,
-                                  CancellationReasons=[{"Code": "ThrottlingError"}] * count)
+                                  CancellationReasons=[{"Code": reason}] * count)
         hooks = self._before.pop(operation, [])
         for hook in hooks:
             hook()
-        response = botocore_stubber(event_name=event_name, request=request, **kwargs)
+        body = json.loads(request.body or b"{}")
+        keys = request_keys(operation, body)
+        held = self._during.pop(operation, [])
+        if held:
+            self._in_flight.update(keys)
+            try:
+                for hook in held:
+                    hook()
+            finally:
+                self._in_flight.difference_update(keys)
+        with self._serial or contextlib.nullcontext():
+            response = botocore_stubber(event_name=event_name, request=request, **kwargs)
+        if operation in (*WRITES, "TransactWriteItems") and self._stale:
+            self._fresh.update(keys)
+        if operation in READS and response is not None:
+            response = self._stale_read(operation, body, response)
         for hook in self._after.pop(operation, []):
             hook()
         if kind == "response-lost":

@@ -87,6 +87,9 @@ class Stream:
                 continue
             response = self._client.lambda_.invoke(name, {"Records": records})
             results[name] = response.payload
+        # Shoppers see counts COUNTS_CACHE_SECONDS after the stream applies them:
+        # a delivery here stands for that much time passing.
+        runtime.cart_service().catalog.expire()
         return results
 
     def drain(self, rounds: int = 5) -> list[dict[str, Any]]:

@@ -60,7 +60,7 @@ FOLLOWUPS = {"ProcessStream"}
 EXPECTED_TABLE_ACTIONS = {
     "APIHandler": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem",
                    "BatchGetItem", "BatchWriteItem"},  # order history (store/history.py)
-    "ProcessStream": {"Query", "UpdateItem", "PutItem"},
+    "ProcessStream": {"BatchGetItem", "Query", "UpdateItem", "PutItem"},
 }
 STREAM_ACTIONS = {"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"}
 TRANSACT_PARTS = {

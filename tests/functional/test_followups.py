@@ -121,10 +121,10 @@ def test_a_stream_batch_touching_k_carts_writes_k_summaries(client, stream, dyna
 
 
 def holder(dynamodb, product_id):
-    items = dynamodb.query(
-        TableName=TABLE_NAME, KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"PRODUCT#{product_id}"}})["Items"]
-    assert len(items) == 1
+    """The one holder mark of the product: it lives under the cart (CART#<id> HOLDER#<product>)."""
+    items = [i for i in dynamodb.scan(TableName=TABLE_NAME, ConsistentRead=True)["Items"]
+             if i["sk"]["S"] == f"HOLDER#{product_id}"]
+    assert len(items) == 1 and items[0]["pk"]["S"].startswith("CART#")
     return items[0]
 
 

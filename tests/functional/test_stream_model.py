@@ -7,6 +7,14 @@ batches, with duplicated records and replays of old batches. Whenever the
 stream has drained: every cart's summary equals its lines, each product's
 `inCarts` equals the number of carts holding it, and every quantity is 1..99.
 
+The fault layer (tests/functional/botocore_faults.py) is on throughout, so the
+app meets what real DynamoDB does and moto does not: eventually consistent
+reads miss recent writes, a transaction holds at most 100 actions, an add
+lands on a line while a checkout's transaction holds it (a 503, nothing
+applied), another stream shard's transaction holds a popularity counter
+(TransactionConflict), and a batch meets a store whose retries are spent
+(its failures are retried from the lowest sequence reported, as Lambda does).
+
 "expire" is DynamoDB's TTL deleting a line. moto never expires items, so the
 test deletes the line itself and then marks the REMOVE record the way the TTL
 process signs it (userIdentity: Service, dynamodb.amazonaws.com) before it is
@@ -27,19 +35,35 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, precondition, rul
 from moto import mock_aws
 
 from app import app
-from chalicelib import runtime, table
+from chalicelib import followups, runtime, table
 from chalicelib.catalog import SEED
 from chalicelib.domain import MAX_QUANTITY
 from chalicelib.repository import DynamoCartRepository
 from devstack.streams import StreamReader
 from tests.factories import TABLE_NAME, add_body, cookie_from
+from tests.functional.botocore_faults import CONFLICTED, Exhausted, Faults
 from tests.functional.conftest import Stream, request
 
 PRODUCTS = ("espresso-cup", "kettle", "grinder")
 PRICES = {product.id: product.price_cents for product in SEED}
 TTL_PRINCIPAL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 KEYS = st.none() | st.sampled_from(["a", "b"])
-RUNS = {"examples": 0, "steps": 0}
+RUNS = {"examples": 0, "steps": 0, "faults": 0}
+
+
+def _matches(pattern: Any, value: Any) -> bool:
+    """Lambda event filtering, the part STREAM_FILTER_PATTERNS uses: literals and prefixes."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            _matches(p, value.get(k)) for k, p in pattern.items())
+    return any(value == p or (isinstance(p, dict) and isinstance(value, str)
+                              and value.startswith(p["prefix"])) for p in pattern)
+
+
+def delivered_by_lambda(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records the mapping's filter lets through (the follow-ups' own writes do not)."""
+    return [r for r in records
+            if any(_matches(p, r) for p in followups.STREAM_FILTER_PATTERNS)]
 
 
 def body(response: Any) -> Any:
@@ -57,6 +81,8 @@ class CartsAndStream(RuleBasedStateMachine):
         self.dynamodb = boto3.client("dynamodb")
         stream_arn = table.create_table(self.dynamodb, TABLE_NAME)
         DynamoCartRepository(self.dynamodb, TABLE_NAME).seed_products(SEED)
+        self.faults = Faults(runtime.dynamodb_client()).__enter__()
+        self.faults.stale()
         self._client_context = Client(app)
         self.client = self._client_context.__enter__()
         self.stream = Stream(self.client, stream_arn)
@@ -76,6 +102,8 @@ class CartsAndStream(RuleBasedStateMachine):
         try:
             self.settle()
         finally:
+            RUNS["faults"] += len(self.faults.injected)
+            self.faults.__exit__(None, None, None)
             self._client_context.__exit__(None, None, None)
             runtime.reset()
             self._aws.stop()
@@ -169,12 +197,41 @@ class CartsAndStream(RuleBasedStateMachine):
             if key is not None:
                 self.keys[cart][key] = (("checkout",), order)
 
+    @rule(cart=carts, product=st.sampled_from(PRODUCTS), quantity=st.integers(1, 5))
+    def add_during_checkout(self, cart: str, product: str, quantity: int) -> None:
+        """An add lands while checkout's transaction is in flight on the same cart."""
+        RUNS["steps"] += 1
+        if not self.lines[cart]:
+            return
+        answers: list[Any] = []
+
+        def add() -> None:
+            held = app.current_request
+            try:
+                answers.append(request(self.client, "POST", "/api/cart/items", cart,
+                                       add_body(product, quantity)))
+            finally:
+                app.current_request = held
+
+        self.faults.during("TransactWriteItems", add)
+        order = request(self.client, "POST", "/api/cart/checkout", cart)
+        assert order.status_code == 201, order.body
+        assert {i["productId"]: i["quantity"] for i in body(order)["items"]} == self.lines[cart]
+        if product in self.lines[cart]:
+            # The line is inside the transaction: DynamoDB refuses the write.
+            assert answers[0].status_code == 503
+            assert answers[0].headers["Retry-After"] == "1"
+            self.lines[cart] = {}
+        else:
+            assert (answers[0].status_code, body(answers[0])["quantity"]) == (201, quantity)
+            self.lines[cart] = {product: quantity}
+
     @rule(cart=carts, product=st.sampled_from(PRODUCTS))
     def expire(self, cart: str, product: str) -> None:
         RUNS["steps"] += 1
         if product not in self.lines[cart]:
             return
-        self.pending.extend(self.stream.read())
+        self.pending.extend(delivered_by_lambda(self.stream.read()))
         cart_id = cart.split("=", 1)[1].split(".")[0]
         self.dynamodb.delete_item(TableName=TABLE_NAME, Key={
             "pk": {"S": table.cart_pk(cart_id)}, "sk": {"S": table.line_sk(product)}})
@@ -194,7 +251,7 @@ class CartsAndStream(RuleBasedStateMachine):
     def deliver(self, data: st.DataObject) -> None:
         """Deliver the oldest pending records; maybe one of them twice."""
         RUNS["steps"] += 1
-        self.pending.extend(self.stream.read())
+        self.pending.extend(delivered_by_lambda(self.stream.read()))
         if not self.pending:
             return
         size = data.draw(st.integers(1, len(self.pending)), label="batch size")
@@ -204,6 +261,35 @@ class CartsAndStream(RuleBasedStateMachine):
             batch.insert(at + 1, copy.deepcopy(batch[at]))
         self._deliver(batch)
         self.delivered.append(batch)
+
+    @rule(data=st.data(), conflict=st.booleans())
+    def deliver_under_faults(self, data: st.DataObject, conflict: bool) -> None:
+        """A batch meets a counter held by another shard, or a store out of retries.
+
+        Spent retries: Lambda retries from the lowest sequence reported, so the
+        records from there on go back to the front of the queue.
+        """
+        RUNS["steps"] += 1
+        self.pending.extend(delivered_by_lambda(self.stream.read()))
+        if not self.pending:
+            return
+        size = data.draw(st.integers(1, len(self.pending)), label="batch size")
+        batch, self.pending = self.pending[:size], self.pending[size:]
+        if conflict:
+            self.faults.fail("TransactWriteItems", CONFLICTED)
+            self._deliver(batch)
+            self.faults.heal()
+            self.delivered.append(batch)
+            return
+        with Exhausted(runtime.dynamodb_client(), "throughput",
+                       ("PutItem", "TransactWriteItems", "UpdateItem")) as exhausted:
+            result = self.stream.deliver(batch)["process_stream"]
+        RUNS["faults"] += len(exhausted.injected)
+        failures = [int(f["itemIdentifier"]) for f in result["batchItemFailures"]]
+        if failures:
+            retry_from = min(failures)
+            self.pending = [r for r in batch
+                            if int(r["dynamodb"]["SequenceNumber"]) >= retry_from] + self.pending
 
     @precondition(lambda self: bool(self.delivered))
     @rule(data=st.data())
@@ -215,12 +301,15 @@ class CartsAndStream(RuleBasedStateMachine):
     @rule()
     def settle(self) -> None:
         """Drain the stream, then compare what it built with the lines."""
-        self.pending.extend(self.stream.read())
+        self.pending.extend(delivered_by_lambda(self.stream.read()))
         if self.pending:
             self._deliver(self.pending)
             self.delivered.append(self.pending)
             self.pending = []
         self.stream.drain()
+        # The counts are read eventually consistently: by the time the catalog
+        # cache lets a shopper see them, the replicas have caught up.
+        self.faults.catch_up()
         holders = {product: 0 for product in PRICES}
         for cart, lines in self.lines.items():
             shown = body(request(self.client, "GET", "/api/cart", cart))
@@ -244,5 +333,7 @@ TestCartsAndStream = CartsAndStream.TestCase
 
 def test_the_model_ran() -> None:
     # Runs after TestCartsAndStream, in file order: the counts (`pytest -s` shows them).
-    print(f"\nstream model: {RUNS['examples']} examples, {RUNS['steps']} steps")
+    print(f"\nstream model: {RUNS['examples']} examples, {RUNS['steps']} steps, "
+          f"{RUNS['faults']} faults injected")
     assert RUNS["examples"] >= 20 and RUNS["steps"] >= RUNS["examples"]
+    assert RUNS["faults"] > 0

@@ -86,9 +86,13 @@ class CatalogOf:
         self.products = list(products)
         self.loads = 0
 
-    def list_products(self):
+    def list_catalog(self):
         self.loads += 1
         return list(self.products)
+
+    def counts(self):
+        self.counted = getattr(self, "counted", 0) + 1
+        return {p.id: 3 for p in self.products}
 
 
 def test_the_catalog_cache_reloads_once_stale():
@@ -106,3 +110,17 @@ def test_the_catalog_cache_reloads_once_stale():
     with pytest.raises(Exception, match="grinder"):
         cache.get(repo, "grinder")
     assert repo.loads == 2
+
+
+def test_counts_are_cached_for_seconds_and_names_for_a_minute():
+    from chalicelib.domain import Product
+    from chalicelib.services import COUNTS_CACHE_SECONDS, CatalogCache
+
+    now = [1000.0]
+    repo = CatalogOf(Product("kettle", "Kettle", "", 5900, "k.svg"))
+    cache = CatalogCache(clock=lambda: now[0])
+    assert [p.in_carts for p in cache.products(repo)] == [3]
+    assert cache.products(repo) and (repo.loads, repo.counted) == (1, 1)
+    now[0] += COUNTS_CACHE_SECONDS + 1
+    cache.products(repo)
+    assert (repo.loads, repo.counted) == (1, 2)
