@@ -55,9 +55,10 @@ GATEWAY_RESPONSES: dict[str, Any] = {
         # A header value in a gateway response is a quoted static value.
         "ResponseParameters": {"Headers": {"Retry-After": f"'{THROTTLED_RETRY_AFTER_SECONDS}'"}},
     },
-    # Unknown paths reach the app's greedy /{proxy+} route (app.py answers 404);
-    # what is left here is a known path with a method it lacks (chalice local:
-    # 405). Either way no token is missing: not found, in the error shape.
+    # Unknown paths reach the app's greedy /{proxy+} route (app.py answers 404,
+    # a page or JSON by path: a gateway response template is plain substitution,
+    # no VTL, so it cannot choose by path). What is left here is a known path
+    # with a method it lacks (chalice local: 405): not found, in the error shape.
     "MISSING_AUTHENTICATION_TOKEN": {
         "StatusCode": "404",
         "ResponseTemplates": {"application/json": NOT_FOUND_TEMPLATE},

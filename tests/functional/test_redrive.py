@@ -161,3 +161,9 @@ def test_trimmed_and_still_failing_batches_are_reported_and_kept(client, stream,
         assert cli.redrive(STAGE, account, lines.append) is False
     assert any(line.strip().startswith(rd.FAILING) for line in lines), lines
     assert _queue_depth(queue_url) == 2
+
+
+def test_redrive_without_a_deployed_stage_says_so_in_one_line(aws, capsys):
+    assert cli.main(["redrive", "--stage", STAGE.name]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"redrive {STAGE.name}: error: no deployed stack {STAGE.stack_name} in us-east-1")
