@@ -9,10 +9,11 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
+CHECKOV_VENV := $(VENV)/checkov
 
 .PHONY: install browser run reset logs test lint unit functional e2e bench smoke package deploy destroy redrive clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
 	'brew install python@$(LAMBDA_PYTHON)', 'apt-get install python$(LAMBDA_PYTHON)' or \
 	'pyenv install $(LAMBDA_PYTHON)'), or run make PYTHON=/path/to/python$(LAMBDA_PYTHON)" >&2; exit 1; }
@@ -20,6 +21,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 		2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/python -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip<26.3"
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -82,13 +86,18 @@ smoke: install
 	$(BIN)/python -m smoke --base-url $(BASE_URL)
 
 # Deploy to the AWS account of the usual boto3 chain (see README "Deploy").
+# `package` also expands the template and runs checkov over it (no AWS calls).
+# EMAIL=you@example.com subscribes to the alarms; RESEED=1 rewrites the catalog.
 # The deploy ends with the smoke suite against the URL it printed; SMOKE=0 skips it.
+EMAIL ?=
+RESEED ?= 0
 SMOKE ?= 1
 package: install
 	$(BIN)/python -m deploy package --stage $(STAGE)
 
 deploy: install
-	$(BIN)/python -m deploy deploy --stage $(STAGE) $(if $(filter 0,$(SMOKE)),--no-smoke)
+	$(BIN)/python -m deploy deploy --stage $(STAGE) $(if $(filter 0,$(SMOKE)),--no-smoke) \
+		$(if $(EMAIL),--alarm-email $(EMAIL)) $(if $(filter 1,$(RESEED)),--reseed)
 
 # The dead-letter queue's failed stream batches, run through the follow-ups again.
 redrive: install

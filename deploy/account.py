@@ -1,15 +1,19 @@
 """What the deploy keeps in the account outside the stack.
 
 The code bucket has to exist before the stack that uses it, and
-CloudFormation cannot create an SSM SecureString, so both live here.
+CloudFormation cannot create an SSM SecureString, so both live here. So does
+API Gateway's logging role: one setting per account and region, shared by
+every API there, which no stack should own or overwrite.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +79,98 @@ def connect(session: Any | None = None) -> Account:
     except NoRegionError as exc:
         raise DeployError(NO_REGION) from exc
     return Account(session, session.region_name, str(identity["Account"]))
+
+
+# -- API Gateway's logging role (account-wide) --------------------------------
+
+API_LOGS_ROLE = "chalice-cart-apigateway-cloudwatch-logs"
+API_LOGS_POLICY_NAME = "push-to-cloudwatch-logs"
+# What AWS's AmazonAPIGatewayPushToCloudWatchLogs grants, limited to this account's
+# log groups; written out so the role reads the same on AWS and on a stand-in.
+API_LOGS_ACTIONS = (
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:FilterLogEvents",
+    "logs:GetLogEvents",
+    "logs:PutLogEvents",
+)
+_API_GATEWAY_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "apigateway.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+# A new role takes a few seconds to be usable by another service (IAM is
+# eventually consistent); API Gateway refuses it until then.
+ROLE_PROPAGATION_ATTEMPTS = 10
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def ensure_api_logging_role(
+    account: Account, sleep: Callable[[float], None] = time.sleep
+) -> str | None:
+    """Give API Gateway a role to write logs with, unless the account has one.
+
+    The ARN set when this deploy set it; None when the account already had one
+    (whoever set it keeps it: the stage's access logs use it too).
+    """
+    apigateway = account.client("apigateway")
+    if apigateway.get_account().get("cloudwatchRoleArn"):
+        return None
+    iam = account.client("iam")
+    try:
+        arn = str(iam.get_role(RoleName=API_LOGS_ROLE)["Role"]["Arn"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+            raise
+        arn = str(
+            iam.create_role(
+                RoleName=API_LOGS_ROLE,
+                AssumeRolePolicyDocument=json.dumps(_API_GATEWAY_TRUST),
+                Description="API Gateway writes access and execution logs of every API in "
+                "this account and region with it (set by chalice-cart's deploy)",
+            )["Role"]["Arn"]
+        )
+    logs = f"arn:{partition(account.region)}:logs:*:{account.account_id}:log-group:*"
+    iam.put_role_policy(
+        RoleName=API_LOGS_ROLE,
+        PolicyName=API_LOGS_POLICY_NAME,
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": list(API_LOGS_ACTIONS), "Resource": logs}
+                ],
+            }
+        ),
+    )
+    for attempt in range(1, ROLE_PROPAGATION_ATTEMPTS + 1):
+        try:
+            apigateway.update_account(
+                patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]
+            )
+            return arn
+        except ClientError as exc:
+            # BadRequestException: "The role ARN does not have required permissions..."
+            if exc.response.get("Error", {}).get("Code") != "BadRequestException" or (
+                attempt == ROLE_PROPAGATION_ATTEMPTS
+            ):
+                raise
+            sleep(min(2.0 * attempt, 10.0))
+    return arn  # pragma: no cover (the loop returns or raises)
 
 
 # -- the cart-cookie signing key -----------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess  # nosec B404: runs the venv's own chalice
 import sys
@@ -29,6 +30,10 @@ EXCLUDED_PACKAGES = ("boto3", "botocore", "s3transfer", "moto", "pytest", "_pyte
 ASSET_DIRS = ("templates", "static")
 # Chalice imports app.py to package it; the real value comes from the template.
 PLACEHOLDER_ENV = ("TABLE_STREAM_ARN", "TABLE_NAME")
+# Compiled code for another machine than Lambda arm64 (Linux aarch64): by a file's
+# name (PEP 3149 tags, e.g. .cpython-313-x86_64-linux-gnu.so) or its wheel's tags.
+FOREIGN_MACHINE = re.compile(r"x86_64|amd64|i686|win32|win_|macosx|darwin|ppc64|s390x|armv7")
+NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,12 @@ def check_zip(zip_path: Path, root: Path = ROOT) -> list[str]:
         problems.append(f"{zip_path.name} is {size} bytes, over {MAX_ZIP_BYTES}")
     with zipfile.ZipFile(zip_path) as archive:
         names = set(archive.namelist())
+        wheels = {
+            name: archive.read(name).decode("utf-8", "replace")
+            for name in names
+            if name.endswith(".dist-info/WHEEL")
+        }
+    problems += foreign_binaries(names, wheels)
     required = ["app.py", "chalicelib/__init__.py", *asset_files(root)]
     problems += [f"{name} is missing from the package" for name in required if name not in names]
     top_level = {name.split("/", 1)[0] for name in names}
@@ -133,6 +144,81 @@ def check_zip(zip_path: Path, root: Path = ROOT) -> list[str]:
         if package in top_level
     ]
     return problems
+
+
+def foreign_binaries(names: set[str], wheels: dict[str, str]) -> list[str]:
+    """Compiled files or wheels in the package built for another machine than arm64."""
+    problems = [
+        f"{name} is compiled for another machine than Lambda {tpl.ARCHITECTURE}"
+        for name in sorted(names)
+        if name.endswith(NATIVE_SUFFIXES) and FOREIGN_MACHINE.search(name.rsplit("/", 1)[-1])
+    ]
+    for name, text in sorted(wheels.items()):
+        tags = [line.split(":", 1)[1].strip() for line in text.splitlines()
+                if line.startswith("Tag:")]
+        platforms = {tag.rsplit("-", 1)[-1] for tag in tags}
+        if platforms and not any(p == "any" or "aarch64" in p for p in platforms):
+            problems.append(
+                f"{name.split('/', 1)[0]} is a wheel for {', '.join(sorted(platforms))}, "
+                f"not Lambda {tpl.ARCHITECTURE} (linux aarch64)"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class CheckovResult:
+    passed: int
+    skipped: int
+    failed: list[str]  # "CHECK resource: name" per failure
+    skips: list[tuple[str, str, str]]  # (check, resource, the template's reason)
+
+    def summary(self) -> str:
+        return f"{self.passed} passed, {len(self.failed)} failed, {self.skipped} skipped"
+
+
+def checkov_command() -> Path:
+    """checkov lives in a venv of its own (.venv/checkov): its pins clash with boto3's."""
+    path = Path(sys.prefix) / "checkov" / "bin" / "checkov"
+    if not path.exists():
+        raise DeployError(
+            f"{path} not found: run `make install` (it adds checkov's own venv, "
+            "requirements-checkov.txt)"
+        )
+    return path
+
+
+def checkov(templates: list[Path]) -> CheckovResult:
+    """checkov's CloudFormation checks over `templates`, offline."""
+    command = [str(checkov_command())]
+    for path in templates:
+        command += ["-f", str(path)]
+    # --skip-download: no request to Prisma Cloud for guidelines or policies.
+    command += ["--framework", "cloudformation", "--skip-download", "-o", "json"]
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE"}
+    result = subprocess.run(  # nosec B603: fixed argv, no shell
+        command, env=env, capture_output=True, text=True, check=False
+    )
+    try:
+        reports = json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise DeployError("checkov did not run: " + " | ".join(tail)) from exc
+    reports = reports if isinstance(reports, list) else [reports]
+    passed = skipped = 0
+    failed: list[str] = []
+    skips: list[tuple[str, str, str]] = []
+    for report in reports:
+        passed += report["summary"]["passed"]
+        skipped += report["summary"]["skipped"]
+        for check in report["results"].get("failed_checks", []):
+            failed.append(f"{check['check_id']} {check['resource']}: {check['check_name']}")
+        failed += [f"checkov could not read {path}" for path in report["results"].get(
+            "parsing_errors", []
+        )]
+        for check in report["results"].get("skipped_checks", []):
+            reason = (check.get("check_result") or {}).get("suppress_comment", "")
+            skips.append((check["check_id"], check["resource"], reason))
+    return CheckovResult(passed, skipped, failed, skips)
 
 
 def build(stage: Stage, region: str, build_root: Path = BUILD_ROOT) -> Build:
@@ -148,7 +234,8 @@ def build(stage: Stage, region: str, build_root: Path = BUILD_ROOT) -> Build:
     _run_chalice_package(stage, src, merge, out, region)
     template_path = out / "sam.json"
     template: dict[str, Any] = json.loads(template_path.read_text())
-    problems = tpl.check_template(template, handlers) + check_zip(out / "deployment.zip")
+    problems = tpl.check_template(template, handlers, tracing=stage.tracing)
+    problems += check_zip(out / "deployment.zip")
     if problems:
         raise DeployError("the package is not deployable: " + "; ".join(problems))
     return Build(out / "deployment.zip", template_path, template, handlers)

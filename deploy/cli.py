@@ -1,10 +1,13 @@
 """`python -m deploy {package,deploy,destroy,env} --stage NAME` (what `make` runs).
 
-package  build build/<stage>/out/{deployment.zip,sam.json}; no AWS calls
+package  build build/<stage>/out/{deployment.zip,sam.json,expanded.json}; no AWS
+         calls (expanded.json: the SAM transform run here, what checkov reads)
 deploy   build, upload, expand the SAM transform, create or update the stack,
-         seed the catalog, print the URL (build/<stage>/out/deploy-template.json
-         is what CloudFormation got), then run the smoke suite against that URL
-         (--no-smoke skips it; exit 1 when it fails)
+         seed the products the catalog lacks (--reseed: rewrite every product),
+         print the URL (build/<stage>/out/deploy-template.json is what
+         CloudFormation got), then run the smoke suite against that URL
+         (--no-smoke skips it; exit 1 when it fails); --alarm-email subscribes
+         an address to the alarm topic
 destroy  delete the stack and what the deploy keeps beside it
 env      print exports that point `chalice local` at the deployed table
 redrive  run the dead-letter queue's failed stream batches through the follow-ups
@@ -37,9 +40,10 @@ from botocore.parsers import ResponseParserError
 from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
 from deploy import account as acct
+from deploy import operations as ops
 from deploy import redrive as rd
 from deploy import template as tpl
-from deploy.build import BUILD_ROOT, Build, build
+from deploy.build import BUILD_ROOT, Build, build, checkov
 from deploy.settings import ROOT, DeployError, Stage, load_stage, say
 from deploy.stack import CloudFormationStack
 
@@ -67,12 +71,40 @@ def _template_argument(
     return {"TemplateURL": acct.template_url(account, bucket, key)}, key
 
 
+def _stack_parameters(
+    stage: Stage, stack: CloudFormationStack, alarm_email: str | None
+) -> dict[str, str]:
+    """The stack's parameters; with no e-mail given, the one the stack has keeps."""
+    if alarm_email is None:
+        current = stack.describe() or {}
+        previous = {p["ParameterKey"]: p["ParameterValue"] for p in current.get("Parameters", [])}
+        alarm_email = previous.get(ops.ALARM_EMAIL_PARAMETER, "")
+    return {tpl.SECRET_PARAMETER: stage.secret_parameter, ops.ALARM_EMAIL_PARAMETER: alarm_email}
+
+
+def seed(account: acct.Account, table_name: str, reseed: bool, out: Out = say) -> list[str]:
+    """The catalog's missing products, or with `reseed` every product, written."""
+    repository = DynamoCartRepository(account.client("dynamodb"), table_name)
+    written = repository.seed_products(SEED, reseed=reseed)
+    if reseed:
+        out(f"==> re-seeded all {len(written)} products in {table_name} (--reseed)")
+    else:
+        kept = len(SEED) - len(written)
+        out(
+            f"==> seeded {len(written)} missing products into {table_name}; "
+            f"kept {kept} already there (--reseed rewrites them)"
+        )
+    return written
+
+
 def deploy(
     stage: Stage,
     account: acct.Account,
     out: Out = say,
     sleep: Callable[[float], None] = time.sleep,
     builder: Callable[[Stage, str], Build] = build,
+    alarm_email: str | None = None,
+    reseed: bool = False,
 ) -> dict[str, str]:
     """Build, upload, create or update the stack, seed the catalog; the stack outputs."""
     out(
@@ -86,10 +118,17 @@ def deploy(
         f"==> cookie-signing key: {'created' if created else 'kept'} "
         f"SSM SecureString {stage.secret_parameter}"
     )
+    logging_role = acct.ensure_api_logging_role(account, sleep)
+    out(
+        f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
+        if logging_role
+        else "==> API Gateway logs through the role the account already has (kept)"
+    )
     bucket = acct.ensure_bucket(account, stage)
     code_key = acct.upload(account, bucket, stage.name, built.zip_path, ".zip")
     out(f"==> uploaded the package to s3://{bucket}/{code_key}")
-    parameters = {tpl.SECRET_PARAMETER: stage.secret_parameter}
+    stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out, sleep)
+    parameters = _stack_parameters(stage, stack, alarm_email)
     with_code = tpl.with_code(built.template, bucket, code_key)
     expanded = tpl.expand(with_code, parameters, account.region)
     out(
@@ -103,7 +142,6 @@ def deploy(
             "explicit API Gateway resources (moto ignores a RestApi's OpenAPI Body)"
         )
     template, template_key = _template_argument(account, bucket, stage, built, expanded)
-    stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out, sleep)
     stack.deploy(
         template,
         parameters=parameters,
@@ -111,8 +149,7 @@ def deploy(
         protected=frozenset({tpl.TABLE}) if stage.production else frozenset(),
     )
     outputs = stack.outputs()
-    DynamoCartRepository(account.client("dynamodb"), outputs["TableName"]).seed_products(SEED)
-    out(f"==> seeded {len(SEED)} products into {outputs['TableName']}")
+    seed(account, outputs["TableName"], reseed, out)
     # Keep only what the stack now points at (a rollback needs nothing older).
     acct.delete_objects(account, bucket, stage.name, keep={code_key, template_key or code_key})
     out("")
@@ -121,6 +158,14 @@ def deploy(
         out("                   (what the stand-in's stack reports: nothing serves it)")
     out(f"Table:             {outputs['TableName']}")
     out(f"Dead-letter queue: {outputs['DeadLetterQueueUrl']}")
+    if "DashboardURL" in outputs:
+        out(f"Dashboard:         {outputs['DashboardURL']}")
+    if "AlarmTopicArn" in outputs:
+        email = parameters[ops.ALARM_EMAIL_PARAMETER]
+        out(
+            f"Alarms:            {outputs['AlarmTopicArn']}"
+            + (f" (e-mail to {email}: confirm the subscription)" if email else "")
+        )
     return outputs
 
 
@@ -192,8 +237,13 @@ def redrive(stage: Stage, account: acct.Account, out: Out = say) -> bool:
     return all(o.status == rd.RECOVERED for o in outcomes)
 
 
-def package(stage: Stage, out: Out = say, builder: Callable[[Stage, str], Build] = build) -> Build:
-    """Build only: no AWS calls, no credentials needed."""
+def package(
+    stage: Stage,
+    out: Out = say,
+    builder: Callable[[Stage, str], Build] = build,
+    scan: bool = True,
+) -> Build:
+    """Build only: no AWS calls, no credentials needed. `scan`: checkov the result."""
     import boto3
 
     region = boto3.session.Session(region_name=os.environ.get("AWS_REGION")).region_name
@@ -201,6 +251,17 @@ def package(stage: Stage, out: Out = say, builder: Callable[[Stage, str], Build]
     built = builder(stage, region)
     out(f"{_relative(built)}  ({built.zip_path.stat().st_size:,} bytes)")
     out(f"{built.template_path}")
+    # The transform as the deploy runs it; the code's place is the deploy's to say.
+    placeholder = tpl.with_code(built.template, "code-bucket-of-the-deploy", "package.zip")
+    parameters = {tpl.SECRET_PARAMETER: stage.secret_parameter}
+    expanded_path = built.template_path.with_name("expanded.json")
+    expanded_path.write_text(json.dumps(tpl.expand(placeholder, parameters, region), indent=1))
+    out(f"{expanded_path}")
+    if scan:
+        result = checkov([expanded_path])
+        out(f"checkov: {result.summary()}")
+        if result.failed:
+            raise DeployError("checkov failed: " + "; ".join(result.failed))
     return built
 
 
@@ -237,6 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("package", "deploy", "destroy", "env", "redrive"))
     parser.add_argument("--stage", default="dev", help="a stage in .chalice/config.json")
     parser.add_argument(
+        "--alarm-email",
+        default=None,
+        help="deploy: subscribe this address to the alarm topic (default: keep the "
+        "stack's; an empty string removes it)",
+    )
+    parser.add_argument(
+        "--reseed",
+        action="store_true",
+        help="deploy: rewrite every catalog product from chalicelib/catalog.py (default: "
+        "only add the products the catalog lacks)",
+    )
+    parser.add_argument(
+        "--no-checkov", action="store_true", help="package: skip the checkov scan"
+    )
+    parser.add_argument(
         "--build-dir",
         type=Path,
         default=BUILD_ROOT,
@@ -249,10 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stage = load_stage(args.stage)
         if args.command == "package":
-            package(stage, builder=builder)
+            package(stage, builder=builder, scan=not args.no_checkov)
         elif args.command == "deploy":
             account = acct.connect()
-            outputs = deploy(stage, account, builder=builder)
+            outputs = deploy(
+                stage,
+                account,
+                builder=builder,
+                alarm_email=args.alarm_email,
+                reseed=args.reseed,
+            )
             if args.smoke and not smoke_deployed(outputs, account):
                 return 1
         elif args.command == "env":

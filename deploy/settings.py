@@ -1,15 +1,32 @@
-"""A deploy stage as .chalice/config.json describes it."""
+"""A deploy stage as .chalice/config.json describes it.
+
+Besides Chalice's own keys (`xray`, `reserved_concurrency` per function, which
+Chalice writes into its template itself) a deployable stage carries what
+Chalice has no key for: `api_throttling` {`rate_limit`, `burst_limit`} for the
+API stage and `log_retention_days` for every log group of the stack
+(docs/OPERATIONS.md, "Capacity").
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
 # `chalice local` runs against the embedded moto table; never deploy it.
 LOCAL_STAGES = frozenset({"local"})
+# What a stage gets when its config says nothing: a small public demo.
+DEFAULT_RATE_LIMIT = 50.0
+DEFAULT_BURST_LIMIT = 100
+DEFAULT_LOG_RETENTION_DAYS = 14
+# The values CloudWatch Logs accepts for RetentionInDays.
+LOG_RETENTION_DAYS = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+     2557, 2922, 3288, 3653}
+)
 
 
 def say(line: str) -> None:
@@ -26,6 +43,18 @@ class Stage:
     app_name: str
     name: str
     production: bool
+    api_rate_limit: float = DEFAULT_RATE_LIMIT
+    api_burst_limit: int = DEFAULT_BURST_LIMIT
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    tracing: bool = True
+    api_stage: str = "api"  # Chalice's api_gateway_stage: the URL's first segment
+    # handler -> reserved concurrency; a handler not named here has none
+    reserved_concurrency: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def service_name(self) -> str:
+        """Powertools' `service`: the one dimension of the business metrics."""
+        return self.stack_name
 
     @property
     def stack_name(self) -> str:
@@ -35,10 +64,6 @@ class Stage:
     def secret_parameter(self) -> str:
         """The SSM parameter NAME that holds this stage's cookie-signing key."""
         return f"/{self.app_name}/{self.name}/cookie-secret"
-
-    @property
-    def log_retention_days(self) -> int:
-        return 90 if self.production else 14
 
     def function_name(self, handler: str) -> str:
         return f"{self.stack_name}-{handler}"
@@ -57,8 +82,46 @@ def load_stage(name: str, config_path: Path = CONFIG) -> Stage:
         raise DeployError(
             f"no stage {name!r} in {config_path.name}; deployable stages: {', '.join(deployable)}"
         )
+    return _stage(config, name, stages[name], config_path.name)
+
+
+def _number(value: Any, where: str, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise DeployError(f"{where} must be a number >= {minimum:g}, not {value!r}")
+    return float(value)
+
+
+def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) -> Stage:
+    where = f"{file} stages.{name}"
+    throttling = stage.get("api_throttling", {})
+    rate = _number(throttling.get("rate_limit", DEFAULT_RATE_LIMIT), f"{where}.api_throttling"
+                   ".rate_limit", 1)
+    burst = _number(throttling.get("burst_limit", DEFAULT_BURST_LIMIT), f"{where}.api_throttling"
+                    ".burst_limit", 1)
+    if burst != int(burst):
+        raise DeployError(f"{where}.api_throttling.burst_limit must be a whole number")
+    retention = stage.get("log_retention_days", DEFAULT_LOG_RETENTION_DAYS)
+    if retention not in LOG_RETENTION_DAYS or isinstance(retention, bool):
+        raise DeployError(
+            f"{where}.log_retention_days must be one of CloudWatch Logs' values "
+            f"({', '.join(map(str, sorted(LOG_RETENTION_DAYS)))}), not {retention!r}"
+        )
+    reserved: dict[str, int] = {}
+    for handler, settings in stage.get("lambda_functions", {}).items():
+        value = settings.get("reserved_concurrency", stage.get("reserved_concurrency"))
+        if value is not None:
+            number = _number(value, f"{where}.lambda_functions.{handler}.reserved_concurrency", 0)
+            reserved[handler] = int(number)
+    # Chalice's own lookup order for `xray`: the stage, else the top level.
+    tracing = stage.get("xray", config.get("xray", False))
     return Stage(
         app_name=str(config["app_name"]),
         name=name,
-        production=bool(stages[name].get("production", False)),
+        production=bool(stage.get("production", False)),
+        api_rate_limit=rate,
+        api_burst_limit=int(burst),
+        log_retention_days=int(retention),
+        tracing=bool(tracing),
+        api_stage=str(config.get("api_gateway_stage", "api")),
+        reserved_concurrency=reserved,
     )

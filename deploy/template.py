@@ -18,12 +18,17 @@ stand-in only.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable, Iterator
+from datetime import date
 from typing import Any
 
+from chalicelib import followups
 from chalicelib.table import cloudformation_properties
 from deploy import cognito
+from deploy import operations as ops
+from deploy.runtimes import runtime_problem
 from deploy.settings import Stage
 
 TABLE = "CartTable"
@@ -36,9 +41,11 @@ REST_API = "RestAPI"
 MAX_RETRY_ATTEMPTS = 5
 MAX_RECORD_AGE_SECONDS = 3600
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
-# A public demo shop: cap what a burst of traffic can cost.
-THROTTLE_RATE_PER_SECOND = 50
-THROTTLE_BURST = 100
+# Lambda's price per GB-second is ~20% lower on Graviton; the package carries
+# only pure-Python and aarch64 wheels (deploy.build.check_zip).
+ARCHITECTURE = "arm64"
+# How many batches of one shard run at once: the follow-ups' own choice.
+PARALLELIZATION_FACTOR: int = followups.PARALLELIZATION_FACTOR
 # API Gateway answers some requests itself (no such route: 403, throttled: 429,
 # integration failure: 5xx) in its own {"message": ...} shape. These put them in
 # Chalice's error shape; the status code stays API Gateway's. messageString is
@@ -64,9 +71,6 @@ GATEWAY_RESPONSES: dict[str, Any] = {
         "ResponseTemplates": {"application/json": NOT_FOUND_TEMPLATE},
     },
 }
-# Runtimes AWS accepts for new functions (the build follows the interpreter).
-SUPPORTED_RUNTIMES = frozenset({"python3.10", "python3.11", "python3.12", "python3.13"})
-
 MAPPING_FAILURE_HANDLING: dict[str, Any] = {
     "FunctionResponseTypes": ["ReportBatchItemFailures"],
     "BisectBatchOnFunctionError": True,
@@ -76,6 +80,23 @@ MAPPING_FAILURE_HANDLING: dict[str, Any] = {
         "OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [DEAD_LETTER_QUEUE, "Arn"]}},
     },
 }
+
+
+# checkov's findings this stack accepts, each with its reason (docs/OPERATIONS.md).
+NO_VPC = ("CKV_AWS_117", "Reaches only DynamoDB, SQS, SSM and CloudWatch over their public "
+          "endpoints: a VPC would add NAT or endpoint cost to a reference stack")
+FUNCTION_SKIPS = (
+    NO_VPC,
+    ("CKV_AWS_173", "Environment holds names and ARNs only; the cookie key is a SecureString "
+     "read at run time, so a customer-managed KMS key would protect nothing secret"),
+    ("CKV_AWS_116", "Never invoked asynchronously (API Gateway and a stream mapping); the "
+     "stream mapping's on-failure destination is the dead-letter queue"),
+)
+NO_RESERVED_CONCURRENCY = (
+    "CKV_AWS_115",
+    "This stage reserves no concurrency (a new account's quota can be as low as 10); set "
+    "reserved_concurrency in .chalice/config.json",
+)
 
 
 def logical_id(handler: str) -> str:
@@ -95,6 +116,10 @@ def _table_resource(stage: Stage) -> dict[str, Any]:
     policy = "Retain" if stage.production else "Delete"
     return {
         "Type": "AWS::DynamoDB::Table",
+        "Metadata": ops.checkov_skip(
+            ("CKV_AWS_119", "Encrypted at rest with the AWS-owned key; a customer-managed KMS "
+             "key is out of scope for a reference stack"),
+        ),
         "DeletionPolicy": policy,
         "UpdateReplacePolicy": policy,
         "Properties": properties,
@@ -106,6 +131,7 @@ def _log_group(stage: Stage, handler: str) -> dict[str, Any]:
         "Type": "AWS::Logs::LogGroup",
         "DeletionPolicy": "Delete",
         "UpdateReplacePolicy": "Delete",
+        "Metadata": ops.checkov_skip(ops.NO_CMK_LOGS),
         "Properties": {
             "LogGroupName": "/aws/lambda/" + stage.function_name(handler),
             "RetentionInDays": stage.log_retention_days,
@@ -113,16 +139,48 @@ def _log_group(stage: Stage, handler: str) -> dict[str, Any]:
     }
 
 
+def filter_criteria() -> dict[str, Any]:
+    """The mapping's event filters: only records some follow-up acts on invoke it."""
+    return {
+        "Filters": [
+            {"Pattern": json.dumps(pattern, separators=(",", ":"), sort_keys=True)}
+            for pattern in followups.STREAM_FILTER_PATTERNS
+        ]
+    }
+
+
+def mapping_properties() -> dict[str, Any]:
+    """Everything a stream mapping carries besides its stream."""
+    return {
+        **copy.deepcopy(MAPPING_FAILURE_HANDLING),
+        "FilterCriteria": filter_criteria(),
+        "ParallelizationFactor": PARALLELIZATION_FACTOR,
+    }
+
+
+def metrics_environment(stage: Stage) -> dict[str, str]:
+    """Powertools reads these: the business metrics' namespace and `service` dimension."""
+    return {
+        "POWERTOOLS_METRICS_NAMESPACE": ops.METRICS_NAMESPACE,
+        "POWERTOOLS_SERVICE_NAME": stage.service_name,
+    }
+
+
 def _function(stage: Stage, handler: str, extra_env: dict[str, Any]) -> dict[str, Any]:
+    skips: tuple[tuple[str, str], ...] = FUNCTION_SKIPS
+    if handler not in stage.reserved_concurrency:
+        skips = (*skips, NO_RESERVED_CONCURRENCY)
     return {
         # The log group exists (with its retention) before anything can log.
         "DependsOn": [logical_id(handler) + "LogGroup"],
+        "Metadata": ops.checkov_skip(*skips),
         "Properties": {
             "FunctionName": stage.function_name(handler),
             "Environment": {
                 "Variables": {
                     "TABLE_NAME": {"Ref": TABLE},
                     "TABLE_STREAM_ARN": {"Fn::GetAtt": [TABLE, "StreamArn"]},
+                    **metrics_environment(stage),
                     **extra_env,
                 }
             },
@@ -136,6 +194,10 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
         TABLE: _table_resource(stage),
         DEAD_LETTER_QUEUE: {
             "Type": "AWS::SQS::Queue",
+            "Metadata": ops.checkov_skip(
+                ("CKV_AWS_27", "Encrypted with SQS-managed keys (SqsManagedSseEnabled); "
+                 "checkov counts only KMS keys"),
+            ),
             "DeletionPolicy": "Delete",
             "UpdateReplacePolicy": "Delete",
             "Properties": {
@@ -148,6 +210,11 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
         ),
         API_LOGICAL_ID + "LogGroup": _log_group(stage, API_HANDLER),
         REST_API: {
+            # For the stage SAM makes (`expand` hands them on).
+            "Metadata": ops.checkov_skip(
+                ("CKV_AWS_120", "No caching: every answer depends on the shopper's cart "
+                 "cookie, and a cache would serve one cart to another"),
+            ),
             "Properties": {
                 # Chalice leaves the name to the OpenAPI title; moto's CloudFormation
                 # needs one (see explicit_routes), and it tells stages apart in the console.
@@ -156,10 +223,12 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
                     {
                         "ResourcePath": "/*",
                         "HttpMethod": "*",
-                        "ThrottlingRateLimit": THROTTLE_RATE_PER_SECOND,
-                        "ThrottlingBurstLimit": THROTTLE_BURST,
+                        "ThrottlingRateLimit": stage.api_rate_limit,
+                        "ThrottlingBurstLimit": stage.api_burst_limit,
                     }
                 ],
+                "TracingEnabled": stage.tracing,
+                "AccessLogSetting": ops.access_log_setting(),
                 # SAM writes these into the OpenAPI Body (x-amazon-apigateway-gateway-
                 # responses), not as AWS::ApiGateway::GatewayResponse resources: a
                 # Body update overwrites the whole API and drops such resources, and
@@ -168,23 +237,32 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
             }
         },
     }
-    for handler in stream_handlers:
+    handlers = tuple(stream_handlers)
+    for handler in handlers:
         function = _function(stage, handler, {})
         function["Properties"]["Events"] = {
             event_id(handler): {
                 "Type": "DynamoDB",
                 "Properties": {
                     "Stream": {"Fn::GetAtt": [TABLE, "StreamArn"]},
-                    **copy.deepcopy(MAPPING_FAILURE_HANDLING),
+                    **mapping_properties(),
                 },
             }
         }
         resources[logical_id(handler)] = function
         resources[logical_id(handler) + "LogGroup"] = _log_group(stage, handler)
+    functions = {h: logical_id(h) for h in (API_HANDLER, *handlers)}
+    streams = [logical_id(h) for h in handlers]
+    resources.update(ops.access_logs(stage))
+    resources.update(ops.topic(stage))
+    resources.update(ops.alarms(stage, functions, streams, TABLE, DEAD_LETTER_QUEUE))
+    resources.update(ops.dashboard(stage, functions, streams, TABLE, DEAD_LETTER_QUEUE))
     resources.update(cognito.resources(stage))
     cognito.configure_api(resources[API_LOGICAL_ID])
     return {
+        "Conditions": ops.conditions(),
         "Parameters": {
+            **ops.parameters(),
             SECRET_PARAMETER: {
                 "Type": "String",
                 "Default": stage.secret_parameter,
@@ -199,6 +277,7 @@ def merge_template(stage: Stage, stream_handlers: Iterable[str]) -> dict[str, An
             "TableStreamArn": {"Value": {"Fn::GetAtt": [TABLE, "StreamArn"]}},
             "DeadLetterQueueUrl": {"Value": {"Ref": DEAD_LETTER_QUEUE}},
             "CookieSecretParameter": {"Value": {"Ref": SECRET_PARAMETER}},
+            **ops.outputs(),
             **cognito.outputs(),
         },
     }
@@ -226,8 +305,14 @@ def with_code(template: dict[str, Any], bucket: str, key: str) -> dict[str, Any]
     return result
 
 
-def check_template(template: dict[str, Any], stream_handlers: Iterable[str]) -> list[str]:
-    """What is wrong with a merged template; empty when it is deployable."""
+def check_template(
+    template: dict[str, Any],
+    stream_handlers: Iterable[str],
+    today: date | None = None,
+    tracing: bool = True,
+) -> list[str]:
+    """What is wrong with a merged template; empty when it is deployable on `today`."""
+    today = today or date.today()
     problems: list[str] = []
     resources = template.get("Resources", {})
     stream_arn = {"Fn::GetAtt": [TABLE, "StreamArn"]}
@@ -241,13 +326,22 @@ def check_template(template: dict[str, Any], stream_handlers: Iterable[str]) -> 
     for name, event in mapped.items():
         if event.get("Stream") != stream_arn:
             problems.append(f"{name}: the mapping does not read the table's stream")
-        for key, value in MAPPING_FAILURE_HANDLING.items():
+        for key, value in mapping_properties().items():
             if event.get(key) != value:
                 problems.append(f"{name}: mapping {key} is {event.get(key)!r}")
     for name, resource in functions(template):
         properties = resource["Properties"]
-        if properties.get("Runtime") not in SUPPORTED_RUNTIMES:
-            problems.append(f"{name}: runtime {properties.get('Runtime')} is not supported")
+        runtime = runtime_problem(properties.get("Runtime"), today)
+        if runtime:
+            problems.append(f"{name}: {runtime}")
+        if properties.get("Architectures") != [ARCHITECTURE]:
+            problems.append(
+                f"{name}: architectures {properties.get('Architectures')} are not "
+                f"[{ARCHITECTURE!r}] (.chalice/config.json lambda_architecture)"
+            )
+        wanted = "Active" if tracing else "PassThrough"
+        if properties.get("Tracing") != wanted:
+            problems.append(f"{name}: tracing is {properties.get('Tracing')}, not {wanted}")
         variables = properties.get("Environment", {}).get("Variables", {})
         if variables.get("TABLE_STREAM_ARN") != stream_arn:
             problems.append(f"{name}: TABLE_STREAM_ARN is not the table's stream")
@@ -277,6 +371,13 @@ def expand(template: dict[str, Any], parameters: dict[str, str], region: str) ->
         parameter_values=dict(parameters),
         get_managed_policy_map=_no_managed_policies,
     )
+    # SAM hands a Serverless::Api's Metadata to the RestApi, not to its stage.
+    resources = expanded["Resources"]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::ApiGateway::Stage":
+            api = resources.get(resource["Properties"]["RestApiId"].get("Ref", ""), {})
+            if "Metadata" in api:
+                resource["Metadata"] = copy.deepcopy(api["Metadata"])
     return expanded
 
 

@@ -28,7 +28,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,21 @@ import requests
 from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 
-from chalicelib import runtime, table
+from chalicelib import followups, runtime, table
 from chalicelib.catalog import SEED
 from deploy import account as acct
 from deploy import cli
 from deploy import template as tpl
-from deploy.build import EXCLUDED_PACKAGES, MAX_ZIP_BYTES, Build, asset_files, build
+from deploy.build import (
+    EXCLUDED_PACKAGES,
+    MAX_ZIP_BYTES,
+    Build,
+    asset_files,
+    build,
+    checkov,
+    foreign_binaries,
+)
+from deploy.runtimes import runtime_problem
 from deploy.settings import ROOT, Stage, load_stage
 from tests.factories import add_body, cookie_from
 from tests.functional.conftest import Stream, request
@@ -63,6 +72,7 @@ EXPECTED_TABLE_ACTIONS = {
     "ProcessStream": {"BatchGetItem", "Query", "UpdateItem", "PutItem"},
 }
 STREAM_ACTIONS = {"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"}
+XRAY_ACTIONS = {"xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 TRANSACT_PARTS = {
     "Put": "PutItem",
     "Update": "UpdateItem",
@@ -157,6 +167,84 @@ def test_templates_pass_cfn_lint_before_and_after_the_sam_transform(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_checkov_finds_nothing_in_the_deployed_templates_and_every_skip_says_why(
+    dev: Built, prod: Built, work: Path
+) -> None:
+    result = checkov([work / "dev-expanded.json", work / "prod-expanded.json"])
+    assert result.failed == [], result.failed
+    assert result.passed > 0 and result.skipped == len(result.skips) > 0
+    for check, resource, reason in result.skips:
+        assert len(reason) > 20, (check, resource)
+
+
+def test_every_packaged_function_runs_python313_on_arm64_traced_and_far_from_deprecation(
+    dev: Built, prod: Built
+) -> None:
+    """What fails the build: a runtime Lambda deprecates within a year of today."""
+    for built in (dev, prod):
+        functions = _resources(built.expanded, "AWS::Lambda::Function")
+        assert set(functions) == FOLLOWUPS | {"APIHandler"}
+        for name, function in functions.items():
+            properties = function["Properties"]
+            assert properties["Runtime"] == "python3.13", name
+            assert properties["Architectures"] == ["arm64"], name
+            assert properties["TracingConfig"] == {"Mode": "Active"}, name
+            assert runtime_problem(properties["Runtime"], date.today()) is None, name
+        assert tpl.check_template(built.template, built.build.stream_handlers) == []
+
+
+def test_the_package_carries_only_wheels_built_for_arm64(dev: Built) -> None:
+    with zipfile.ZipFile(dev.build.zip_path) as archive:
+        names = set(archive.namelist())
+        wheels = {n: archive.read(n).decode() for n in names if n.endswith(".dist-info/WHEEL")}
+    compiled = [n for n in names if n.endswith(".so")]
+    # markupsafe's speedups name their machine; an abi3 library (cryptography) does not,
+    # and its wheel's tags tell.
+    assert compiled and all("aarch64" in n or n.endswith(".abi3.so") for n in compiled)
+    for text in wheels.values():
+        tags = [line for line in text.splitlines() if line.startswith("Tag:")]
+        platforms = {tag.rsplit("-", 1)[-1] for tag in tags}
+        assert platforms == {"any"} or all("aarch64" in p for p in platforms), platforms
+    assert foreign_binaries(names, wheels) == []
+
+
+def test_the_api_stage_is_traced_throttled_per_stage_and_writes_access_logs(
+    dev: Built, prod: Built
+) -> None:
+    for built, (rate, burst) in ((dev, (50, 100)), (prod, (1000, 2000))):
+        [stage] = _resources(built.expanded, "AWS::ApiGateway::Stage").values()
+        properties = stage["Properties"]
+        assert properties["TracingEnabled"] is True
+        [throttle] = properties["MethodSettings"]
+        assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (rate, burst)
+        setting = properties["AccessLogSetting"]
+        assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+        assert json.loads(setting["Format"])["requestId"] == "$context.requestId"
+        group = built.expanded["Resources"]["ApiAccessLogGroup"]["Properties"]
+        assert group["RetentionInDays"] == built.stage.log_retention_days
+    prod_functions = _resources(prod.expanded, "AWS::Lambda::Function")
+    assert prod_functions["APIHandler"]["Properties"]["ReservedConcurrentExecutions"] == 200
+    assert "ReservedConcurrentExecutions" not in json.dumps(dev.expanded)
+
+
+def test_the_stream_mapping_carries_the_follow_ups_filters_and_parallelization(
+    dev: Built,
+) -> None:
+    [mapping] = _resources(dev.expanded, "AWS::Lambda::EventSourceMapping").values()
+    properties = mapping["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    assert patterns == list(followups.STREAM_FILTER_PATTERNS)
+    assert properties["ParallelizationFactor"] == tpl.PARALLELIZATION_FACTOR
+
+
+def test_alarms_topic_and_dashboard_go_out_in_the_expanded_template(dev: Built) -> None:
+    kinds = [r["Type"] for r in dev.expanded["Resources"].values()]
+    assert kinds.count("AWS::CloudWatch::Alarm") == 10
+    assert kinds.count("AWS::CloudWatch::Dashboard") == 1
+    assert kinds.count("AWS::SNS::Topic") == 1
+    assert dev.expanded["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+
+
 def test_deploy_sends_plain_cloudformation_with_the_api_as_its_openapi_body(dev: Built) -> None:
     assert "Transform" not in dev.expanded
     kinds = {r["Type"] for r in dev.expanded["Resources"].values()}
@@ -167,8 +255,6 @@ def test_deploy_sends_plain_cloudformation_with_the_api_as_its_openapi_body(dev:
     assert "/api/cart/items" in api["Properties"]["Body"]["paths"]
     [stage] = _resources(dev.expanded, "AWS::ApiGateway::Stage").values()
     assert stage["Properties"]["StageName"] == "api"
-    [throttle] = stage["Properties"]["MethodSettings"]
-    assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (50, 100)
 
 
 def test_api_gateway_own_errors_go_out_in_chalice_error_shape_inside_the_openapi_body(
@@ -284,9 +370,12 @@ def test_each_function_may_use_only_the_table_actions_its_code_calls(dev: Built)
 
 def test_no_policy_grants_anything_on_star_or_any_wildcard_action(dev: Built) -> None:
     for role in _resources(dev.expanded, "AWS::IAM::Role").values():
-        for policy in role["Properties"]["Policies"]:
+        for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
-                assert statement["Resource"] != "*"
+                if statement["Resource"] == "*":
+                    # X-Ray has no resource-level permissions: its two write calls only.
+                    assert statement["Action"] == sorted(XRAY_ACTIONS)
+                    continue
                 assert all("*" not in action for action in statement["Action"])
                 if "kms:Decrypt" in statement["Action"]:
                     # Any key, but only through SSM and only for this parameter.
@@ -511,6 +600,9 @@ MOTO_GAPS = {
     "runtime": "Lambda code runs only in Docker (moto tries on each stream write and logs "
     "the failure): the URL serves nothing",
     "iam": "IAM is not enforced: a role missing a permission fails only on AWS",
+    "alarms": "no AWS::CloudWatch::Alarm in its CloudFormation: the stack has no alarms",
+    "subscription": "no AWS::SNS::Subscription in its CloudFormation: no e-mail subscribed",
+    "tracing": "its Lambda drops TracingConfig: every function reads PassThrough",
 }
 
 
@@ -578,6 +670,11 @@ class Observed:
     log_groups: dict[str, int | None]
     secret: dict[str, Any] | None
     buckets: list[str]
+    products: dict[str, int]  # id -> priceCents
+    alarms: dict[str, dict[str, Any]]  # name -> alarm
+    topics: dict[str, list[dict[str, Any]]]  # topic arn -> its subscriptions
+    dashboards: list[str]
+    api_logging_role: str | None  # the account's API Gateway CloudWatch role
 
 
 def _document(policy: Any) -> Any:
@@ -606,6 +703,7 @@ def _observe(moto_url: str) -> Observed:
     names = [n for n in dynamodb.list_tables()["TableNames"] if n.startswith(f"{STACK}-CartTable")]
     cart_table = ttl = pitr = None
     catalog: list[str] = []
+    products: dict[str, int] = {}
     if names:
         cart_table = dynamodb.describe_table(TableName=names[0])["Table"]
         ttl = dynamodb.describe_time_to_live(TableName=names[0])["TimeToLiveDescription"][
@@ -620,6 +718,7 @@ def _observe(moto_url: str) -> Observed:
             ExpressionAttributeValues={":pk": {"S": table.CATALOG_PK}},
         )["Items"]
         catalog = sorted(i["productId"]["S"] for i in items)
+        products = {i["productId"]["S"]: int(i["priceCents"]["N"]) for i in items}
     lam = aws("lambda")
     functions = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]
@@ -670,6 +769,15 @@ def _observe(moto_url: str) -> Observed:
     except ssm.exceptions.ParameterNotFound:
         secret = None
     buckets = [b["Name"] for b in aws("s3").list_buckets()["Buckets"]]
+    cloudwatch = aws("cloudwatch")
+    alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+    dashboards = [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]]
+    sns = aws("sns")
+    topics = {
+        t["TopicArn"]: sns.list_subscriptions_by_topic(TopicArn=t["TopicArn"])["Subscriptions"]
+        for t in sns.list_topics()["Topics"]
+    }
+    api_logging_role = apigateway.get_account().get("cloudwatchRoleArn")
     return Observed(
         stack,
         template,
@@ -686,6 +794,11 @@ def _observe(moto_url: str) -> Observed:
         log_groups,
         secret,
         buckets,
+        products,
+        alarms,
+        topics,
+        dashboards,
+        api_logging_role,
     )
 
 
@@ -702,6 +815,29 @@ class Lifecycle:
     after_destroy: Observed
 
 
+# An operator's change to a live product's price.
+LIVE_PRODUCT = SEED[0]
+LIVE_PRICE = LIVE_PRODUCT.price_cents + 101
+ALARM_EMAIL = "ops@example.com"
+
+
+def _change_live_product(moto_url: str, seen: Observed, price: int) -> None:
+    assert seen.table is not None
+    dynamodb = boto3.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=moto_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    dynamodb.update_item(
+        TableName=seen.table["TableName"],
+        Key={"pk": {"S": table.CATALOG_PK}, "sk": {"S": table.product_sk(LIVE_PRODUCT.id)}},
+        UpdateExpression="SET priceCents = :p",
+        ExpressionAttributeValues={":p": {"N": str(price)}},
+    )
+
+
 @pytest.fixture(scope="module")
 def lifecycle(dev: Built, tmp_path_factory: pytest.TempPathFactory) -> Lifecycle:
     """deploy, deploy again, deploy new code, destroy: one stand-in account, start to end."""
@@ -711,6 +847,7 @@ def lifecycle(dev: Built, tmp_path_factory: pytest.TempPathFactory) -> Lifecycle
         first = _run("deploy", env)
         assert first.returncode == 0, first.stdout + first.stderr
         after_first = _observe(moto_url)
+        _change_live_product(moto_url, after_first, LIVE_PRICE)
         again = _run("deploy", env)
         after_again = _observe(moto_url)
         # New code, as after an edit: the same build with one more file in the zip.
@@ -730,6 +867,8 @@ def lifecycle(dev: Built, tmp_path_factory: pytest.TempPathFactory) -> Lifecycle
                 out=update.append,
                 sleep=lambda _: None,
                 builder=lambda stage, region: new_build,
+                alarm_email=ALARM_EMAIL,
+                reseed=True,
             )
         after_update = _observe(moto_url)
         destroyed = _run("destroy", env)
@@ -837,6 +976,9 @@ def test_stand_in_follow_up_mappings_report_item_failures_bisect_and_dead_letter
         assert mapping["MaximumRecordAgeInSeconds"] == 3600
         assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == dlq["QueueArn"]
         assert mapping["State"] == "Enabled"
+        patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
+        assert patterns == list(followups.STREAM_FILTER_PATTERNS)
+        assert mapping["ParallelizationFactor"] == tpl.PARALLELIZATION_FACTOR
     assert dlq["MessageRetentionPeriod"] == str(14 * 24 * 3600)
     assert dlq["SqsManagedSseEnabled"] == "true"
 
@@ -847,15 +989,26 @@ def test_stand_in_roles_name_only_the_table_stream_queue_key_and_own_logs(
     seen = lifecycle.after_first
     assert seen.table is not None
     table_arn, stream_arn = seen.table["TableArn"], seen.table["LatestStreamArn"]
-    assert len(seen.statements) == 2  # the API and the one stream function
-    for role, statements in seen.statements.items():
+    # The API, the one stream function, and API Gateway's logging role (outside the
+    # stack): that one may write this account's log groups, nothing else.
+    assert len(seen.statements) == 3
+    [logging] = seen.statements[acct.API_LOGS_ROLE]
+    assert logging["Action"] == list(acct.API_LOGS_ACTIONS)
+    assert logging["Resource"] == f"arn:aws:logs:*:{ACCOUNT}:log-group:*"
+    assert seen.api_logging_role == f"arn:aws:iam::{ACCOUNT}:role/{acct.API_LOGS_ROLE}"
+    functions = {r: st for r, st in seen.statements.items() if r != acct.API_LOGS_ROLE}
+    for role, statements in functions.items():
         for statement in statements:
             resources = statement["Resource"]
             resources = resources if isinstance(resources, list) else [resources]
-            assert "*" not in resources, role
+            if "*" in resources:
+                assert set(statement["Action"]) == XRAY_ACTIONS, role
             if any(action.startswith("dynamodb:") for action in statement["Action"]):
                 assert resources in ([table_arn], [stream_arn]), role
-    assert seen.log_groups == {f"/aws/lambda/{name}": 14 for name in seen.functions}
+    assert seen.log_groups == {
+        **{f"/aws/lambda/{name}": 14 for name in seen.functions},
+        f"/aws/apigateway/{STACK}-access": 14,
+    }
 
 
 def test_stand_in_api_has_every_route_as_a_lambda_proxy_method(
@@ -876,6 +1029,31 @@ def test_stand_in_api_has_every_route_as_a_lambda_proxy_method(
     assert api["gateway_responses"] == [], MOTO_GAPS["gateway_responses"]
 
 
+def test_stand_in_holds_the_alarm_topic_the_dashboard_and_the_traced_functions(
+    lifecycle: Lifecycle, dev: Built
+) -> None:
+    seen, updated = lifecycle.after_first, lifecycle.after_update
+    [(topic, subscriptions)] = seen.topics.items()
+    assert seen.resources["AlarmTopic"] == "AWS::SNS::Topic"
+    assert seen.dashboards == [STACK]
+    assert seen.resources["OperationsDashboard"] == "AWS::CloudWatch::Dashboard"
+    # What moto leaves out, though the stack got it (the template tests check it).
+    sent = [r["Type"] for r in seen.template["Resources"].values()]
+    assert sent.count("AWS::CloudWatch::Alarm") == 10
+    assert seen.alarms == {}, MOTO_GAPS["alarms"]
+    assert "AlarmEmailSubscription" not in seen.resources  # no e-mail given yet
+    # A later deploy given an e-mail passes it on; moto then subscribes nothing.
+    assert updated.stack and {
+        p["ParameterKey"]: p["ParameterValue"] for p in updated.stack["Parameters"]
+    }["AlarmEmail"] == ALARM_EMAIL
+    assert updated.topics == {topic: []}, MOTO_GAPS["subscription"]
+    assert f"(e-mail to {ALARM_EMAIL}: confirm the subscription)" in "\n".join(lifecycle.update)
+    for function in seen.functions.values():
+        assert function["TracingConfig"] == {"Mode": "PassThrough"}, MOTO_GAPS["tracing"]
+    expanded = _resources(dev.expanded, "AWS::Lambda::Function").values()
+    assert all(f["Properties"]["TracingConfig"] == {"Mode": "Active"} for f in expanded)
+
+
 def test_cookie_secret_is_a_random_securestring_that_never_enters_the_stack(
     lifecycle: Lifecycle,
 ) -> None:
@@ -883,11 +1061,14 @@ def test_cookie_secret_is_a_random_securestring_that_never_enters_the_stack(
     assert seen.secret and seen.secret["Type"] == "SecureString"
     assert len(seen.secret["Value"]) >= 64
     assert seen.secret["Value"] not in json.dumps(seen.template)
-    assert seen.stack and seen.stack["Parameters"] == [
+    assert seen.stack and sorted(
+        seen.stack["Parameters"], key=lambda p: p["ParameterKey"]
+    ) == [
+        {"ParameterKey": "AlarmEmail", "ParameterValue": ""},
         {
             "ParameterKey": "CookieSecretParameter",
             "ParameterValue": "/chalice-cart/dev/cookie-secret",
-        }
+        },
     ]
 
 
@@ -904,6 +1085,21 @@ def test_deploying_the_same_build_again_changes_nothing_and_keeps_the_secret(
     assert SHOP_URL.search(again.stdout)
 
 
+def test_a_redeploy_keeps_a_live_catalog_and_reseed_rewrites_its_products(
+    lifecycle: Lifecycle,
+) -> None:
+    assert lifecycle.after_first.products[LIVE_PRODUCT.id] == LIVE_PRODUCT.price_cents
+    # The operator's price survives a plain redeploy...
+    assert lifecycle.after_again.products[LIVE_PRODUCT.id] == LIVE_PRICE
+    assert f"==> seeded 0 missing products into {STACK}-CartTable" in lifecycle.again.stdout
+    assert f"kept {len(SEED)} already there" in lifecycle.again.stdout
+    # ...and --reseed puts the catalog's price back.
+    assert lifecycle.after_update.products[LIVE_PRODUCT.id] == LIVE_PRODUCT.price_cents
+    assert any(line.startswith(f"==> re-seeded all {len(SEED)} products") for line in (
+        lifecycle.update
+    ))
+
+
 def test_deploying_new_code_updates_the_functions_in_place_and_keeps_the_table(
     lifecycle: Lifecycle,
 ) -> None:
@@ -911,6 +1107,7 @@ def test_deploying_new_code_updates_the_functions_in_place_and_keeps_the_table(
     assert sorted(change[2] for change in changes) == sorted(
         ["APIHandler", "ProcessStream"]
     )
+    # On AWS the e-mail given to this deploy adds its subscription (MOTO_GAPS["subscription"]).
     assert not any(line.startswith(("  Add", "  Remove")) for line in lifecycle.update)
     before, after = lifecycle.after_first, lifecycle.after_update
     assert after.stack and after.stack["StackStatus"] == "UPDATE_COMPLETE"
@@ -925,7 +1122,11 @@ def test_destroy_removes_the_stack_and_all_the_deploy_made(lifecycle: Lifecycle)
     assert destroyed.stdout.splitlines()[-1] == "==> chalice-cart-dev is gone"
     assert gone.stack is None
     assert gone.table is None and gone.functions == {} and gone.mappings == []
-    assert gone.queues == {} and gone.statements == {} and gone.log_groups == {}
+    assert gone.queues == {} and gone.log_groups == {}
+    assert gone.alarms == {} and gone.topics == {} and gone.dashboards == []
+    # API Gateway's logging role serves every API of the account: it stays.
+    assert list(gone.statements) == [acct.API_LOGS_ROLE]
+    assert gone.api_logging_role and gone.api_logging_role.endswith(acct.API_LOGS_ROLE)
     assert gone.secret is None and CODE_BUCKET not in gone.buckets
     assert list(gone.apis) == [STACK], MOTO_GAPS["rest_api_delete"]
 
@@ -1023,9 +1224,13 @@ def test_deploy_whose_stack_completes_seeds_the_catalog_and_prints_the_shop_url(
         return {"Stacks": [found]}
 
     with Stubber(cfn) as stub:
-        stub.add_client_error(
-            "describe_stacks", "ValidationError", "Stack with id chalice-cart-dev does not exist"
-        )
+        # Once for the alarm e-mail a stack may have, once to create or update.
+        for _ in range(2):
+            stub.add_client_error(
+                "describe_stacks",
+                "ValidationError",
+                "Stack with id chalice-cart-dev does not exist",
+            )
         stub.add_response(
             "create_change_set",
             {"Id": "cs-1", "StackId": stack_id},
@@ -1038,7 +1243,8 @@ def test_deploy_whose_stack_completes_seeds_the_catalog_and_prints_the_shop_url(
                     {
                         "ParameterKey": "CookieSecretParameter",
                         "ParameterValue": "/chalice-cart/dev/cookie-secret",
-                    }
+                    },
+                    {"ParameterKey": "AlarmEmail", "ParameterValue": ""},
                 ],
                 "Tags": ANY,
                 "TemplateBody": ANY,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import date
 from typing import Any
 
 import pytest
 from chalice.utils import to_cfn_resource_name
 
 from deploy import template as tpl
+from deploy.runtimes import PYTHON_RUNTIMES, runtime_problem
 from deploy.settings import DeployError, Stage, load_stage
 
 DEV = Stage("chalice-cart", "dev", production=False)
@@ -27,7 +29,12 @@ def merged_like_chalice(stage: Stage = DEV) -> dict[str, Any]:
         resources[name] = {
             "Type": "AWS::Serverless::Function",
             **own,
-            "Properties": {"Runtime": "python3.13", **own["Properties"]},
+            "Properties": {
+                "Runtime": "python3.13",
+                "Architectures": ["arm64"],
+                "Tracing": "Active",
+                **own["Properties"],
+            },
         }
     return {"Resources": resources}
 
@@ -86,11 +93,53 @@ def test_check_names_a_handler_chalice_named_differently() -> None:
     )
 
 
-def test_check_refuses_a_runtime_aws_no_longer_takes() -> None:
+def test_check_fails_the_build_on_python311_which_lambda_deprecated() -> None:
     template = merged_like_chalice()
-    template["Resources"]["APIHandler"]["Properties"]["Runtime"] = "python3.8"
+    template["Resources"]["APIHandler"]["Properties"]["Runtime"] = "python3.11"
+    assert tpl.check_template(template, HANDLERS, today=date(2026, 12, 1)) == [
+        "APIHandler: runtime python3.11 is deprecated by Lambda on 2026-06-30 (new functions "
+        "blocked 2026-07-31, updates blocked 2026-08-31), within 365 days of 2026-12-01: "
+        "build with a newer Python (make PYTHON=...)"
+    ]
+    # Before its deprecation came within a year, the same template passed.
+    assert tpl.check_template(template, HANDLERS, today=date(2025, 6, 1)) == []
+
+
+def test_check_fails_a_runtime_a_year_before_lambda_deprecates_it() -> None:
+    template = merged_like_chalice()
+    template["Resources"]["ProcessStream"]["Properties"]["Runtime"] = "python3.12"
+    assert tpl.check_template(template, HANDLERS, today=date(2027, 10, 31)) == []
+    [problem] = tpl.check_template(template, HANDLERS, today=date(2027, 11, 1))
+    assert problem.startswith(
+        "ProcessStream: runtime python3.12 is deprecated by Lambda on 2028-10-31"
+    )
+
+
+def test_check_refuses_a_runtime_missing_from_the_table() -> None:
+    template = merged_like_chalice()
+    template["Resources"]["APIHandler"]["Properties"]["Runtime"] = "python3.99"
+    [problem] = tpl.check_template(template, HANDLERS)
+    assert problem.startswith("APIHandler: runtime python3.99 is not in deploy/runtimes.py's table")
+
+
+def test_the_deployed_runtime_is_supported_for_more_than_a_year_from_today() -> None:
+    assert runtime_problem("python3.13", date.today()) is None
+    assert PYTHON_RUNTIMES["python3.13"].deprecated == date(2029, 6, 30)
+
+
+def test_check_refuses_x86_64_and_untraced_functions() -> None:
+    template = merged_like_chalice()
+    properties = template["Resources"]["APIHandler"]["Properties"]
+    properties["Architectures"] = ["x86_64"]
+    properties["Tracing"] = "PassThrough"
     assert tpl.check_template(template, HANDLERS) == [
-        "APIHandler: runtime python3.8 is not supported"
+        "APIHandler: architectures ['x86_64'] are not ['arm64'] (.chalice/config.json "
+        "lambda_architecture)",
+        "APIHandler: tracing is PassThrough, not Active",
+    ]
+    properties["Architectures"] = ["arm64"]
+    assert tpl.check_template(template, HANDLERS, tracing=False) == [
+        "ProcessStream: tracing is Active, not PassThrough"
     ]
 
 
