@@ -382,17 +382,10 @@ def get_order(order_id: str) -> dict[str, Any]:
 
 def _order(order_id: str) -> Order:
     """This cart's order, or, signed in, any order of the account's."""
-    service = runtime.cart_service()
     account_cart = _session().cart_id
     if account_cart is None:
-        return service.get_order(_anonymous_cart(), order_id)
-    try:
-        return service.get_order(account_cart, order_id)
-    except OrderNotFound:
-        order = runtime.order_history().find(account_cart, order_id)
-        if order is None:
-            raise
-        return order
+        return runtime.cart_service().get_order(_anonymous_cart(), order_id)
+    return runtime.order_history().find(account_cart, order_id)
 
 
 @app.route("/api/orders", methods=["GET"])
@@ -421,12 +414,15 @@ def confirm_sign_up() -> Response:
 @app.route("/api/account/signin", methods=["POST"])
 @_http_errors
 def sign_in() -> Response:
-    signed_in = runtime.account_service().sign_in(_json_body(), _anonymous_cart())
+    anonymous_cart = _anonymous_cart()
+    signed_in = runtime.account_service().sign_in(_json_body(), anonymous_cart)
     response = Response(body=presenters.signed_in_json(signed_in.identity.email,
                                                        signed_in.merge), status_code=200)
     values = [sessions.session_cookie(signed_in.tokens.id_token, _secure())]
     if signed_in.tokens.refresh_token:
         values.append(sessions.refresh_cookie(signed_in.tokens.refresh_token, _secure()))
+    if anonymous_cart is not None and not signed_in.merge.left_behind:
+        values.append(sessions.cleared_cart_cookie(_secure()))
     _add_cookies(response, values)
     return response
 

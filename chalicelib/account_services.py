@@ -22,7 +22,16 @@ from chalicelib.accounts import (
     plan_merge,
 )
 from chalicelib.cognito import CognitoAccounts
-from chalicelib.domain import CartChanged, CartLine, Order, Product, UnknownProduct, expiry_after
+from chalicelib.domain import (
+    CartChanged,
+    CartLine,
+    InvalidInput,
+    Order,
+    OrderNotFound,
+    Product,
+    UnknownProduct,
+    expiry_after,
+)
 from chalicelib.store.carts import DynamoCarts
 from chalicelib.store.history import DynamoOrderHistory
 from chalicelib.store.merges import DynamoCartMerges, LineMove
@@ -118,8 +127,16 @@ class OrderHistory:
         """Newest first; no cart, no orders."""
         return newest_first(self._history.orders_of(cart_id)) if cart_id else []
 
-    def find(self, account_cart: str, order_id: str) -> Order | None:
-        return self._history.find(account_cart, order_id)
+    def find(self, account_cart: str, order_id: str) -> Order:
+        """An order the account's cart placed or adopted; OrderNotFound for any other id."""
+        try:
+            validation.order_id(order_id)
+        except InvalidInput as exc:
+            raise OrderNotFound(order_id) from exc
+        order = self._history.find(account_cart, order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
 
 
 class AccountService:

@@ -17,7 +17,7 @@ from chalicelib import metrics, tokens
 from chalicelib.account_services import AccountService, CartMerger, OrderHistory
 from chalicelib.accounts import AccountsUnavailable
 from chalicelib.cognito import CognitoAccounts
-from chalicelib.domain import StoreUnavailable
+from chalicelib.domain import MAX_LINES, StoreUnavailable
 from chalicelib.repository import DynamoCartRepository, store_errors
 from chalicelib.services import CartService, CatalogCache
 from chalicelib.store.history import DynamoOrderHistory
@@ -184,7 +184,8 @@ def account_service() -> AccountService:
         repo = repository()
         catalog = catalog_cache()
         merger = CartMerger(repo.carts, DynamoCartMerges(dynamodb_client(), table_name()),
-                            _history_store(), lambda product_id: catalog.get(repo, product_id))
+                            _history_store(), lambda product_id: catalog.get(repo, product_id),
+                            max_lines=MAX_LINES)
         _cache["accounts"] = AccountService(
             CognitoAccounts(client, _cognito_setting("COGNITO_CLIENT_ID")),
             token_verifier(), merger)

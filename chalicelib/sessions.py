@@ -53,7 +53,13 @@ def refresh_cookie(refresh_token: str, secure: bool) -> str:
     return _cookie(REFRESH_COOKIE, refresh_token, SESSION_MAX_AGE, secure)
 
 
+def cleared_cart_cookie(secure: bool) -> str:
+    """Forget the anonymous cart once it is merged: its lines and orders are the account's
+    now, and a later sign-in to another account from this browser must not adopt them."""
+    return _cookie(cookies.COOKIE_NAME, "", 0, secure)
+
+
 def signed_out_cookies(secure: bool) -> list[str]:
     """Set-Cookie values that end the session and the anonymous cart behind it."""
-    return [_cookie(name, "", 0, secure)
-            for name in (SESSION_COOKIE, REFRESH_COOKIE, cookies.COOKIE_NAME)]
+    return [_cookie(name, "", 0, secure) for name in (SESSION_COOKIE, REFRESH_COOKIE)] + [
+        cleared_cart_cookie(secure)]

@@ -25,13 +25,18 @@
     return data;
   }
 
+  // The field the message is about gets the focus and aria-invalid: the server's
+  // Message names it ("password", "code", "e-mail"); otherwise the first field.
   function fail(form, message) {
     const error = form.querySelector(".error");
     error.textContent = message;
     error.hidden = false;
-    for (const input of form.querySelectorAll("input")) input.setAttribute("aria-invalid", "true");
-    const first = form.querySelector("input");
-    if (first) first.focus();
+    const about = [["password", "password"], ["code", "code"], ["e-mail", "email"],
+      ["email", "email"]].find(([word, name]) => message.includes(word) && form.elements[name]);
+    const input = about ? form.elements[about[1]] : form.querySelector("input");
+    if (!input) return;
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
   }
 
   function clear(form) {

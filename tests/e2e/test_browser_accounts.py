@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.test_browser import (  # noqa: F401  (the fixture, shared)
+from tests.e2e.test_browser import (  # noqa: F401, F811  (its fixtures, shared)
     STREAM_TIMEOUT_MS,
     add,
     browser_type_launch_args,
     expect_badge,
     line,
+    visitor,
 )
 
 pytestmark = pytest.mark.e2e
@@ -32,8 +33,8 @@ def sign_in(page: Page, email: str) -> None:
 
 
 def test_the_cart_survives_sign_up_and_sign_in_and_the_order_follows_the_account(
-        page: Page, browser: Browser, live_stack: Any) -> None:
-    page.set_default_timeout(10_000)
+        visitor: Page, browser: Browser, live_stack: Any) -> None:  # noqa: F811
+    page = visitor  # a screenshot of it is kept if the test fails
     email = f"browser-{uuid.uuid4().hex[:10]}@example.com"
     page.goto(f"{live_stack.url}/")
     add(page, "pour-over", 2)
@@ -101,3 +102,22 @@ def test_the_cart_survives_sign_up_and_sign_in_and_the_order_follows_the_account
         expect_badge(phone, 0, "$0.00")
     finally:
         other.close()
+
+
+def test_an_account_error_marks_and_focuses_the_field_it_is_about(
+        visitor: Page, live_stack: Any) -> None:  # noqa: F811
+    page = visitor
+    page.goto(f"{live_stack.url}/account")
+    signup = page.get_by_test_id("signup-form")
+    signup.get_by_label("Email").fill("not-an-email")
+    signup.get_by_label("Password").fill(PASSWORD)
+    signup.get_by_label("Password").press("Enter")
+    expect(signup.get_by_role("alert")).to_have_text("email must be an e-mail address")
+    expect(signup.get_by_label("Email")).to_be_focused()
+    expect(signup.get_by_label("Email")).to_have_attribute("aria-invalid", "true")
+    signup.get_by_label("Email").fill(f"focus-{uuid.uuid4().hex[:8]}@example.com")
+    signup.get_by_label("Password").fill("alllowercase1")
+    signup.get_by_role("button", name="Create account").click()
+    expect(signup.get_by_role("alert")).to_have_text("the password needs an uppercase letter")
+    expect(signup.get_by_label("Password")).to_be_focused()
+    expect(signup.get_by_label("Email")).not_to_have_attribute("aria-invalid", "true")

@@ -110,10 +110,11 @@ def test_a_shopper_signs_up_confirms_signs_in_and_keeps_the_anonymous_cart(shop:
     assert response.json_body == {"email": "grace@example.com", "merged": {
         "movedLines": 2, "excess": [], "leftBehind": []}}
     set_cookies = response.headers["Set-Cookie"]
-    assert {value.split("=", 1)[0] for value in set_cookies} == {"session", "refresh"}
+    assert {value.split("=", 1)[0] for value in set_cookies} == {"session", "refresh", "cart"}
     for value in set_cookies:
         assert "HttpOnly" in value and "SameSite=Lax" in value and "Path=/" in value
         assert "Secure" not in value  # plain http: chalice local
+    assert set(browser.jar) == {"session", "refresh"}  # the merged cart is forgotten
     assert browser.send("GET", "/api/account").json_body == {"email": "grace@example.com"}
     assert browser.lines() == [("espresso-cup", 2), ("kettle", 1)]
     # The anonymous cart is empty now: its lines moved, they were not copied.
@@ -279,6 +280,28 @@ def test_orders_placed_before_signing_in_join_the_account_history(
     stranger.add("tote", 1)
     assert stranger.send("GET", "/api/orders").json_body == {"orders": []}
     assert stranger.send("GET", f"/api/orders/{first}").status_code == 404
+
+
+def test_another_account_signing_in_on_the_same_browser_adopts_nothing_of_the_first(
+        shop: Client, shopper: str) -> None:
+    browser = Browser(shop)
+    browser.add("tote", 1)
+    order_id = browser.send("POST", "/api/cart/checkout").json_body["orderId"]
+    browser.add("kettle", 1)
+    browser.sign_in(shopper)
+    sign_up(shop, "bob@example.com")
+    bob = browser.sign_in("bob@example.com")  # no sign-out in between
+    assert bob.json_body["merged"]["movedLines"] == 0
+    assert browser.lines() == []
+    assert browser.send("GET", "/api/orders").json_body == {"orders": []}
+    assert browser.send("GET", f"/api/orders/{order_id}").status_code == 404
+    browser.send("POST", "/api/account/signout")
+    assert Browser(shop).sign_in(shopper).status_code == 200
+    ada = Browser(shop)
+    ada.sign_in(shopper)
+    assert ada.lines() == [("kettle", 1)]
+    assert [o["orderId"] for o in ada.send("GET", "/api/orders").json_body["orders"]] \
+        == [order_id]
 
 
 def test_summary_and_popularity_stay_exact_through_a_merge(
@@ -496,3 +519,16 @@ def test_without_a_user_pool_sessions_read_as_signed_out_and_sign_in_is_a_503(
     assert browser.send("GET", "/api/account").status_code == 401
     response = browser.sign_in("ada@example.com")
     assert error(response) == (503, "accounts are not set up on this stage")
+
+
+def test_signed_in_a_malformed_or_foreign_order_id_is_a_404(shop: Client, shopper: str) -> None:
+    stranger = Browser(shop)
+    stranger.add("tote", 1)
+    theirs = stranger.send("POST", "/api/cart/checkout").json_body["orderId"]
+    browser = Browser(shop)
+    browser.sign_in(shopper)
+    for order_id in (theirs, "not-an-order", "f" * 32, "x" * 2000):
+        response = browser.send("GET", f"/api/orders/{order_id}")
+        assert error(response) == (404, "no such order"), order_id
+        assert browser.send("GET", f"/orders/{order_id}",
+                            headers={"Accept": "text/html"}).status_code == 404

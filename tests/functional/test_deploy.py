@@ -492,6 +492,22 @@ def test_every_dynamodb_call_the_code_makes_is_allowed_by_its_function_policy(
 # -- the package -------------------------------------------------------------------
 
 
+def test_package_has_the_jwt_library_with_cryptography_built_for_lambda_arm64(
+    dev: Built,
+) -> None:
+    """Token verification needs cryptography's Rust extension, as an aarch64 ELF."""
+    aarch64 = 183  # ELF e_machine of EM_AARCH64
+    with zipfile.ZipFile(dev.build.zip_path) as archive:
+        names = set(archive.namelist())
+        assert "jwt/__init__.py" in names
+        extensions = [n for n in names if n.endswith(".so")]
+        assert "cryptography/hazmat/bindings/_rust.abi3.so" in extensions
+        for name in extensions:
+            header = archive.read(name)[:20]
+            assert header[:4] == b"\x7fELF", name
+            assert int.from_bytes(header[18:20], "little") == aarch64, name
+
+
 def test_package_holds_app_templates_and_static_without_dev_or_lambda_packages(dev: Built) -> None:
     zip_path = dev.build.zip_path
     assert zip_path.stat().st_size <= MAX_ZIP_BYTES
