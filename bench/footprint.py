@@ -493,6 +493,9 @@ def stream_mappings() -> tuple[Mapping, ...]:
         from deploy import template
 
         settings = dict(template.MAPPING_FAILURE_HANDLING)
+        # The factor sits beside the failure handling, not in it.
+        settings.setdefault("ParallelizationFactor",
+                            getattr(template, "PARALLELIZATION_FACTOR", 1))
     filtered = filter_patterns() is not None
     return tuple(
         Mapping(source.name, int(source.batch_size),

@@ -29,7 +29,7 @@ from typing import Any
 from chalicelib import table
 from chalicelib.domain import CartSummary, expiry_after, totals
 from chalicelib.repository import DynamoCartRepository, line_from_item
-from chalicelib.services import Clock, iso
+from chalicelib.services import Clock, epoch_of, iso
 from chalicelib.store.popularity import Holding, sequence_text
 
 log = logging.getLogger("chalice-cart.followups")
@@ -113,10 +113,14 @@ def parse_line_change(record: Record) -> LineChange | None:
         created = float(stream["ApproximateCreationDateTime"])
         # A user's write stamps the line; a removal or a TTL renewal does not,
         # so only a removal falls back to the stream's own (coarser) clock.
+        # The epoch comes from the same stamp, so the cart's expiry matches the
+        # expiresAt the write itself set (the stream's clock may be a second later).
         if new_image and "updatedAt" in new_image:
             event_time = str(new_image["updatedAt"]["S"])
+            event_epoch = epoch_of(event_time)
         else:
             event_time = iso(created)
+            event_epoch = int(created)
         return LineChange(
             cart_id=pk.removeprefix(table.CART_PREFIX),
             product_id=sk.removeprefix(table.LINE_PREFIX),
@@ -124,7 +128,7 @@ def parse_line_change(record: Record) -> LineChange | None:
             held_before=_holds(old_image),
             held_after=_holds(new_image),
             event_time=event_time,
-            event_epoch=int(created),
+            event_epoch=event_epoch,
             by_ttl=_by_ttl(record),
         )
     except (KeyError, TypeError, ValueError) as exc:

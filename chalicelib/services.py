@@ -42,6 +42,11 @@ def iso(epoch: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def epoch_of(stamp: str) -> int:
+    """The whole second of an `iso()` stamp; ValueError when it is not one."""
+    return int(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp())
+
+
 class CatalogCache:
     """The catalog per process: names and prices change rarely, counts often.
 
