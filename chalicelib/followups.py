@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,20 +151,27 @@ def _report(name: str, record: Record, exc: Exception) -> None:
     }))
 
 
+def _line_changes(records: list[Record], followup: str,
+                  failed: list[str]) -> Iterator[tuple[Record, LineChange]]:
+    """The batch's cart-line changes; an unreadable record is reported and failed."""
+    for record in records:
+        try:
+            change = parse_line_change(record)
+        except PoisonRecord as exc:
+            _report(followup, record, exc)
+            failed.append(_sequence(record))
+            continue
+        if change is not None:
+            yield record, change
+
+
 def summarize_carts(records: list[Record], repo: DynamoCartRepository,
                     clock: Clock = time.time) -> dict[str, Any]:
     """Rewrite the summary of each cart the batch touched: one write per cart."""
     failed: list[str] = []
     carts: dict[str, list[tuple[Record, LineChange]]] = {}
-    for record in records:
-        try:
-            change = parse_line_change(record)
-        except PoisonRecord as exc:
-            _report("cart_summary", record, exc)
-            failed.append(_sequence(record))
-            continue
-        if change is not None:
-            carts.setdefault(change.cart_id, []).append((record, change))
+    for record, change in _line_changes(records, "cart_summary", failed):
+        carts.setdefault(change.cart_id, []).append((record, change))
     for cart_id, changes in carts.items():
         try:
             _summarize(cart_id, [change for _, change in changes], repo, clock())
@@ -209,15 +216,7 @@ def count_popularity(records: list[Record], repo: DynamoCartRepository,
     failed: list[str] = []
     holdings: list[Holding] = []
     records_of: dict[str, list[Record]] = {}
-    for record in records:
-        try:
-            change = parse_line_change(record)
-        except PoisonRecord as exc:
-            _report("product_popularity", record, exc)
-            failed.append(_sequence(record))
-            continue
-        if change is None:
-            continue
+    for record, change in _line_changes(records, "product_popularity", failed):
         records_of.setdefault(change.product_id, []).append(record)
         if change.held_before != change.held_after:
             holdings.append(Holding(change.cart_id, change.product_id, change.held_after,

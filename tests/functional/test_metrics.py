@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
 import pytest
 
 from app import app
-from chalicelib import logging_setup, runtime
+from chalicelib import runtime
 from tests.factories import add_body, cookie_from
 from tests.functional.botocore_faults import Faults
 from tests.functional.conftest import request
+from tests.log_capture import Collect
 
 SERVICE = "chalice-cart-test"
 
@@ -93,16 +93,6 @@ def test_a_failing_batch_counts_what_comes_back(client, stream, emf):
     assert values["StreamRecordsFailed"] >= 1
     assert values["StreamRecordsProcessed"] + values["StreamRecordsFailed"] == len(records)
     assert values["OrdersConfirmed"] == 0
-
-
-class Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logging_setup.JsonFormatter())
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
 
 def test_the_stream_functions_log_lines_carry_lambdas_request_id(client, stream):

@@ -20,6 +20,7 @@ from chalicelib.domain import CART_TTL_SECONDS, Product
 from chalicelib.repository import DynamoCartRepository
 from tests.factories import COOKIE_SECRET, TABLE_NAME, add_body, cookie_for, cookie_from
 from tests.functional.conftest import request
+from tests.log_capture import Collect
 
 ITEMS = "/api/cart/items"
 EVIL = Product("evil-script", "<script>alert('name')</script>",
@@ -256,18 +257,6 @@ def test_markup_in_the_url_is_not_reflected_raw(client):
 
 
 # -- logs: structured, with a request id, and nothing private -----------------------
-
-class Collect(logging.Handler):
-    """Every line as the deployed handlers would write it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logging_setup.JsonFormatter())
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
 
 @pytest.fixture
 def log_lines():
