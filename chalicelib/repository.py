@@ -43,6 +43,7 @@ class DynamoCartRepository:
         self.list_products = self.catalog.list_products
         self.list_catalog = self.catalog.list_catalog
         self.counts = self.popularity.counts
+        self.shared_counts = self.popularity.shared_counts
         self.seed_products = self.catalog.seed_products
         self.add_line = self.carts.add_line
         self.add_line_once = self.carts.add_line_once

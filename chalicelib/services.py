@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from chalicelib import idempotency, validation
+from chalicelib import caching, idempotency, validation
 from chalicelib.domain import (
     EMPTY_SUMMARY,
     CartChanged,
@@ -27,12 +27,21 @@ from chalicelib.repository import DynamoCartRepository
 from chalicelib.store.catalog import with_counts
 
 Clock = Callable[[], float]
-CATALOG_CACHE_SECONDS = 60.0
-# The shop page asks for the counts again a few times over ~2 s after an add
-# (static/app.js), so a window under that lets the shopper see the count move;
-# each refresh is COUNTER_SHARDS small Queries (~5 RCU each for 1,000 products),
-# at most one round per warm process per window.
-COUNTS_CACHE_SECONDS = 1.0
+CATALOG = caching.cached_read(
+    "catalog", 60.0, "Query CATALOG: every product's name, price and image")
+# The shop page asks for the counts again over ~4.5 s after an add
+# (static/app.js), so the shopper sees the count move: each container reads the
+# shared snapshot at most once a second, and the snapshot is summed from the
+# counter shards at most every two seconds, by one container for all.
+COUNTS = caching.cached_read(
+    "counts", 1.0, "Query COUNTS: the shared snapshot of every product's inCarts")
+COUNTS_SNAPSHOT = caching.cached_read(
+    "counts snapshot", 2.0, "the lease (UpdateItem), COUNTER_SHARDS Queries of the "
+    "counter shards, the snapshot (PutItem)", scope="table")
+# A container that took the lease and died holds it this long at most.
+COUNTS_LEASE_SECONDS = 5.0
+CATALOG_CACHE_SECONDS = CATALOG.seconds
+COUNTS_CACHE_SECONDS = COUNTS.seconds
 CHECKOUT_ATTEMPTS = 3
 
 
@@ -51,10 +60,12 @@ class CatalogCache:
     """The catalog per process: names and prices change rarely, counts often.
 
     Names, prices and images are at most CATALOG_CACHE_SECONDS old; `inCarts`
-    at most COUNTS_CACHE_SECONDS older than the counter shards, which follow
-    the stream (its iterator age plus one batch). One warm process makes one
-    catalog Query a minute and at most one round of counter Queries a second,
-    however many pages it serves.
+    at most COUNTS_CACHE_SECONDS older than the shared snapshot, itself at
+    most COUNTS_SNAPSHOT's lifetime (plus one computation) older than the
+    counter shards, which follow the stream (its iterator age plus one batch).
+    One warm process makes one catalog Query a minute and at most one small
+    snapshot Query a second, however many pages it serves; one process in
+    the whole fleet sums the shards every COUNTS_SNAPSHOT seconds.
     """
 
     def __init__(self, clock: Clock = time.time) -> None:
@@ -63,11 +74,12 @@ class CatalogCache:
         self._loaded_at = float("-inf")
         self._counts: dict[str, int] = {}
         self._counted_at = float("-inf")
+        self._force = False
 
     def _catalog(self, repo: DynamoCartRepository) -> dict[str, Product]:
         # A re-seeded price or a withdrawn product reaches every warm container
         # within CATALOG_CACHE_SECONDS.
-        if not self._products or self._clock() - self._loaded_at > CATALOG_CACHE_SECONDS:
+        if not self._products or CATALOG.stale(self._loaded_at, self._clock()):
             self._products = {product.id: product for product in repo.list_catalog()}
             self._loaded_at = self._clock()
         return self._products
@@ -82,14 +94,18 @@ class CatalogCache:
     def products(self, repo: DynamoCartRepository) -> list[Product]:
         """Every product with its `inCarts`, by name."""
         products = list(self._catalog(repo).values())
-        if self._clock() - self._counted_at > COUNTS_CACHE_SECONDS:
-            self._counts = repo.counts()
-            self._counted_at = self._clock()
+        now = self._clock()
+        if self._force or COUNTS.stale(self._counted_at, now):
+            self._counts = repo.shared_counts(now, COUNTS_SNAPSHOT.seconds,
+                                              COUNTS_LEASE_SECONDS, force=self._force)
+            self._counted_at, self._force = now, False
         return sorted(with_counts(products, self._counts), key=lambda product: product.name)
 
     def expire(self) -> None:
-        """Forget all: the next read queries the table (as if the windows had passed)."""
+        """Forget all: the next read queries the table (as if every window had passed,
+        the shared snapshot's too: it is summed afresh if its lease can be taken)."""
         self._loaded_at = self._counted_at = float("-inf")
+        self._force = True
 
 
 class CartService:

@@ -13,9 +13,12 @@ Key layout (single table, pk/sk strings):
     CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
     CART#<cartId>   HOLDER#<productId>     does this cart hold the product (TTL once let go)
     POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
+    COUNTS          SNAPSHOT               every product's `inCarts`, summed from the shards
+    COUNTS          LEASE                  who is computing the next snapshot
 
 Only LINE# and ORDER# items need a follow-up (followups.STREAM_FILTER_PATTERNS);
-SUMMARY, HOLDER# and POPULARITY# items are the follow-ups' own writes.
+SUMMARY, HOLDER# and POPULARITY# items are the follow-ups' own writes; the COUNTS
+items are written by the API (the first reader to find the snapshot stale).
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
 ORDER_REF_PREFIX = "ORDERREF#"
 HOLDER_PREFIX = "HOLDER#"
 COUNTER_PREFIX = "POPULARITY#"
+COUNTS_PK = "COUNTS"
+SNAPSHOT_SK = "SNAPSHOT"
+LEASE_SK = "LEASE"
 
 
 def create_table(client: Any, table_name: str) -> str:

@@ -212,7 +212,7 @@
     const counts = () => new Map(Array.from(cards(), (c) => [c.dataset.productId,
       Number(shown(c).dataset.count)]));
     const before = counts();
-    for (let delay = 300, tries = movedProductId ? 4 : 1; tries > 0; tries--, delay *= 2) {
+    for (let delay = 300, tries = movedProductId ? 5 : 1; tries > 0; tries--, delay *= 2) {
       const data = await api("GET", "/api/products").catch(() => null);
       if (data) {
         for (const product of data.products) {

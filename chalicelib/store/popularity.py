@@ -3,6 +3,8 @@
     CART#<cartId>      HOLDER#<productId>   does this cart hold the product; the
                                             stream sequence last applied (TTL once let go)
     POPULARITY#<n>     PRODUCT#<productId>  one shard of the product's `inCarts` count
+    COUNTS             SNAPSHOT             every product's count, summed from the shards
+    COUNTS             LEASE                when the last snapshot computation started
 
 A product's count is the sum of its COUNTER_SHARDS shard items. No partition
 key takes every write: each holder mark lives under its cart, and each
@@ -18,13 +20,27 @@ Requests per batch (what bench/ measures):
                     + 1 TransactWriteItems per product whose holders changed
                       (its holder marks + one counter shard ADD of the net delta)
     counts          COUNTER_SHARDS Queries (eventually consistent, keys and counts only)
+    shared_counts   1 Query of COUNTS (eventually consistent: snapshot and lease);
+                    when the snapshot is older than its lifetime and nobody is computing
+                    it, 1 conditional UpdateItem (the lease), then `counts` and 1 PutItem
+
+Reading the counts: a shop page wants them a second or two fresh, from every
+warm container. Summing the shards costs each container COUNTER_SHARDS
+Queries per refresh, so at scale the shards' partitions would carry every
+container's reads. Instead the sum is kept as one snapshot item: each
+container reads it (one small Query); the first one to find it older than
+its lifetime takes the lease (a conditional write, so one wins), sums the
+shards and writes the snapshot for all. The shards stay the only truth,
+written by the stream exactly once; the snapshot is a copy of them a
+moment old, never written onto a product or a shard.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import table
@@ -44,6 +60,24 @@ SEQUENCE_WIDTH = 40
 
 def sequence_text(sequence: int) -> str:
     return str(sequence).zfill(SEQUENCE_WIDTH)
+
+
+@dataclass(frozen=True)
+class CountsSnapshot:
+    """The shared snapshot as read: counts, when they were summed, the lease."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    computed_ms: int | None = None  # epoch milliseconds the shards were summed at
+    lease_ms: int | None = None  # when the last computation started
+
+    def age(self, now: float) -> float:
+        return math.inf if self.computed_ms is None else now - self.computed_ms / 1000
+
+    def lease_free(self, now: float, lease_seconds: float) -> bool:
+        """Nobody is computing: the last one finished, or it died over a lease ago."""
+        return (self.lease_ms is None
+                or (self.computed_ms is not None and self.lease_ms <= self.computed_ms)
+                or now - self.lease_ms / 1000 > lease_seconds)
 
 
 @dataclass(frozen=True)
@@ -80,6 +114,84 @@ class DynamoPopularity:
                     product_id = string(item, "sk").removeprefix(table.PRODUCT_PREFIX)
                     totals[product_id] = totals.get(product_id, 0) + int(item["inCarts"]["N"])
         return totals
+
+    def shared_counts(self, now: float, max_age: float, lease_seconds: float,
+                      force: bool = False) -> dict[str, int]:
+        """Every product's count, at most about `max_age` seconds older than the shards.
+
+        `force` computes afresh if the lease can be taken, whatever the ages.
+        A computation that fails (the store is busy) leaves the snapshot as
+        it is and answers the one read.
+        """
+        snapshot = self.read_snapshot()
+        if not force and snapshot.age(now) <= max_age:
+            return snapshot.counts
+        if not force and not snapshot.lease_free(now, lease_seconds):
+            return snapshot.counts  # another container is summing the shards now
+        started = int(now * 1000)
+        try:
+            if not self._take_lease(snapshot.lease_ms, started):
+                return snapshot.counts
+            counts = self.counts()
+            self._put_snapshot(counts, started)
+        except StoreUnavailable:
+            return snapshot.counts
+        return counts
+
+    def read_snapshot(self) -> CountsSnapshot:
+        with errors.translated():
+            items = query_all(
+                self._client,
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": s(table.COUNTS_PK)},
+            )
+        by_sk = {string(item, "sk"): item for item in items}
+        snapshot, lease = by_sk.get(table.SNAPSHOT_SK), by_sk.get(table.LEASE_SK)
+        counts = {product_id: int(cell["N"]) for product_id, cell in
+                  (snapshot or {}).get("counts", {}).get("M", {}).items()}
+        return CountsSnapshot(
+            counts,
+            int(snapshot["computedAt"]["N"]) if snapshot else None,
+            int(lease["takenAt"]["N"]) if lease else None,
+        )
+
+    def _take_lease(self, seen_ms: int | None, now_ms: int) -> bool:
+        """True for the one container whose write moved the lease from what it read."""
+        values: dict[str, Any] = {":now": n(now_ms)}
+        if seen_ms is None:
+            condition = "attribute_not_exists(takenAt)"
+        else:
+            condition = "takenAt = :seen"
+            values[":seen"] = n(seen_ms)
+        try:
+            with errors.translated():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key(table.COUNTS_PK, table.LEASE_SK),
+                    UpdateExpression="SET takenAt = :now",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+        except errors.ConditionFailed:
+            return False
+        return True
+
+    def _put_snapshot(self, counts: dict[str, int], computed_ms: int) -> None:
+        """Never backwards: an older computation finishing late changes nothing."""
+        try:
+            with errors.translated():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={**key(table.COUNTS_PK, table.SNAPSHOT_SK),
+                          "computedAt": n(computed_ms),
+                          # Zero counts are left out: the snapshot stays small.
+                          "counts": {"M": {p: n(c) for p, c in counts.items() if c}}},
+                    ConditionExpression="attribute_not_exists(computedAt) OR computedAt < :mine",
+                    ExpressionAttributeValues={":mine": n(computed_ms)},
+                )
+        except errors.ConditionFailed:
+            pass
 
     def apply_holdings(self, holdings: Iterable[Holding], hold_expires_at: int) -> list[str]:
         """Move holder marks to the given states and the counts with them, exactly once.

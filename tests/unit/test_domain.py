@@ -94,6 +94,10 @@ class CatalogOf:
         self.counted = getattr(self, "counted", 0) + 1
         return {p.id: 3 for p in self.products}
 
+    def shared_counts(self, now, max_age, lease_seconds, force=False):
+        self.forced = getattr(self, "forced", 0) + int(force)
+        return self.counts()
+
 
 def test_the_catalog_cache_reloads_once_stale():
     from chalicelib.domain import Product
