@@ -36,6 +36,7 @@ from bench.scale import (
     SHARD,
     WRITES,
     Access,
+    CacheRefill,
     Footprint,
     Mapping,
     MappingRun,
@@ -51,6 +52,7 @@ BATCH_SIZES = (10, 40, 100)
 # An assumption, not a measurement: a DynamoDB round trip from Lambda in the same
 # region ("single-digit millisecond" per the DynamoDB documentation).
 ROUND_TRIP_S = 0.005
+START = 1_800_000_000.0  # the bench's clock (epoch seconds) when it starts
 _RANDOM = re.compile(r"^(?=.*\d)[0-9a-fA-F-]{16,}$|^[A-Za-z0-9_-]{22,}$")
 
 
@@ -361,6 +363,22 @@ class Watched:
         self.mappings = stream_mappings()
         self.patterns = filter_patterns()
         self.metrics: set[tuple[str, ...]] = set()
+        # The caches run on this clock: moto's slow answers never age them, and
+        # the bench moves time past each lifetime to see what a refill reads.
+        self.now = START
+        self._use_clock()
+
+    def _use_clock(self) -> None:
+        from chalicelib import runtime
+
+        if hasattr(runtime, "use_clock"):
+            runtime.use_clock(lambda: self.now)
+            return
+        # Code before issue 20: its one cache object, built on this clock.
+        from chalicelib.services import CatalogCache
+
+        runtime._cache["catalog"] = CatalogCache(clock=lambda: self.now)
+        runtime._cache.pop("service", None)
 
     def rebind(self) -> None:
         """After runtime.reset(): watch the app's new client."""
@@ -368,6 +386,17 @@ class Watched:
 
         self.recorder.detach()
         self.recorder = CallRecorder(runtime.dynamodb_client(), units=self.units)
+        self._use_clock()
+
+    def watch(self, op: str, cookie: str | None, product: str | None) -> list[Access]:
+        """One request, its accesses."""
+        self.recorder.take()
+        self.recorder.active = True
+        try:
+            self.request(op, cookie, product)
+        finally:
+            self.recorder.active = False
+        return self.ids.accesses(self.units, self.recorder.take())
 
     def close(self) -> None:
         self.recorder.detach()
@@ -396,6 +425,11 @@ class Watched:
         for item in seeded:  # the catalog is exactly the declared one
             client.delete_item(TableName=name, Key={"pk": item["pk"], "sk": item["sk"]})
         self.reader.read()
+
+    def service_catalog_expire(self) -> None:
+        from chalicelib import runtime
+
+        runtime.cart_service().catalog.expire()
 
     def zipf_product(self) -> str:
         return self.rng.choices(self.ranked, weights=self.zipf)[0]
@@ -526,19 +560,23 @@ def memory_mb(stage: str = "prod") -> int:
     return 128
 
 
-def cache_seconds() -> float | None:
-    """The catalog cache's lifetime, from the constant the code names it by."""
+def declared_caches() -> list[tuple[str, float, str]]:
+    """(name, lifetime, scope) of every cache the code declares.
+
+    From chalicelib.caching's registry; code without one (before issue 20)
+    names its lifetimes *_CACHE_SECONDS in chalicelib.services, per process.
+    """
     import importlib
 
-    found: list[float] = []
-    for module in ("chalicelib.services", "chalicelib.catalog", "chalicelib.runtime"):
-        with contextlib.suppress(ImportError):
-            mod = importlib.import_module(module)
-            for name, value in vars(mod).items():
-                if re.fullmatch(r"[A-Z_]*CATALOG[A-Z_]*SECONDS", name) and isinstance(
-                        value, int | float):
-                    found.append(float(value))
-    return min(found) if found else None
+    with contextlib.suppress(ImportError):
+        caching = importlib.import_module("chalicelib.caching")
+        importlib.import_module("chalicelib.services")  # its caches register on import
+        return [(c.name, float(c.seconds), str(c.scope)) for c in caching.registered()]
+    services = importlib.import_module("chalicelib.services")
+    found = [(name.removesuffix("_CACHE_SECONDS").lower(), float(value), "process")
+             for name, value in vars(services).items()
+             if re.fullmatch(r"[A-Z_]+_CACHE_SECONDS", name) and isinstance(value, int | float)]
+    return sorted(found, key=lambda c: (c[1], c[0]))
 
 
 # -- the measurements ------------------------------------------------------------
@@ -579,28 +617,42 @@ def _profile(w: Watched, op: str) -> OperationProfile:
                             records / repeats, logs / repeats)
 
 
-def _refill(w: Watched) -> list[Access]:
-    """What a container with a cold catalog cache reads that a warm one does not."""
-    from chalicelib import runtime
+def _minus(after: list[Access], before: list[Access]) -> list[Access]:
+    """What `after` read or wrote beyond `before`, per key pattern."""
+    base = {(a.pk, a.sk, a.rank): a for a in merge(before)}
+    out = []
+    for a in merge(after):
+        b = base.get((a.pk, a.sk, a.rank))
+        rcu, wcu = a.rcu - (b.rcu if b else 0.0), a.wcu - (b.wcu if b else 0.0)
+        if rcu > 1e-9 or wcu > 1e-9:
+            out.append(Access(a.pk, a.sk, rcu, wcu, a.rank))
+    return out
 
+
+def _refills(w: Watched) -> list[CacheRefill]:
+    """What each declared cache reads when its lifetime has passed, measured.
+
+    For each lifetime (shortest first) every cache is loaded at one moment,
+    then the shop page (which reads every cache) is asked again just after
+    that lifetime: what it reads beyond a warm request is the refill of every
+    cache that lives that long or less; the cache's own share is what the
+    previous (shorter) lifetime did not already read.
+    """
     cookie = w.cart([w.ranked[1]])
     w.drain()
-    seen: list[list[Access]] = []
-    for _ in range(1):
-        runtime.reset()
-        w.rebind()
-        w.recorder.active = True
-        w.request("add", cookie, w.ranked[0])  # the catalog's first user after a start
-        w.recorder.active = False
-        cold = w.ids.accesses(w.units, w.recorder.take())
-        w.recorder.active = True
-        w.request("add", cookie, w.ranked[0])
-        w.recorder.active = False
-        warm = w.ids.accesses(w.units, w.recorder.take())
-        warm_keys = {(a.pk, a.sk) for a in warm}
-        seen.append([a for a in cold if (a.pk, a.sk) not in warm_keys])
-        w.drain()
-    return merge([a for accesses in seen for a in accesses], len(seen))
+    refills: list[CacheRefill] = []
+    seen: list[Access] = []
+    for name, seconds, scope in declared_caches():
+        w.now += 3600.0
+        w.service_catalog_expire()
+        w.watch("shop page", cookie, None)  # every cache loaded now
+        warm = w.watch("shop page", cookie, None)
+        w.now += seconds + 0.001
+        stale = _minus(w.watch("shop page", cookie, None), warm)
+        own = _minus(stale, seen)
+        refills.append(CacheRefill(name, seconds, scope, own))
+        seen = stale
+    return refills
 
 
 def _pipeline(w: Watched, batch_size: int, writes: int) -> PipelineRun:
@@ -660,7 +712,7 @@ def measure(workload: Workload, writes_per_run: int = 150,
             for op in ROUTES:
                 operations[op] = _profile(w, op)
                 _progress(started, f"operation {op}")
-            refill = _refill(w)
+            caches = _refills(w)
             runs = []
             for size in batch_sizes:
                 runs.append(_pipeline(w, size, writes_per_run))
@@ -669,8 +721,7 @@ def measure(workload: Workload, writes_per_run: int = 150,
             w.close()
     footprint = Footprint(operations, w.mappings, runs, memory_mb(), ROUND_TRIP_S)
     footprint.shards = {pattern: len(seen) for pattern, seen in w.ids.shards.items()}
-    footprint.refill = refill
-    footprint.cache_seconds = cache_seconds()
+    footprint.caches = caches
     facts = {"filters_in_code": w.patterns is not None,
              "filters_on_mapping": filters_on_mapping(),
              "python": sys.version.split()[0], "emf_metrics": len(w.metrics)}

@@ -127,6 +127,20 @@ class PipelineRun:
 
 
 @dataclass
+class CacheRefill:
+    """One declared cache: what a refill reads, measured, and how often it happens.
+
+    scope "process": each busy container refills it once per lifetime;
+    "table": one container refills it for the whole fleet once per lifetime.
+    """
+
+    name: str
+    seconds: float
+    scope: str
+    accesses: list[Access]
+
+
+@dataclass
 class Footprint:
     operations: dict[str, OperationProfile]
     mappings: tuple[Mapping, ...]
@@ -142,6 +156,8 @@ class Footprint:
     # Patterns with a numbered part (POPULARITY#<n>) and how many numbers were seen:
     # the load is taken as spread evenly over them.
     shards: dict[str, int] = field(default_factory=dict)
+    # Every declared cache, measured under a controlled clock (supersedes refill).
+    caches: list[CacheRefill] = field(default_factory=list)
 
 
 # -- where an access's load lands ---------------------------------------------------
@@ -291,7 +307,12 @@ def _api(fp: Footprint, wl: Workload, rate: float, zipf: list[float],
         concurrency += op_rate * billed_seconds(op.cpu_seconds, op.requests, fp)
         _spread(op.accesses, op_rate, zipf, wl.carts, False, partitions, items, table,
                 fp.shards)
-    if fp.refill and fp.cache_seconds:
+    if fp.caches:
+        for cache in fp.caches:
+            per_s = (concurrency if cache.scope == "process" else 1.0) / cache.seconds
+            _spread(cache.accesses, per_s, zipf, wl.carts, False, partitions, items, table,
+                    fp.shards)
+    elif fp.refill and fp.cache_seconds:
         _spread(fp.refill, concurrency / fp.cache_seconds, zipf, wl.carts, False,
                 partitions, items, table, fp.shards)
     writes = sum(rate * share for name, share in wl.mix if name in WRITES)
@@ -459,7 +480,9 @@ def footprint_from_json(data: dict[str, Any]) -> tuple[Footprint, dict[str, Any]
         for name, m in run["mappings"].items()}) for run in raw["runs"]]
     fp = Footprint(operations, tuple(Mapping(**m) for m in raw["mappings"]), runs,
                    raw["memory_mb"], raw["round_trip_s"], raw["one_vcpu_mb"],
-                   accesses(raw["refill"]), raw["cache_seconds"], raw.get("shards", {}))
+                   accesses(raw["refill"]), raw["cache_seconds"], raw.get("shards", {}),
+                   [CacheRefill(c["name"], c["seconds"], c["scope"], accesses(c["accesses"]))
+                    for c in raw.get("caches", [])])
     return fp, dict(data["facts"])
 
 
@@ -592,7 +615,18 @@ def tables(fp: Footprint, wl: Workload, figures: dict[str, Any],
     for name, use in sorted(figures["use"].items(), key=lambda kv: reached.get(kv[0], 1e12)):
         limits.add(name, f"{use:.0%}", _rate(reached[name]) if name in reached
                    else "beyond 10M requests/s")
-    return [side, hot, limits, ops, stream]
+    caches = Table(["cache", "lifetime", "refilled by", "refill RCU", "refill WCU",
+                    "keys (pk / sk)", "refills/s at the declared rate", "RCU/s", "WCU/s"])
+    concurrency = figures["api_concurrency"]
+    for cache in fp.caches:
+        per_s = (concurrency if cache.scope == "process" else 1.0) / cache.seconds
+        rcu, wcu = sum(a.rcu for a in cache.accesses), sum(a.wcu for a in cache.accesses)
+        caches.add(cache.name, f"{cache.seconds:g} s",
+                   "each container" if cache.scope == "process" else "one container for all",
+                   f"{rcu:g}", f"{wcu:g}",
+                   "<br>".join(sorted({f"{a.pk} / {a.sk}" for a in cache.accesses})) or "none",
+                   f"{per_s:,.1f}", f"{rcu * per_s:,.0f}", f"{wcu * per_s:,.0f}")
+    return [side, hot, limits, ops, stream, *([caches] if fp.caches else [])]
 
 
 def load_baseline(path: Any) -> tuple[Footprint, dict[str, Any]] | None:
@@ -693,7 +727,15 @@ def notes(fp: Footprint, wl: Workload, facts: dict[str, Any],
         f"prod stage's memory; one vCPU at 1,769 MB), plus an assumed "
         f"{fp.round_trip_s * 1000:.0f} ms per DynamoDB request; concurrency = rate x duration "
         "(Little's law).",
-        ("Catalog cache: a container with a cold cache reads "
+        ("Caches: every cache the code declares (chalicelib/caching.py) is measured under a "
+         "controlled clock: every cache is loaded at one moment, then the shop page is asked "
+         "again just past each lifetime, and what it reads beyond a warm request is that "
+         "cache's refill (the caches table). A per-process cache is refilled by every busy "
+         "container once per lifetime (at the API's concurrency), a per-table one by one "
+         "container for the whole fleet. tests/functional/test_read_paths.py fails when a "
+         "route makes a call or keeps a cache the model does not declare."
+         if fp.caches else
+         "Catalog cache: a container with a cold cache reads "
          f"{sum(a.rcu for a in fp.refill):g} RCU more than a warm one; it lives "
          f"{fp.cache_seconds:g} s, so each busy container refills it once per "
          f"{fp.cache_seconds:g} s (counted at the API's concurrency)."

@@ -87,9 +87,17 @@ def repository() -> DynamoCartRepository:
     return _cache["repository"]  # type: ignore[no-any-return]
 
 
+def use_clock(clock: Callable[[], float]) -> None:
+    """The caches read this clock from now on (the bench and tests drive time)."""
+    _cache["clock"] = clock
+    _cache.pop("catalog", None)
+    _cache.pop("service", None)
+    _cache.pop("accounts", None)
+
+
 def catalog_cache() -> CatalogCache:
     if "catalog" not in _cache:
-        _cache["catalog"] = CatalogCache()
+        _cache["catalog"] = CatalogCache(_cache.get("clock", time.time))
     return _cache["catalog"]  # type: ignore[no-any-return]
 
 

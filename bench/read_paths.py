@@ -1,0 +1,73 @@
+"""What the scale model declares the code reads and writes, route by route.
+
+The scale model (bench/footprint.py + bench/scale.py) measures the mix's
+operations; this module is the list it is checked against, so that a new
+DynamoDB call, a new route or a new cache cannot slip past it:
+tests/functional/test_read_paths.py drives every route of app.py with a
+counting botocore hook on a controlled clock and compares what it sees with
+these figures, warm and cold.
+
+A route's figures are its steady state: caches warm, a cart of two lines
+whose summary exists, one order placed. Keys: "METHOD /path" as app.py
+declares it, then, after a colon, the case when one route has several.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from chalicelib.store.popularity import COUNTER_SHARDS
+
+# Steady state, caches warm.
+ROUTES: dict[str, dict[str, int]] = {
+    # pages: the cart's lines and summary; catalog and counts from the caches
+    "GET /": {"Query": 1, "GetItem": 1},
+    "GET /cart": {"Query": 1, "GetItem": 1},
+    "GET /account": {"GetItem": 1},
+    "GET /orders": {"Query": 1, "GetItem": 1},
+    "GET /orders/{order_id}": {"GetItem": 2},
+    "GET /static/{name}": {},
+    "GET /static/img/{name}": {},
+    "GET /{proxy+}": {},
+    "GET /api/openapi.json": {},
+    # the JSON API
+    "GET /api/products": {},
+    "GET /api/cart": {"Query": 1},
+    "GET /api/cart/status": {"GetItem": 1},
+    # an add with an Idempotency-Key (as the shop page sends) of a new line: the
+    # line read, the cap's count, the transaction (line + key record)
+    "POST /api/cart/items": {"GetItem": 1, "Query": 1, "TransactWriteItems": 1},
+    "POST /api/cart/items:unkeyed, existing line": {"UpdateItem": 1},
+    "PUT /api/cart/items/{product_id}": {"UpdateItem": 1},
+    "DELETE /api/cart/items/{product_id}": {"DeleteItem": 1},
+    "POST /api/cart/checkout": {"Query": 1, "TransactWriteItems": 1},
+    "GET /api/orders/{order_id}": {"GetItem": 1},
+    "GET /api/orders": {"Query": 1},
+    # accounts: Cognito's calls are not DynamoDB's and are not counted here
+    "POST /api/account/signup": {},
+    "POST /api/account/confirm": {},
+    # the merge of an anonymous cart of 2 lines and 1 order into the account's:
+    # the orders (Query) and their references (BatchWriteItem); each cart's
+    # lines (Query x 2); one transaction moving the lines
+    "POST /api/account/signin": {"Query": 3, "BatchWriteItem": 1, "TransactWriteItems": 1},
+    "POST /api/account/signout": {},
+    "GET /api/account": {},
+}
+
+# What each declared cache (chalicelib/caching.py) reads when it is refilled.
+CACHE_REFILLS: dict[str, dict[str, int]] = {
+    "counts": {"Query": 1},
+    "counts snapshot": {"UpdateItem": 1, "Query": COUNTER_SHARDS, "PutItem": 1},
+    "catalog": {"Query": 1},
+}
+
+
+def expected(route: str) -> Counter[str]:
+    return Counter(ROUTES[route])
+
+
+def refill(names: list[str]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for name in names:
+        total.update(CACHE_REFILLS[name])
+    return total
