@@ -35,6 +35,8 @@ class Price:
 PRICES: dict[str, Price] = {p.name: p for p in (
     Price("api_gateway_rest", 3.50 / MILLION, "REST API call (first 333M a month)",
           "aws.amazon.com/api-gateway/pricing", "2026-12-01"),
+    Price("api_gateway_http", 1.00 / MILLION, "HTTP API call, up to 512 KB (first 300M a month)",
+          "aws.amazon.com/api-gateway/pricing", "2026-12-04"),
     Price("lambda_request", 0.20 / MILLION, "invocation",
           "aws.amazon.com/lambda/pricing", "2026-11-25"),
     Price("lambda_gb_s_x86_64", 0.0000166667, "GB-second, x86_64 (first 6B GB-s a month)",
@@ -88,7 +90,13 @@ class Fixed:
                 + self.metrics * price("custom_metric_month"))
 
 
-def lines(fp: Footprint, wl: Workload, result: Result, arch: str) -> dict[str, float]:
+FRONT_DOORS = {"REST": "api_gateway_rest", "HTTP API": "api_gateway_http"}
+FRONT_DOOR_LINE = "API Gateway (front door)"
+TARGET = 4.00  # issue 20: dollars per 1M requests of the mix on the cheaper front door
+
+
+def lines(fp: Footprint, wl: Workload, result: Result, arch: str,
+          front_door: str = "REST") -> dict[str, float]:
     """Dollars per 1M API requests of the mix, by line."""
     rate = result.rate
     gb_s = price(f"lambda_gb_s_{arch}")
@@ -104,7 +112,7 @@ def lines(fp: Footprint, wl: Workload, result: Result, arch: str) -> dict[str, f
                  + stream_log)
     sampled = min(1.0, (XRAY_RESERVOIR_PER_S + XRAY_RATE * max(0.0, rate - 1)) / rate)
     return {
-        "API Gateway (REST)": MILLION * price("api_gateway_rest"),
+        FRONT_DOOR_LINE: MILLION * price(FRONT_DOORS[front_door]),
         "API function: requests": MILLION * price("lambda_request"),
         "API function: duration (GB-s)": MILLION * api_seconds * memory_gb * gb_s,
         "follow-ups: invocations": MILLION * invocations * price("lambda_request"),
@@ -149,13 +157,37 @@ def run(section: Section, results: dict[str, Section] | None = None,
     fp: Footprint = scale.data["footprint"]
     result: Result = scale.data["result"]
     wl = result.workload
-    by_arch = {arch: lines(fp, wl, result, arch) for arch in ARCHITECTURES}
-    table = Table(["per 1M API requests of the mix", *ARCHITECTURES, "share (arm64)"])
-    total = {arch: sum(by_arch[arch].values()) for arch in ARCHITECTURES}
-    for line in by_arch["arm64"]:
-        table.add(line, *(f"${by_arch[arch][line]:.3f}" for arch in ARCHITECTURES),
-                  f"{by_arch['arm64'][line] / total['arm64']:.1%}")
-    table.add("**total**", *(f"**${total[arch]:.2f}**" for arch in ARCHITECTURES), "100%")
+    from bench import peer
+
+    by_door = {door: lines(fp, wl, result, "arm64", door) for door in FRONT_DOORS}
+    by_arch = {arch: lines(fp, wl, result, arch, "HTTP API") for arch in ARCHITECTURES}
+    peer_lines = peer.lines(wl)
+    table = Table(["per 1M API requests of the mix", *(f"{d}, arm64" for d in FRONT_DOORS),
+                   "share (HTTP API)", "HTTP API, x86_64"])
+    total = {door: sum(by_door[door].values()) for door in FRONT_DOORS}
+    x86 = sum(by_arch["x86_64"].values())
+    for line in by_door["REST"]:
+        table.add(line.replace("(front door)", "(front door: see columns)"),
+                  *(f"${by_door[d][line]:.3f}" for d in FRONT_DOORS),
+                  f"{by_door['HTTP API'][line] / total['HTTP API']:.1%}",
+                  f"${by_arch['x86_64'][line]:.3f}")
+    table.add("**total**", *(f"**${total[d]:.2f}**" for d in FRONT_DOORS), "100%",
+              f"**${x86:.2f}**")
+    peer_total = sum(peer_lines.values())
+    side = Table(["per 1M API requests of the mix", "this design, REST", "this design, HTTP API",
+                  f"peer ({peer.SOURCE}), REST"])
+    side.add("front door", f"${by_door['REST'][FRONT_DOOR_LINE]:.2f}",
+             f"${by_door['HTTP API'][FRONT_DOOR_LINE]:.2f}",
+             f"${peer_lines[peer.FRONT_DOOR_LINE]:.2f}")
+    side.add("everything else", *(f"${total[d] - by_door[d][FRONT_DOOR_LINE]:.2f}"
+                                  for d in FRONT_DOORS),
+             f"${peer_total - peer_lines[peer.FRONT_DOOR_LINE]:.2f}")
+    side.add("**total**", *(f"**${total[d]:.2f}**" for d in FRONT_DOORS),
+             f"**${peer_total:.2f}**")
+    peer_table = Table(["peer, per 1M API requests of the mix", "$"])
+    for line, dollars in peer_lines.items():
+        peer_table.add(line, f"${dollars:.3f}")
+    peer_table.add("**total**", f"**${peer_total:.2f}**")
     fixed = fixed_costs([m.name for m in fp.mappings], int(scale.data.get("emf_metrics", 0)))
     monthly = Table(["fixed, per month", "count", "$ / month"])
     if fixed.alarms < 0:
@@ -166,19 +198,22 @@ def run(section: Section, results: dict[str, Section] | None = None,
                     f"${fixed.dashboards * price('dashboard_month'):.2f}")
     monthly.add("EMF custom metrics (as measured)", fixed.metrics,
                 f"${fixed.metrics * price('custom_metric_month'):.2f}")
-    small = total["arm64"] + max(fixed.monthly(), 0.0) / (SMALL_SHOP_PER_MONTH / MILLION)
+    cheaper = min(total.values())
+    small = cheaper + max(fixed.monthly(), 0.0) / (SMALL_SHOP_PER_MONTH / MILLION)
     prices = Table(["price", "$", "per", "source", "looked up"])
     for p in PRICES.values():
         prices.add(p.name, f"{p.dollars:.10g}", p.unit, p.source, p.looked_up)
-    section.tables += [table, monthly, prices]
-    section.data.update(total=total, lines=by_arch, fixed=fixed.monthly())
-    saving = 1 - total["arm64"] / total["x86_64"]
+    section.tables += [side, table, peer_table, monthly, prices]
+    section.data.update(total=total, lines=by_door, fixed=fixed.monthly(), peer=peer_total)
+    http = by_door["HTTP API"]
     section.result = (
-        f"${total['arm64']:.2f} per 1M API requests of the mix on arm64, "
-        f"${total['x86_64']:.2f} on x86_64 ({saving:.1%} less); fixed "
-        f"${max(fixed.monthly(), 0.0):.2f} a month (a shop of 10M requests a month pays "
-        f"${small:.2f} per 1M with it). Largest line: "
-        f"{max(by_arch['arm64'], key=lambda k: by_arch['arm64'][k])}.")
+        f"${total['HTTP API']:.2f} per 1M API requests of the mix behind an HTTP API, "
+        f"${total['REST']:.2f} behind REST (arm64; x86_64 ${x86:.2f} on the HTTP API); "
+        f"target ≤ ${TARGET:.2f} on the cheaper door: "
+        f"{'holds' if cheaper <= TARGET else 'misses'}. The peer's design priced alike: "
+        f"${peer_total:.2f}. Fixed ${max(fixed.monthly(), 0.0):.2f} a month (a shop of 10M "
+        f"requests a month pays ${small:.2f} per 1M with it). Largest line on the HTTP API: "
+        f"{max(http, key=lambda k: http[k])}.")
     section.notes += [
         f"Mix and rate: section 8's ({wl.rate:,.0f} requests/s; "
         + ", ".join(f"{n} {s:.0%}" for n, s in wl.mix) + "). Follow-up invocations, "
@@ -195,4 +230,10 @@ def run(section: Section, results: dict[str, Section] | None = None,
         "Storage after ingestion ($0.03 per GB-month) and data transfer are not included.",
         "Free tiers (Lambda's 1M requests and 400,000 GB-s, CloudWatch's 10 alarms and 3 "
         "dashboards, 5 GB of logs) are left out: at this rate they round to nothing.",
+        "Front doors: the same app behind API Gateway's REST API ($3.50 per million) or its "
+        "HTTP API ($1.00 per million, payload format 1.0); every other line is the same code "
+        "and the same footprint. The access-log line is priced at the same declared size on "
+        "both; X-Ray traces are the Lambda function's on the HTTP API (the stage itself is "
+        "not traced there) at the same default sampling.",
+        *peer.notes(),
     ]

@@ -431,6 +431,28 @@ class Watched:
 
         runtime.cart_service().catalog.expire()
 
+    def seed_counts(self, count: int = 250) -> None:
+        """Every product counted in every counter shard, as after a while at scale.
+
+        The counts are read as a whole (a snapshot, or every shard): what a read
+        costs depends on how many products have a count, and at the declared
+        scale every product has one in every shard, not only the few this run's
+        carts hold.
+        """
+        try:
+            from chalicelib import table
+            from chalicelib.store.popularity import COUNTER_SHARDS
+        except ImportError:
+            return
+        client, name = self.stack.dynamodb, self.stack.table_name
+        items = [{"pk": {"S": table.counter_pk(shard)},
+                  "sk": {"S": table.product_sk(product)}, "inCarts": {"N": str(count)}}
+                 for shard in range(COUNTER_SHARDS) for product in self.ranked]
+        for start in range(0, len(items), 25):
+            client.batch_write_item(RequestItems={name: [
+                {"PutRequest": {"Item": item}} for item in items[start:start + 25]]})
+        self.reader.read()
+
     def zipf_product(self) -> str:
         return self.rng.choices(self.ranked, weights=self.zipf)[0]
 
@@ -704,7 +726,8 @@ def measure(workload: Workload, writes_per_run: int = 150,
         started = time.perf_counter()
         try:
             w.seed_catalog()
-            _progress(started, f"catalog of {workload.products} products")
+            w.seed_counts()
+            _progress(started, f"catalog of {workload.products} products, counted")
             for op in ("shop page", "add", "checkout"):  # first imports, warm caches
                 w.request(op, w.cart([w.ranked[0], w.ranked[1]]), w.ranked[0])
             w.drain()

@@ -263,7 +263,7 @@ def test_the_cost_of_a_million_requests_adds_every_line_at_its_stated_price() ->
     fp.round_trip_s = 0.0
     result = evaluate(fp, ONLY_ADDS)
     arm, x86 = lines(fp, ONLY_ADDS, result, "arm64"), lines(fp, ONLY_ADDS, result, "x86_64")
-    assert arm["API Gateway (REST)"] == pytest.approx(3.50)
+    assert arm["API Gateway (front door)"] == pytest.approx(3.50)
     assert arm["API function: requests"] == pytest.approx(0.20)
     assert arm["API function: duration (GB-s)"] == pytest.approx(
         1_000_000 * 0.018 * PRICES["lambda_gb_s_arm64"].dollars)
