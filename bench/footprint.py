@@ -116,6 +116,15 @@ class Ids:
             self.shards.setdefault(pattern, set()).add("#".join(numbers))
         return pattern, rank
 
+    def calls_by_pk(self, units: UnitModel, calls: list[Call],
+                    into: dict[str, float] | None = None) -> dict[str, float]:
+        """Requests per partition-key pattern: a call counts once under each it touched."""
+        out = {} if into is None else into
+        for call in calls:
+            for pk in {a.pk for a in self.accesses(units, [call])}:
+                out[pk] = out.get(pk, 0.0) + 1.0
+        return out
+
     def accesses(self, units: UnitModel, calls: list[Call]) -> list[Access]:
         out = []
         for call in calls:
@@ -390,13 +399,19 @@ class Watched:
 
     def watch(self, op: str, cookie: str | None, product: str | None) -> list[Access]:
         """One request, its accesses."""
+        return self.watch_calls(op, cookie, product)[0]
+
+    def watch_calls(self, op: str, cookie: str | None,
+                    product: str | None) -> tuple[list[Access], dict[str, float]]:
+        """One request: its accesses, and its requests per pk pattern."""
         self.recorder.take()
         self.recorder.active = True
         try:
             self.request(op, cookie, product)
         finally:
             self.recorder.active = False
-        return self.ids.accesses(self.units, self.recorder.take())
+        calls = self.recorder.take()
+        return self.ids.accesses(self.units, calls), self.ids.calls_by_pk(self.units, calls)
 
     def close(self) -> None:
         self.recorder.detach()
@@ -512,6 +527,7 @@ class Watched:
                                - sum(c.backend_cpu_seconds for c in calls))
         run.log_bytes += sink.bytes
         run.accesses.extend(self.ids.accesses(self.units, calls))
+        self.ids.calls_by_pk(self.units, calls, run.calls)
 
     def drain(self, batch_size: int = 100, runs: dict[str, MappingRun] | None = None,
               rounds: int = 6) -> int:
@@ -606,6 +622,7 @@ def declared_caches() -> list[tuple[str, float, str]]:
 def _profile(w: Watched, op: str) -> OperationProfile:
     hot, second, third = w.ranked[0], w.ranked[1], w.ranked[2]
     accesses: list[Access] = []
+    by_pk: dict[str, float] = {}
     requests = cpu = records = logs = 0.0
     # A read does the same every time; moto takes seconds to answer a Query of
     # the whole catalog, so reads are measured once.
@@ -633,10 +650,12 @@ def _profile(w: Watched, op: str) -> OperationProfile:
         cpu += max(0.0, spent - w.units.seconds - sum(c.backend_cpu_seconds for c in calls))
         logs += sink.bytes
         accesses += w.ids.accesses(w.units, calls)
+        w.ids.calls_by_pk(w.units, calls, by_pk)
         records += len(as_dynamodb_emits(w.reader.read()))
         w.drain()
     return OperationProfile(op, merge(accesses, repeats), requests / repeats, cpu / repeats,
-                            records / repeats, logs / repeats)
+                            records / repeats, logs / repeats,
+                            {pk: c / repeats for pk, c in by_pk.items()})
 
 
 def _minus(after: list[Access], before: list[Access]) -> list[Access]:
@@ -664,16 +683,20 @@ def _refills(w: Watched) -> list[CacheRefill]:
     w.drain()
     refills: list[CacheRefill] = []
     seen: list[Access] = []
+    seen_calls: dict[str, float] = {}
     for name, seconds, scope in declared_caches():
         w.now += 3600.0
         w.service_catalog_expire()
         w.watch("shop page", cookie, None)  # every cache loaded now
-        warm = w.watch("shop page", cookie, None)
+        warm, warm_calls = w.watch_calls("shop page", cookie, None)
         w.now += seconds + 0.001
-        stale = _minus(w.watch("shop page", cookie, None), warm)
-        own = _minus(stale, seen)
-        refills.append(CacheRefill(name, seconds, scope, own))
-        seen = stale
+        after, after_calls = w.watch_calls("shop page", cookie, None)
+        stale = _minus(after, warm)
+        stale_calls = {pk: c - warm_calls.get(pk, 0.0) for pk, c in after_calls.items()}
+        own_calls = {pk: c - seen_calls.get(pk, 0.0) for pk, c in stale_calls.items()
+                     if c - seen_calls.get(pk, 0.0) > 0}
+        refills.append(CacheRefill(name, seconds, scope, _minus(stale, seen), own_calls))
+        seen, seen_calls = stale, stale_calls
     return refills
 
 
@@ -694,6 +717,61 @@ def _pipeline(w: Watched, batch_size: int, writes: int) -> PipelineRun:
     for run in runs.values():
         run.accesses = merge(run.accesses)
     return PipelineRun(batch_size, writes, records, runs)
+
+
+def _validation_run(w: Watched, requests: int, carts: int = 30) -> Any:
+    """The declared mix, driven on a pool of carts; every call counted per pk pattern."""
+    from bench.validate import DRAIN_EVERY, SECONDS_PER_REQUEST, Measured, Tally, tally_calls
+
+    run = Measured()
+    pool: list[tuple[str, list[str]]] = []
+    for _ in range(carts):
+        lines = list(dict.fromkeys(w.zipf_product() for _ in range(2)))
+        pool.append((w.cart(lines), lines))
+    w.drain()
+    w.now += 3600.0
+    w.service_catalog_expire()
+    w.watch("shop page", pool[0][0], None)  # every cache loaded as the run starts
+    names, shares = [n for n, _ in w.workload.mix], [s for _, s in w.workload.mix]
+    needs_lines = ("set", "remove", "checkout")
+    stream_runs = {m.name: MappingRun() for m in w.mappings}
+    done = 0
+    while done < requests:
+        op = w.rng.choices(names, weights=shares)[0]
+        holding = [i for i, (_, lines) in enumerate(pool) if lines]
+        if op in needs_lines and not holding:
+            continue
+        cookie, lines = pool[w.rng.choice(holding if op in needs_lines else range(len(pool)))]
+        product = w.rng.choice(lines) if op in ("set", "remove") else w.zipf_product()
+        w.recorder.take()
+        w.recorder.active = True
+        try:
+            w.request(op, cookie, product)
+        finally:
+            w.recorder.active = False
+        tally_calls([w.ids.accesses(w.units, [c]) for c in w.recorder.take()], run.api)
+        if op == "add" and product not in lines:
+            lines.append(product)
+        elif op == "remove":
+            lines.remove(product)
+        elif op == "checkout":
+            lines.clear()
+        run.ops[op] = run.ops.get(op, 0) + 1
+        done += 1
+        w.now += SECONDS_PER_REQUEST
+        if done % DRAIN_EVERY == 0 or done == requests:
+            w.drain(100, stream_runs)
+    for m in stream_runs.values():
+        run.batches += m.batches
+        run.records += m.records
+        for pk, count in m.calls.items():
+            run.stream.setdefault(pk, Tally()).requests += count
+        for a in m.accesses:
+            cell = run.stream.setdefault(a.pk, Tally())
+            cell.rcu += a.rcu
+            cell.wcu += a.wcu
+    run.seconds = done * SECONDS_PER_REQUEST
+    return run
 
 
 @contextlib.contextmanager
@@ -718,7 +796,8 @@ def _progress(started: float, what: str) -> None:
 
 
 def measure(workload: Workload, writes_per_run: int = 150,
-            batch_sizes: tuple[int, ...] = BATCH_SIZES) -> tuple[Footprint, dict[str, Any]]:
+            batch_sizes: tuple[int, ...] = BATCH_SIZES,
+            validation_requests: int = 0) -> tuple[Footprint, dict[str, Any]]:
     """The footprint of every operation in the mix and of the stream at each batch size."""
     with cheaper_moto_transactions(), metrics_on(), counted_logs(), \
             in_process_stack() as stack:
@@ -740,6 +819,10 @@ def measure(workload: Workload, writes_per_run: int = 150,
             for size in batch_sizes:
                 runs.append(_pipeline(w, size, writes_per_run))
                 _progress(started, f"stream batches of {size}")
+            validation = None
+            if validation_requests:
+                validation = _validation_run(w, validation_requests)
+                _progress(started, f"validation: the mix, {validation_requests} requests")
         finally:
             w.close()
     footprint = Footprint(operations, w.mappings, runs, memory_mb(), ROUND_TRIP_S)
@@ -747,5 +830,6 @@ def measure(workload: Workload, writes_per_run: int = 150,
     footprint.caches = caches
     facts = {"filters_in_code": w.patterns is not None,
              "filters_on_mapping": filters_on_mapping(),
-             "python": sys.version.split()[0], "emf_metrics": len(w.metrics)}
+             "python": sys.version.split()[0], "emf_metrics": len(w.metrics),
+             "validation": validation}
     return footprint, facts

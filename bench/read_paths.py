@@ -62,6 +62,32 @@ CACHE_REFILLS: dict[str, dict[str, int]] = {
 }
 
 
+# The caches each route refills once every lifetime has passed (a table-scope
+# cache is refilled by a route that reads it when it finds it stale).
+_COUNTED_CATALOG = ("counts", "counts snapshot", "catalog")
+CACHES_READ: dict[str, tuple[str, ...]] = {
+    "GET /": _COUNTED_CATALOG,
+    "GET /cart": _COUNTED_CATALOG,  # a cart with lines shows the products' images
+    "GET /api/products": _COUNTED_CATALOG,
+    "POST /api/cart/items": ("catalog",),
+    "POST /api/account/signin": ("catalog",),  # the merge prices lines from the catalog
+}
+# A table-scope cache is looked at only when a process cache is refilled.
+READ_VIA: dict[str, str] = {"counts snapshot": "counts"}
+# The scale model's mix, in routes.
+MIX_ROUTES: dict[str, str] = {
+    "shop page": "GET /", "cart page": "GET /cart", "status": "GET /api/cart/status",
+    "display": "GET /api/cart", "products": "GET /api/products",
+    "add": "POST /api/cart/items", "set": "PUT /api/cart/items/{product_id}",
+    "remove": "DELETE /api/cart/items/{product_id}", "checkout": "POST /api/cart/checkout",
+}
+
+
+def reads(op: str, cache: str) -> bool:
+    """Does the mix's operation `op` refill `cache` once it is stale?"""
+    return cache in CACHES_READ.get(MIX_ROUTES.get(op, op), ())
+
+
 def expected(route: str) -> Counter[str]:
     return Counter(ROUTES[route])
 

@@ -91,6 +91,8 @@ class OperationProfile:
     cpu_seconds: float
     records: float  # stream records it makes, as DynamoDB would emit them
     log_bytes: float
+    # DynamoDB requests per partition-key pattern (a call counts under each it touched)
+    calls: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class MappingRun:
     requests: int = 0
     cpu_seconds: float = 0.0
     log_bytes: float = 0.0
+    calls: dict[str, float] = field(default_factory=dict)  # requests per pk pattern
 
 
 @dataclass
@@ -138,6 +141,7 @@ class CacheRefill:
     seconds: float
     scope: str
     accesses: list[Access]
+    calls: dict[str, float] = field(default_factory=dict)  # requests per pk pattern
 
 
 @dataclass
@@ -308,8 +312,7 @@ def _api(fp: Footprint, wl: Workload, rate: float, zipf: list[float],
         _spread(op.accesses, op_rate, zipf, wl.carts, False, partitions, items, table,
                 fp.shards)
     if fp.caches:
-        for cache in fp.caches:
-            per_s = (concurrency if cache.scope == "process" else 1.0) / cache.seconds
+        for cache, per_s in refill_rates(fp, wl, rate, concurrency):
             _spread(cache.accesses, per_s, zipf, wl.carts, False, partitions, items, table,
                     fp.shards)
     elif fp.refill and fp.cache_seconds:
@@ -317,6 +320,33 @@ def _api(fp: Footprint, wl: Workload, rate: float, zipf: list[float],
                 partitions, items, table, fp.shards)
     writes = sum(rate * share for name, share in wl.mix if name in WRITES)
     return concurrency, writes
+
+
+def refill_rates(fp: Footprint, wl: Workload, rate: float,
+                 concurrency: float) -> list[tuple[CacheRefill, float]]:
+    """Refills per second of each cache across the fleet.
+
+    A stale cache is refilled by the next request that reads it: a container
+    refills a per-process cache every lifetime plus the wait for that request
+    (its share of the reading requests); one container refills a per-table
+    cache for all, every lifetime plus the wait for the next look at it.
+    """
+    from bench.read_paths import READ_VIA, reads
+
+    rates: dict[str, float] = {}
+    out: list[tuple[CacheRefill, float]] = []
+    containers = max(concurrency, 1.0)
+    for cache in sorted(fp.caches, key=lambda c: c.scope != "process"):
+        if cache.scope == "process":
+            reading = rate * sum(share for op, share in wl.mix if reads(op, cache.name))
+            per_container = reading / containers
+            per_s = containers / (cache.seconds + 1 / per_container) if per_container else 0.0
+        else:
+            looks = rates.get(READ_VIA.get(cache.name, ""), rate)
+            per_s = 1 / (cache.seconds + 1 / looks) if looks else 0.0
+        rates[cache.name] = per_s
+        out.append((cache, per_s))
+    return out
 
 
 def _spread(accesses: Iterable[Access], multiplier: float, zipf: list[float], carts: int,
@@ -481,8 +511,8 @@ def footprint_from_json(data: dict[str, Any]) -> tuple[Footprint, dict[str, Any]
     fp = Footprint(operations, tuple(Mapping(**m) for m in raw["mappings"]), runs,
                    raw["memory_mb"], raw["round_trip_s"], raw["one_vcpu_mb"],
                    accesses(raw["refill"]), raw["cache_seconds"], raw.get("shards", {}),
-                   [CacheRefill(c["name"], c["seconds"], c["scope"], accesses(c["accesses"]))
-                    for c in raw.get("caches", [])])
+                   [CacheRefill(c["name"], c["seconds"], c["scope"], accesses(c["accesses"]),
+                                c.get("calls", {})) for c in raw.get("caches", [])])
     return fp, dict(data["facts"])
 
 
@@ -618,8 +648,7 @@ def tables(fp: Footprint, wl: Workload, figures: dict[str, Any],
     caches = Table(["cache", "lifetime", "refilled by", "refill RCU", "refill WCU",
                     "keys (pk / sk)", "refills/s at the declared rate", "RCU/s", "WCU/s"])
     concurrency = figures["api_concurrency"]
-    for cache in fp.caches:
-        per_s = (concurrency if cache.scope == "process" else 1.0) / cache.seconds
+    for cache, per_s in refill_rates(fp, wl, wl.rate, concurrency):
         rcu, wcu = sum(a.rcu for a in cache.accesses), sum(a.wcu for a in cache.accesses)
         caches.add(cache.name, f"{cache.seconds:g} s",
                    "each container" if cache.scope == "process" else "one container for all",
@@ -655,7 +684,9 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
     from bench import footprint
 
     wl = Workload()
-    fp, facts = footprint.measure(wl, writes_per_run=40 if quick else 100)
+    fp, facts = footprint.measure(wl, writes_per_run=40 if quick else 100,
+                                  validation_requests=120 if quick else 400)
+    measured = facts.pop("validation", None)
     facts["commit"] = _commit()
     if baseline_out:
         Path(baseline_out).write_text(
@@ -669,6 +700,13 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
     if baseline is not None and baseline[1].get("commit") != facts["commit"]:
         before = figures_of(baseline[0], baseline[1], wl)
     section.tables += tables(fp, wl, figures, before)
+    checked = None
+    if measured is not None:
+        from bench import validate
+
+        table, checked = validate.report(fp, measured)
+        section.tables.append(table)
+        section.notes.extend(validate.notes(measured, checked))
     section.data.update(footprint=fp, figures=figures, result=result, before=before,
                         emf_metrics=facts.get("emf_metrics", 0))
     verdicts = goal(figures)
@@ -684,7 +722,8 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
         + (f". Before (commit {before['commit']}): {before['hottest_partition']} at "
            f"{hottest_share(before):.0%}, {before['readers_per_shard']} readers per shard, "
            f"first limit {before['limits'][0]['limit']} at "
-           f"{_rate(before['limits'][0]['rate'])}." if before and before["limits"] else "."))
+           f"{_rate(before['limits'][0]['rate'])}." if before and before["limits"] else ".")
+        + (f" Validation: {checked}." if checked else ""))
     section.notes += notes(fp, wl, facts, before)
 
 
