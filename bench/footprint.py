@@ -77,7 +77,10 @@ ROUTES: dict[str, Route] = {
     "set": Route("PUT", "/api/cart/items/{product}", {"quantity": 3}),
     "remove": Route("DELETE", "/api/cart/items/{product}"),
     "checkout": Route("POST", "/api/cart/checkout", keyed=True),
+    # beyond the mix (priced apart): a signed-out browser's order history
+    "history": Route("GET", "/api/orders"),
 }
+BEYOND_MIX = ("history", "sign-in merge")
 
 
 # -- key patterns ---------------------------------------------------------------------
@@ -670,6 +673,56 @@ def _minus(after: list[Access], before: list[Access]) -> list[Access]:
     return out
 
 
+def _beyond_mix(w: Watched) -> dict[str, OperationProfile]:
+    """The order history and the sign-in merge, measured like the mix's operations."""
+    from chalicelib import runtime
+    from chalicelib.domain import MAX_LINES
+
+    out = {}
+    cookie = w.cart([w.ranked[0], w.ranked[1]])
+    w.request("checkout", cookie, None)
+    w.drain()
+    w.recorder.take()
+    w.recorder.active = True
+    try:
+        w.request("history", cookie, None)
+    finally:
+        w.recorder.active = False
+    made = w.recorder.take()
+    out["history"] = OperationProfile("history", merge(w.ids.accesses(w.units, made)),
+                                      float(len(made)), 0.0, 0.0, 0.0,
+                                      w.ids.calls_by_pk(w.units, made))
+    with contextlib.suppress(ImportError, TypeError, AttributeError):
+        from chalicelib.account_services import CartMerger
+        from chalicelib.store.merges import DynamoCartMerges
+
+        repo, catalog = runtime.repository(), runtime.catalog_cache()
+        merger = CartMerger(repo.carts, DynamoCartMerges(runtime.dynamodb_client(),
+                                                         runtime.table_name()),
+                            runtime._history_store(), lambda p: catalog.get(repo, p),
+                            max_lines=MAX_LINES)
+        anonymous = w.cart([w.ranked[2]])
+        w.request("checkout", anonymous, None)
+        for product in (w.ranked[0], w.ranked[3]):
+            w.request("add", anonymous, product)
+        account = w.cart([w.ranked[0]])  # the account's cart holds a line already
+        w.drain()
+        ids = [c.split("=", 1)[1].split(".", 1)[0] for c in (anonymous, account)]
+        w.recorder.take()
+        w.recorder.active = True
+        try:
+            merger.merge(ids[0], ids[1])
+        finally:
+            w.recorder.active = False
+        made = w.recorder.take()
+        out["sign-in merge"] = OperationProfile(
+            "sign-in merge", merge(w.ids.accesses(w.units, made)), float(len(made)), 0.0,
+            float(len(as_dynamodb_emits(w.reader.read()))), 0.0,
+            w.ids.calls_by_pk(w.units, made))
+        w.drain()
+    return out
+
+
 def _refills(w: Watched) -> list[CacheRefill]:
     """What each declared cache reads when its lifetime has passed, measured.
 
@@ -812,8 +865,11 @@ def measure(workload: Workload, writes_per_run: int = 150,
             w.drain()
             operations = {}
             for op in ROUTES:
-                operations[op] = _profile(w, op)
-                _progress(started, f"operation {op}")
+                if op not in BEYOND_MIX:
+                    operations[op] = _profile(w, op)
+                    _progress(started, f"operation {op}")
+            operations.update(_beyond_mix(w))
+            _progress(started, "history and sign-in merge")
             caches = _refills(w)
             runs = []
             for size in batch_sizes:

@@ -12,6 +12,7 @@ rate grows.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ READERS_PER_SHARD = 2
 # throttle per region).
 LAMBDA_CONCURRENCY = 1000.0
 API_GATEWAY_RPS = 10_000.0
+# docs.aws.amazon.com/cognito/latest/developerguide/quotas.html: the
+# UserAuthentication category (InitiateAuth, ...), default requests per second.
+COGNITO_SIGN_INS_RPS = 120.0
 # docs.aws.amazon.com/lambda/latest/dg/with-ddb.html: Lambda polls each shard
 # "at a base rate of 4 times per second".
 POLLS_PER_SECOND = 4.0
@@ -61,6 +65,14 @@ class Workload:
 
 
 WRITES = ("add", "set", "remove", "checkout")
+SIGN_IN = "sign-in merge"
+# Beyond the declared mix, on top of it (declared shares of the request rate):
+# shoppers reading their order history, and signing in (each sign-in merges the
+# browser's anonymous cart into the account's).
+BEYOND: tuple[tuple[str, float], ...] = (("history", 0.02), (SIGN_IN, 0.005))
+# The flash sale (issue "checkout a shop can trust"): one product, this many
+# checkouts a second, each after an add of it.
+FLASH_CHECKOUTS = 5000.0
 
 
 def zipf_weights(n: int, s: float) -> list[float]:
@@ -299,6 +311,10 @@ class Result:
         for state in self.mappings:
             use[f"stream shard throughput ({state.mapping.name} keeping up with one shard)"] = \
                 state.shard_utilisation
+        sign_ins = sum(share for name, share in self.workload.mix if name == SIGN_IN)
+        if sign_ins:
+            use["Cognito sign-ins (UserAuthentication, 120 rps)"] = \
+                self.rate * sign_ins / COGNITO_SIGN_INS_RPS
         return use
 
 
@@ -465,6 +481,44 @@ def first_limit(fp: Footprint, wl: Workload, low: float = 1.0,
                 lo = mid
         reached.append((name, hi))
     return sorted(reached, key=lambda kv: kv[1])
+
+
+def with_beyond(fp: Footprint, wl: Workload) -> Workload | None:
+    """The declared mix plus the history reads and sign-ins, when they were measured."""
+    extra = tuple((name, share) for name, share in BEYOND if name in fp.operations)
+    return dataclasses.replace(wl, mix=wl.mix + extra) if extra else None
+
+
+def flash_footprint(fp: Footprint, stock_shards: int) -> Footprint:
+    """The footprint as a flash sale sees it: every product access is the sale's product,
+    and a product's numbered stock items are `stock_shards`."""
+    def one(accesses: list[Access]) -> list[Access]:
+        return [dataclasses.replace(a, rank=1 if a.rank else None) for a in accesses]
+
+    runs = [PipelineRun(r.batch_size, r.user_writes, r.records, {
+        name: dataclasses.replace(m, accesses=one(m.accesses)) for name, m in r.mappings.items()})
+        for r in fp.runs]
+    shards = {pattern: (stock_shards if "STOCK" in pattern else n)
+              for pattern, n in fp.shards.items()}
+    return dataclasses.replace(fp, runs=runs, shards=shards)
+
+
+def flash_workload(wl: Workload) -> Workload:
+    """An add and a checkout of one product per shopper; Zipf steep enough that the
+    first product takes every pick."""
+    return dataclasses.replace(wl, rate=2 * FLASH_CHECKOUTS,
+                               mix=(("add", 0.5), ("checkout", 0.5)), zipf_s=60.0)
+
+
+def stock_shards_needed(fp: Footprint, wl: Workload, high: int = 100) -> int | None:
+    """The fewest stock shards keeping every key of the sale at or under GOAL_SHARE."""
+    if not any("STOCK" in a.pk for a in fp.operations["checkout"].accesses):
+        return None
+    for k in range(1, high + 1):
+        (_, part) = evaluate(flash_footprint(fp, k), flash_workload(wl)).hottest_partition
+        if part.share() <= GOAL_SHARE:
+            return k
+    return high
 
 
 def describe_key(pk: str, instance_name: str) -> str:
@@ -658,6 +712,76 @@ def tables(fp: Footprint, wl: Workload, figures: dict[str, Any],
     return [side, hot, limits, ops, stream, *([caches] if fp.caches else [])]
 
 
+def declared_stock_shards() -> int | None:
+    """The flash sale's stock shards as the checkout design sets them (bench/flash_sale.py)."""
+    import contextlib
+    import importlib
+
+    with contextlib.suppress(ImportError):
+        module = importlib.import_module("bench.flash_sale")
+        for name in ("SHARDS", "STOCK_SHARDS", "FLASH_SHARDS"):
+            value = getattr(module, name, None)
+            if isinstance(value, int):
+                return value
+    return None
+
+
+def _three(limits: list[tuple[str, float]], unit: str = "requests/s",
+           scale: float = 1.0) -> str:
+    return "; ".join(f"{i}. {name} at "
+                     + ("any rate" if rate == 0 else f"{rate * scale:,.0f} {unit}")
+                     for i, (name, rate) in enumerate(limits[:3], 1)) or "none below 10M"
+
+
+def growth_tables(fp: Footprint, wl: Workload, figures: dict[str, Any]) -> list[Any]:
+    """Beyond the mix (history, sign-ins) and the flash sale; the first three limits of each."""
+    from bench.common import Table
+
+    out: list[Any] = []
+    growth = Table(["workload", "hottest partition key at its declared rate", "share",
+                    "first three limits reached as the rate grows"])
+    growth.add("the declared mix", figures["hottest_partition"],
+               f"{hottest_share(figures):.0%}", _three(
+                   [(e["limit"], e["rate"]) for e in figures["limits"]]))
+    beyond = with_beyond(fp, wl)
+    if beyond is not None:
+        ops = Table(["beyond the mix", "share of requests (declared)", "DynamoDB requests",
+                     "RCU", "WCU", "keys (pk / sk)", "stream records"])
+        for name, share in BEYOND:
+            if name in fp.operations:
+                op = fp.operations[name]
+                ops.add(name, f"{share:.1%}", f"{op.requests:g}",
+                        f"{sum(a.rcu for a in op.accesses):g}",
+                        f"{sum(a.wcu for a in op.accesses):g}",
+                        "<br>".join(sorted({f"{a.pk} / {a.sk}" for a in op.accesses})),
+                        f"{op.records:g}")
+        out.append(ops)
+        extended = report(evaluate(fp, beyond), first_limit(fp, beyond))
+        growth.add("the mix + history reads and sign-ins", extended["hottest_partition"],
+                   f"{hottest_share(extended):.0%}", _three(
+                       [(e["limit"], e["rate"]) for e in extended["limits"]]))
+    needed = stock_shards_needed(fp, wl)
+    declared = declared_stock_shards()
+    shards = declared or needed or 1
+    flash_fp, flash_wl = flash_footprint(fp, shards), flash_workload(wl)
+    flash = report(evaluate(flash_fp, flash_wl), first_limit(flash_fp, flash_wl))
+    growth.add(f"flash sale: one product, {FLASH_CHECKOUTS:,.0f} checkouts/s (and as many "
+               f"adds), {shards} stock shard(s)"
+               + (" (the checkout design's)" if declared else
+                  " (the fewest that keep every key under 50%)" if needed else ""),
+               flash["hottest_partition"], f"{hottest_share(flash):.0%}",
+               _three([(e["limit"], e["rate"]) for e in flash["limits"]],
+                      "checkouts/s", 0.5))
+    out.insert(0, growth)
+    figures["growth"] = {"flash_shards": shards, "flash_shards_needed": needed,
+                         "flash_hottest": flash["hottest_partition"],
+                         "flash_share": hottest_share(flash),
+                         "flash_limits": flash["limits"][:3],
+                         "flash_item": flash["hottest_item"],
+                         "flash_item_wcu": flash["item_wcu"]}
+    return out
+
+
 def load_baseline(path: Any) -> tuple[Footprint, dict[str, Any]] | None:
     import json
     from pathlib import Path
@@ -700,6 +824,7 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
     if baseline is not None and baseline[1].get("commit") != facts["commit"]:
         before = figures_of(baseline[0], baseline[1], wl)
     section.tables += tables(fp, wl, figures, before)
+    section.tables += growth_tables(fp, wl, figures)
     checked = None
     if measured is not None:
         from bench import validate
@@ -715,8 +840,8 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
         f"at {wl.rate:,.0f} requests/s the hottest partition key is "
         f"{figures['hottest_partition']} at "
         f"{hottest_share(figures):.0%} of its limit; "
-        f"{figures['readers_per_shard']} reader(s) per shard; first limit: "
-        + (f"{first['limit']} at {_rate(first['rate'])}" if first else "none")
+        f"{figures['readers_per_shard']} reader(s) per shard; limits as the rate grows: "
+        + (_three([(e["limit"], e["rate"]) for e in figures["limits"]]) if first else "none")
         + f"; goal {'met' if all(ok for _, ok in verdicts) else 'missed'} "
         f"({', '.join(c for c, ok in verdicts if not ok) or 'every clause holds'})"
         + (f". Before (commit {before['commit']}): {before['hottest_partition']} at "
@@ -787,6 +912,19 @@ def notes(fp: Footprint, wl: Workload, facts: dict[str, Any],
         "requests/s per account and region. A limit 'already at any rate' is broken by the "
         "design, not by the load. Quotas can be raised on request; the per-partition and "
         "per-shard ones cannot.",
+        "Beyond the mix: history reads and sign-ins (each merging the browser's anonymous "
+        "cart into the account's) are measured like the mix's operations (the merge called "
+        "as sign-in calls it, without Cognito) and added on top of the mix at the declared "
+        f"shares ({', '.join(f'{n} {s:.1%}' for n, s in BEYOND)} of requests); Cognito's "
+        f"UserAuthentication quota ({COGNITO_SIGN_INS_RPS:.0f} requests/s by default) "
+        "limits the sign-ins.",
+        f"Flash sale: one product, {FLASH_CHECKOUTS:,.0f} checkouts/s, each shopper adding it "
+        "first: the mix's add and checkout figures with every product access on that one "
+        "product (the stream's too: an upper bound, since a batch of one product's records "
+        "makes one counter update), its numbered stock items spread evenly over the shards "
+        "the checkout design gives it. An item takes at most 1,000 WCU/s (it lives in one "
+        "partition); DynamoDB serialises transactions on one item, so a stock shard also "
+        "sees TransactionConflict well before that, which this model does not price.",
         *([f"The 'before' column is the same model run on commit {before.get('commit')} "
            f"(bench/{BASELINE}, written by `python -m bench.scale --baseline-out` in a "
            "worktree of that commit with this bench/ copied in)."] if before else []),

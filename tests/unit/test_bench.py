@@ -327,3 +327,84 @@ def test_a_partial_run_replaces_only_its_own_sections_and_summary_rows() -> None
     assert "0.5x: holds" in updated
     assert "Sections 7 re-run on 2026-01-03 03:04 UTC" in updated
     assert updated.count("## 7. Scale model") == 1
+
+
+# -- issue 20: caches, the validation, both front doors, the peer, the flash sale ----
+
+def cached(footprint_: Footprint, name: str, seconds: float, scope: str,
+           accesses: list[Access]) -> Footprint:
+    from bench.scale import CacheRefill
+
+    footprint_.caches.append(CacheRefill(name, seconds, scope, accesses,
+                                         {a.pk: 1.0 for a in accesses}))
+    return footprint_
+
+
+def test_a_process_cache_is_refilled_per_container_and_a_table_cache_once_for_all() -> None:
+    from bench.scale import refill_rates
+
+    fp = footprint(add=[], stream=[])
+    cached(fp, "counts", 1.0, "process", [Access("COUNTS", "*", 1, 0)])
+    cached(fp, "counts snapshot", 2.0, "table", [Access("COUNTS", "SNAPSHOT", 0, 10)])
+    # Products read the counts: 500 of them a second over 50 containers is 10 a second
+    # each, so a container refills every 1 s + 0.1 s; the fleet looks at the snapshot
+    # 50 / 1.1 times a second, so it is summed every 2 s + 1.1 / 50 s.
+    mix = Workload(rate=1000.0, mix=(("products", 0.5), ("add", 0.5)))
+    rates = {cache.name: per_s for cache, per_s in refill_rates(fp, mix, 1000.0, 50.0)}
+    assert rates["counts"] == pytest.approx(50 / 1.1)
+    assert rates["counts snapshot"] == pytest.approx(1 / (2 + 1.1 / 50))
+
+
+def test_the_validation_predicts_a_run_that_does_what_the_footprint_measured() -> None:
+    from bench.validate import Measured, Tally, compare, predict, within
+
+    fp = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 4, 1)],
+                   stream=[Access("CART#<cart>", "SUMMARY", 0, 100)])
+    fp.operations["add"].calls = {"CART#<cart>": 1.0}
+    fp.runs[0].mappings["f0"].calls = {"CART#<cart>": 200.0}
+    run = Measured(ops={"add": 10}, api={"CART#<cart>": Tally(10, 0, 40)},
+                   stream={"CART#<cart>": Tally(20, 0, 10)}, records=10, batches=1,
+                   seconds=10.0)
+    api, stream = predict(fp, run)
+    assert (api["CART#<cart>"].requests, api["CART#<cart>"].wcu) == (10, 40)
+    assert (stream["CART#<cart>"].requests, stream["CART#<cart>"].wcu) == (20, 10)
+    assert within(compare(api, run.api)) and within(compare(stream, run.stream))
+    run.api["CART#<cart>"].wcu = 30
+    assert not within(compare(api, run.api))
+
+
+def test_the_http_api_front_door_costs_a_dollar_a_million_and_changes_nothing_else() -> None:
+    fp = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 1, 1)], stream=[])
+    result = evaluate(fp, ONLY_ADDS)
+    rest = lines(fp, ONLY_ADDS, result, "arm64", "REST")
+    http = lines(fp, ONLY_ADDS, result, "arm64", "HTTP API")
+    assert (rest["API Gateway (front door)"], http["API Gateway (front door)"]) == (
+        pytest.approx(3.50), pytest.approx(1.00))
+    assert {k: v for k, v in rest.items() if "front door" not in k} == {
+        k: v for k, v in http.items() if "front door" not in k}
+
+
+def test_the_peer_pays_a_second_api_call_on_every_add_and_update() -> None:
+    from bench import peer
+
+    adds = peer.lines(Workload(rate=1000.0, mix=(("add", 1.0),)))
+    reads = peer.lines(Workload(rate=1000.0, mix=(("display", 1.0),)))
+    assert adds[peer.FRONT_DOOR_LINE] == pytest.approx(2 * 3.50)
+    assert reads[peer.FRONT_DOOR_LINE] == pytest.approx(3.50)
+
+
+def test_a_flash_sale_puts_every_product_access_on_one_product_over_its_stock_shards() -> None:
+    from bench.scale import flash_footprint, flash_workload
+
+    checkout = OperationProfile("checkout", [Access("STOCK#<product>#<n>", "STOCK", 0, 2, 1)],
+                                requests=1, cpu_seconds=0, records=0, log_bytes=0)
+    fp = footprint(add=[], stream=[Access("POPULARITY#<n>", "PRODUCT#<product>", 0, 2, 7)])
+    fp.operations["checkout"] = checkout
+    fp.shards = {"STOCK#<product>#<n>": 3}
+    sale = flash_footprint(fp, stock_shards=10)
+    assert sale.shards["STOCK#<product>#<n>"] == 10
+    assert {a.rank for r in sale.runs for m in r.mappings.values() for a in m.accesses} == {1}
+    wl = flash_workload(Workload())
+    (key, _), part = evaluate(sale, wl).hottest_partition
+    # 5,000 checkouts/s x 2 WCU over 10 shards
+    assert key == "STOCK#<product>#<n>" and part.wcu == pytest.approx(1000, rel=1e-6)
