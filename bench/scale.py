@@ -43,6 +43,8 @@ COGNITO_SIGN_INS_RPS = 120.0
 POLLS_PER_SECOND = 4.0
 # Goal of issue 11: at the declared rate, no key above this share of a limit.
 GOAL_SHARE = 0.5
+# Goal of issue 20: the table's default on-demand quotas, with this margin.
+TABLE_MARGIN = 0.75
 
 CART, PRODUCT, ORDER, OTHER_ID, SHARD = "<cart>", "<product>", "<order>", "<id>", "<n>"
 
@@ -614,6 +616,9 @@ def goal(figures: dict[str, Any]) -> list[tuple[str, bool]]:
         ("at most two readers per shard", figures["readers_per_shard"] <= READERS_PER_SHARD),
         ("the first limit reached is an account quota",
          first.startswith(("API Gateway", "Lambda concurrency"))),
+        ("the table within 75% of its default quotas (40,000 RCU/s and WCU/s)",
+         max(figures["table_rcu"] / TABLE_RCU, figures["table_wcu"] / TABLE_WCU)
+         <= TABLE_MARGIN),
     ]
 
 
