@@ -184,6 +184,22 @@ def run(section: Section, results: dict[str, Section] | None = None,
              f"${peer_total - peer_lines[peer.FRONT_DOOR_LINE]:.2f}")
     side.add("**total**", *(f"**${total[d]:.2f}**" for d in FRONT_DOORS),
              f"**${peer_total:.2f}**")
+    before_fp = scale.data.get("before_20")
+    if before_fp is not None:
+        from bench.scale import evaluate
+
+        before_result = evaluate(before_fp, wl)
+        before = {d: sum(lines(before_fp, wl, before_result, "arm64", d).values())
+                  for d in FRONT_DOORS}
+        before_lines = lines(before_fp, wl, before_result, "arm64", "HTTP API")
+        side.add("before issue 20 (bb62e06), total", *(f"${before[d]:.2f}" for d in FRONT_DOORS),
+                 "")
+        side.add("before: DynamoDB writes, reads", *(
+            f"${before_lines['DynamoDB writes (API + follow-ups)']:.2f}, "
+            f"${before_lines['DynamoDB reads (API + follow-ups)']:.2f}" for _ in FRONT_DOORS), "")
+        side.add("this code: DynamoDB writes, reads", *(
+            f"${by_door[d]['DynamoDB writes (API + follow-ups)']:.2f}, "
+            f"${by_door[d]['DynamoDB reads (API + follow-ups)']:.2f}" for d in FRONT_DOORS), "")
     peer_table = Table(["peer, per 1M API requests of the mix", "$"])
     for line, dollars in peer_lines.items():
         peer_table.add(line, f"${dollars:.3f}")
