@@ -122,7 +122,6 @@ def test_concurrent_adds_of_new_products_fill_the_cart_exactly(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(add, range(12)))
-    print(outcomes, quantities(client, cookie))
     # Never above the cap, and never refused with room: four fit, eight are refused.
     assert sorted(outcomes) == ["TooManyLines"] * 8 + ["added"] * 4
     assert len(quantities(client, cookie)) == MAX_LINES
