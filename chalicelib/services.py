@@ -25,6 +25,8 @@ from chalicelib.domain import (
 )
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.store.catalog import with_counts
+from chalicelib.store.errors import StoreContended
+from chalicelib.store.retry import Deadline
 
 Clock = Callable[[], float]
 CATALOG = caching.cached_read(
@@ -42,7 +44,6 @@ COUNTS_SNAPSHOT = caching.cached_read(
 COUNTS_LEASE_SECONDS = 5.0
 CATALOG_CACHE_SECONDS = CATALOG.seconds
 COUNTS_CACHE_SECONDS = COUNTS.seconds
-CHECKOUT_ATTEMPTS = 3
 
 
 def iso(epoch: float) -> str:
@@ -133,12 +134,11 @@ class CartService:
         product_id, quantity = validation.add_item(body)
         product = self._catalog.get(self._repo, product_id)
         now, epoch = self._now()
-        if idempotency_key is None:
-            return self._repo.add_line(cart_id, product, quantity, now, epoch,
-                                       expiry_after(epoch))
-        once = idempotency.idempotent_request(idempotency_key, "add_to_cart", body, epoch)
-        return self._repo.add_line_once(cart_id, product, quantity, now, epoch,
-                                        expiry_after(epoch), once)
+        # Keyed or not, the write carries a record of this request: a re-send
+        # (botocore's, after a timeout) cannot apply twice.
+        once = idempotency.request_for(idempotency_key, "add_to_cart", body, epoch)
+        return self._repo.add_line(cart_id, product, quantity, now, epoch,
+                                   expiry_after(epoch), once)
 
     def set_quantity(self, cart_id: str | None, product_id: str,
                      body: object) -> CartLine | None:
@@ -149,10 +149,10 @@ class CartService:
             if quantity == 0:
                 return None
             raise NotInCart(product_id)
-        if quantity == 0:
-            self._repo.remove_line(cart_id, product_id)
-            return None
         now, epoch = self._now()
+        if quantity == 0:
+            self._repo.remove_line(cart_id, product_id, now, epoch)
+            return None
         return self._repo.set_quantity(cart_id, product_id, quantity, now, epoch,
                                        expiry_after(epoch))
 
@@ -160,7 +160,8 @@ class CartService:
         """Idempotent; a malformed id is refused even when there is no cart."""
         validation.product_id(product_id)
         if cart_id is not None:
-            self._repo.remove_line(cart_id, product_id)
+            now, epoch = self._now()
+            self._repo.remove_line(cart_id, product_id, now, epoch)
 
     def display_cart(self, cart_id: str | None) -> tuple[list[CartLine], CartTotals]:
         if cart_id is None:
@@ -176,18 +177,22 @@ class CartService:
         return self._repo.get_summary(cart_id, epoch) or EMPTY_SUMMARY
 
     def checkout(self, cart_id: str, idempotency_key: str | None = None) -> Order:
-        """Checkout takes no body: with a key, the request is "check out this cart"."""
-        for attempt in range(CHECKOUT_ATTEMPTS):
-            now, epoch = self._now()
-            once = None
-            if idempotency_key is not None:
-                once = idempotency.idempotent_request(idempotency_key, "checkout", None, epoch)
+        """Checkout takes no body: with a key, the request is "check out this cart".
+
+        A cart that changes between the read and the transaction is read again
+        until the request's deadline: the racing add or set wins, and the
+        checkout answers 503 (nothing applied) only if the cart never held still.
+        """
+        now, epoch = self._now()
+        once = idempotency.request_for(idempotency_key, "checkout", None, epoch)
+        order_id = secrets.token_hex(16)
+        deadline = Deadline()
+        while True:
             try:
-                return self._repo.checkout(cart_id, secrets.token_hex(16), now, epoch, once)
-            except CartChanged:
-                if attempt == CHECKOUT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+                return self._repo.checkout(cart_id, order_id, now, epoch, once)
+            except (CartChanged, StoreContended):
+                deadline.pause("the cart kept changing")
+            now, epoch = self._now()
 
     def get_order(self, cart_id: str | None, order_id: str) -> Order:
         try:
