@@ -34,12 +34,14 @@ ROUTES: dict[str, dict[str, int]] = {
     "GET /api/products": {},
     "GET /api/cart": {"Query": 1},
     "GET /api/cart/status": {"GetItem": 1},
-    # an add with an Idempotency-Key (as the shop page sends) of a new line: the
-    # line read, the cap's count, the transaction (line + key record)
-    "POST /api/cart/items": {"GetItem": 1, "Query": 1, "TransactWriteItems": 1},
-    "POST /api/cart/items:unkeyed, existing line": {"UpdateItem": 1},
-    "PUT /api/cart/items/{product_id}": {"UpdateItem": 1},
-    "DELETE /api/cart/items/{product_id}": {"DeleteItem": 1},
+    # Every cart write is a transaction with the request's record (store/carts.py).
+    # An add with an Idempotency-Key (as the shop page sends) of a new line: one
+    # transaction that finds no line, then one that creates it with the header.
+    "POST /api/cart/items": {"TransactWriteItems": 2},
+    # an add to a line the cart holds, and a set: the transaction, then the line read
+    "POST /api/cart/items:unkeyed, existing line": {"TransactWriteItems": 1, "GetItem": 1},
+    "PUT /api/cart/items/{product_id}": {"TransactWriteItems": 1, "GetItem": 1},
+    "DELETE /api/cart/items/{product_id}": {"TransactWriteItems": 1},
     "POST /api/cart/checkout": {"Query": 1, "TransactWriteItems": 1},
     "GET /api/orders/{order_id}": {"GetItem": 1},
     "GET /api/orders": {"Query": 1},
