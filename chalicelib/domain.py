@@ -56,6 +56,9 @@ class Product:
     price_cents: int
     image: str
     in_carts: int = 0
+    stock: int = 0  # units on hand, summed over the product's allotment shards
+    active: bool = True  # False: withdrawn from the catalog (kept for old carts and orders)
+    stock_shards: int = 1  # how many STOCK# items hold the units (chalicelib/catalog.py)
 
 
 @dataclass(frozen=True)

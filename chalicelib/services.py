@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from chalicelib import idempotency, validation
+from chalicelib.catalog import (
+    LineView,
+    OutOfStock,
+    PriceChanged,
+    Shortage,
+    Take,
+    check_orderable,
+    plan_takes,
+    verdict,
+    view_line,
+)
 from chalicelib.domain import (
     EMPTY_SUMMARY,
     CartChanged,
@@ -25,6 +37,7 @@ from chalicelib.domain import (
 )
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.store.catalog import with_counts
+from chalicelib.store.orders import StockRefused
 
 Clock = Callable[[], float]
 CATALOG_CACHE_SECONDS = 60.0
@@ -34,6 +47,10 @@ CATALOG_CACHE_SECONDS = 60.0
 # at most one round per warm process per window.
 COUNTS_CACHE_SECONDS = 1.0
 CHECKOUT_ATTEMPTS = 3
+# A product checkout found sold out is refused in this process without a
+# write for this long (a flash sale's late shoppers cost no WCU); a restock
+# is seen after it.
+SOLD_OUT_MEMO_SECONDS = 1.0
 
 
 def iso(epoch: float) -> str:
@@ -73,15 +90,21 @@ class CatalogCache:
         return self._products
 
     def get(self, repo: DynamoCartRepository, product_id: str) -> Product:
-        """One product's name and price (no count); UnknownProduct if not in the catalog."""
+        """One product (withdrawn ones too, no count); UnknownProduct if not in the catalog."""
         product = self._catalog(repo).get(product_id)
         if product is None:
             raise UnknownProduct(product_id)
         return product
 
+    def all(self, repo: DynamoCartRepository) -> list[Product]:
+        return list(self._catalog(repo).values())
+
+    def has(self, repo: DynamoCartRepository, product_id: str) -> bool:
+        return product_id in self._catalog(repo)
+
     def products(self, repo: DynamoCartRepository) -> list[Product]:
-        """Every product with its `inCarts`, by name."""
-        products = list(self._catalog(repo).values())
+        """Every product on sale with its `inCarts`, by name."""
+        products = [p for p in self._catalog(repo).values() if p.active]
         if self._clock() - self._counted_at > COUNTS_CACHE_SECONDS:
             self._counts = repo.counts()
             self._counted_at = self._clock()
@@ -98,6 +121,8 @@ class CartService:
         self._repo = repo
         self._catalog = catalog
         self._clock = clock
+        self._sold_out: dict[str, float] = {}
+        self.checkout_retries = 0  # internal retries of checkout's transaction, for tests
 
     def _now(self) -> tuple[str, int]:
         moment = self._clock()
@@ -111,11 +136,16 @@ class CartService:
         """The shop page and GET /api/products: from the per-process cache."""
         return self._catalog.products(self._repo)
 
+    def catalog_products(self) -> list[Product]:
+        """Every product in the (cached) catalog, withdrawn ones too: the cart's images."""
+        return self._catalog.all(self._repo)
+
     def add_to_cart(self, cart_id: str, body: object,
                     idempotency_key: str | None = None) -> CartLine:
         """The line after the add; with a key, applied once and answered alike."""
         product_id, quantity = validation.add_item(body)
         product = self._catalog.get(self._repo, product_id)
+        check_orderable(product, quantity)
         now, epoch = self._now()
         if idempotency_key is None:
             return self._repo.add_line(cart_id, product, quantity, now, epoch,
@@ -136,6 +166,7 @@ class CartService:
         if quantity == 0:
             self._repo.remove_line(cart_id, product_id)
             return None
+        check_orderable(self._catalog.get(self._repo, product_id), quantity)
         now, epoch = self._now()
         return self._repo.set_quantity(cart_id, product_id, quantity, now, epoch,
                                        expiry_after(epoch))
@@ -159,19 +190,76 @@ class CartService:
         _, epoch = self._now()
         return self._repo.get_summary(cart_id, epoch) or EMPTY_SUMMARY
 
+    def cart_view(self, cart_id: str | None) -> tuple[list[LineView], int, int]:
+        """The lines at today's prices, withdrawn ones marked; item count and subtotal.
+
+        The lines' products are read from the table (one BatchGetItem), not
+        the per-process cache: the cart is where a shopper decides to pay.
+        """
+        lines, _ = self.display_cart(cart_id)
+        products = self._repo.products((line.product_id for line in lines),
+                                       consistent=True) if lines else {}
+        views = [view_line(line, products.get(line.product_id)) for line in lines]
+        orderable = [v for v in views if not v.withdrawn]
+        return (views, sum(v.line.quantity for v in orderable),
+                sum(v.line_total_cents for v in orderable))
+
     def checkout(self, cart_id: str, idempotency_key: str | None = None) -> Order:
-        """Checkout takes no body: with a key, the request is "check out this cart"."""
+        """Checkout takes no body: with a key, the request is "check out this cart".
+
+        Stock, today's prices and withdrawn products are checked by the
+        transaction itself (store/stock.py); when it refuses, the catalog is
+        read to say why, and a line whose shard ran dry while others have
+        units is retried with the units where they are.
+        """
+        levels: dict[str, list[int]] = {}
         for attempt in range(CHECKOUT_ATTEMPTS):
             now, epoch = self._now()
             once = None
             if idempotency_key is not None:
                 once = idempotency.idempotent_request(idempotency_key, "checkout", None, epoch)
+            plan = functools.partial(self._takes, levels=levels,
+                                     pick=secrets.randbelow(1 << 30))
             try:
-                return self._repo.checkout(cart_id, secrets.token_hex(16), now, epoch, once)
+                return self._repo.checkout(cart_id, secrets.token_hex(16), now, epoch, once,
+                                           stock=plan)
             except CartChanged:
                 if attempt == CHECKOUT_ATTEMPTS - 1:
                     raise
+            except StockRefused as refused:
+                levels = self._explain(cart_id, refused)
+                if attempt == CHECKOUT_ATTEMPTS - 1:
+                    raise CartChanged(cart_id) from refused
+            self.checkout_retries += 1
         raise AssertionError("unreachable")
+
+    def _takes(self, lines: Sequence[CartLine], levels: dict[str, list[int]],
+               pick: int) -> list[Take]:
+        moment = self._clock()
+        memo = [line for line in lines if self._sold_out.get(line.product_id, 0) > moment]
+        if memo:
+            raise OutOfStock([Shortage(line.product_id, line.name, line.quantity, 0)
+                              for line in memo])
+        shards = {line.product_id: self._catalog.get(self._repo, line.product_id).stock_shards
+                  if self._catalog.has(self._repo, line.product_id) else 1 for line in lines}
+        return plan_takes(lines, shards, levels, pick)
+
+    def _explain(self, cart_id: str, refused: StockRefused) -> dict[str, list[int]]:
+        """Raise what the catalog says now; else the shard levels to retry with."""
+        lines = refused.lines
+        products = self._repo.products((line.product_id for line in lines), consistent=True)
+        moment = self._clock()
+        for product in products.values():
+            if product.stock <= 0:
+                self._sold_out[product.id] = moment + SOLD_OUT_MEMO_SECONDS
+        problem = verdict(lines, products)
+        if isinstance(problem, PriceChanged):
+            for change in problem.changes:
+                self._repo.reprice_line(cart_id, change.product_id, change.old_cents,
+                                        change.new_cents)
+        if problem is not None:
+            raise problem
+        return self._repo.stock_levels({p.id: p.stock_shards for p in products.values()})
 
     def get_order(self, cart_id: str | None, order_id: str) -> Order:
         try:

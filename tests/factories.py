@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 from chalicelib import cookies
-from chalicelib.catalog import SEED
+from deploy.catalog import seed
 
+# The seed catalog (catalog/products.csv), as `make run` starts with it.
+SEED = tuple(seed())
 TABLE_NAME = "chalice-cart-test"
 COOKIE_SECRET = "test-secret-not-for-anything-else"
 ESPRESSO = SEED[0]

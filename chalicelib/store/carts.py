@@ -352,3 +352,19 @@ class DynamoCarts:
         except errors.ConditionFailed:
             return False
         return True
+
+    def reprice_line(self, cart_id: str, product_id: str, old_cents: int,
+                     new_cents: int) -> bool:
+        """Put today's price on a line that still holds the old one; False if it did not."""
+        try:
+            with errors.translated():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._line_key(cart_id, product_id),
+                    UpdateExpression="SET unitPriceCents = :new",
+                    ConditionExpression="unitPriceCents = :old",
+                    ExpressionAttributeValues={":new": n(new_cents), ":old": n(old_cents)},
+                )
+        except errors.ConditionFailed:
+            return False  # removed, or repriced by another checkout meanwhile
+        return True

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from chalicelib.catalog import SEED
+from tests.factories import SEED
 from chalicelib.domain import MAX_QUANTITY
 from tests.e2e.helpers import LiveStack, wait_until
 from tests.factories import JSON, add_body

@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from app import app
 from chalicelib import followups, runtime, table
-from chalicelib.catalog import SEED
+from tests.factories import SEED
 from chalicelib.repository import DynamoCartRepository
 from devstack import greedy_routes
 from devstack.streams import StreamReader

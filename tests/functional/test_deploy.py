@@ -39,7 +39,7 @@ from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 
 from chalicelib import followups, runtime, table
-from chalicelib.catalog import SEED
+from tests.factories import SEED
 from deploy import account as acct
 from deploy import cli
 from deploy import template as tpl

@@ -10,7 +10,7 @@ import pytest
 
 from app import app
 from chalicelib import web
-from chalicelib.catalog import SEED
+from tests.factories import SEED
 from chalicelib.domain import Product
 from tests.factories import add_body, cookie_from
 from tests.functional.conftest import request

@@ -36,7 +36,7 @@ from moto import mock_aws
 
 from app import app
 from chalicelib import followups, runtime, table
-from chalicelib.catalog import SEED
+from tests.factories import SEED
 from chalicelib.domain import MAX_QUANTITY
 from chalicelib.repository import DynamoCartRepository
 from devstack.streams import StreamReader
