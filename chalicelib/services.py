@@ -197,8 +197,8 @@ class CartService:
         the per-process cache: the cart is where a shopper decides to pay.
         """
         lines, _ = self.display_cart(cart_id)
-        products = self._repo.products((line.product_id for line in lines),
-                                       consistent=True) if lines else {}
+        products = self._repo.products((line.product_id for line in lines), consistent=True,
+                                       shards=self._shards(lines)) if lines else {}
         views = [view_line(line, products.get(line.product_id)) for line in lines]
         orderable = [v for v in views if not v.withdrawn]
         return (views, sum(v.line.quantity for v in orderable),
@@ -240,14 +240,18 @@ class CartService:
         if memo:
             raise OutOfStock([Shortage(line.product_id, line.name, line.quantity, 0)
                               for line in memo])
-        shards = {line.product_id: self._catalog.get(self._repo, line.product_id).stock_shards
-                  if self._catalog.has(self._repo, line.product_id) else 1 for line in lines}
-        return plan_takes(lines, shards, levels, pick)
+        return plan_takes(lines, self._shards(lines), levels, pick)
+
+    def _shards(self, lines: Sequence[CartLine]) -> dict[str, int]:
+        """Each line's product's stock shard count, as the catalog cache has it."""
+        return {line.product_id: self._catalog.get(self._repo, line.product_id).stock_shards
+                if self._catalog.has(self._repo, line.product_id) else 1 for line in lines}
 
     def _explain(self, cart_id: str, refused: StockRefused) -> dict[str, list[int]]:
         """Raise what the catalog says now; else the shard levels to retry with."""
         lines = refused.lines
-        products = self._repo.products((line.product_id for line in lines), consistent=True)
+        products = self._repo.products((line.product_id for line in lines), consistent=True,
+                                       shards=self._shards(lines))
         moment = self._clock()
         for product in products.values():
             if product.stock <= 0:

@@ -8,7 +8,8 @@ partition: only PRODUCT# items are products.
 Requests per operation (what bench/ measures):
     list_products  list_catalog + the counts (store/popularity.py)
     list_catalog   1 Query of CATALOG (paged) + 1 BatchGetItem per 100 stock shards
-    products       1 BatchGetItem of the product items + 1 per 100 stock shards
+    products       1 BatchGetItem per 100 keys: the product items and their stock
+                   shards together
     seed_products  1 Query of CATALOG + 1 TransactWriteItems per ~50 missing products
                    (conditional: only missing products; a race falls back to one
                    transaction per product)
@@ -24,9 +25,18 @@ from typing import Any
 from chalicelib import table
 from chalicelib.domain import Product
 from chalicelib.store import errors
-from chalicelib.store.codec import Item, key, n, product_from_item, query_all, s, string
+from chalicelib.store.codec import (
+    Item,
+    integer,
+    key,
+    n,
+    product_from_item,
+    query_all,
+    s,
+    string,
+)
 from chalicelib.store.popularity import DynamoPopularity
-from chalicelib.store.stock import BATCH_GET_KEYS, DynamoStock, batch_get
+from chalicelib.store.stock import DynamoStock, batch_get, shard_items, shard_key
 
 TRANSACTION_ACTIONS = 100
 
@@ -61,16 +71,29 @@ class DynamoCatalog:
         return with_counts([p for p in self.list_catalog() if p.active],
                            self._popularity.counts())
 
-    def products(self, product_ids: Iterable[str], *, consistent: bool) -> dict[str, Product]:
-        """These products as the table has them now, with stock; absent ids are left out."""
+    def products(self, product_ids: Iterable[str], *, consistent: bool,
+                 shards: dict[str, int] | None = None) -> dict[str, Product]:
+        """These products as the table has them now, with stock; absent ids are left out.
+
+        With `shards` (each product's shard count as last seen) the product
+        items and their stock shards come in one BatchGetItem; shards a
+        product gained since are read after.
+        """
         ids = sorted(set(product_ids))
-        items: list[Item] = []
-        for start in range(0, len(ids), BATCH_GET_KEYS):
-            keys = [key(table.CATALOG_PK, table.product_sk(i))
-                    for i in ids[start:start + BATCH_GET_KEYS]]
-            items.extend(batch_get(self._client, self._table, keys, consistent))
-        found = self._with_stock([product_from_item(item) for item in items], consistent)
-        return {product.id: product for product in found}
+        hint = {i: (shards or {}).get(i, 0) for i in ids}
+        keys = [key(table.CATALOG_PK, table.product_sk(i)) for i in ids]
+        keys += [shard_key(i, k) for i in ids for k in range(hint[i])]
+        items = batch_get(self._client, self._table, keys, consistent)
+        found = [product_from_item(i) for i in items if i["pk"]["S"] == table.CATALOG_PK]
+        levels: dict[str, list[Item | None]] = {p.id: [None] * p.stock_shards for p in found}
+        for item in items:
+            product_id, shard = string(item, "productId"), integer(item, "shard")
+            if item["pk"]["S"] != table.CATALOG_PK and shard < len(levels.get(product_id, [])):
+                levels[product_id][shard] = item
+        missing = {p.id: p.stock_shards for p in found if p.stock_shards > hint[p.id]}
+        levels.update(self.stock.levels(missing, consistent=consistent) if missing else {})
+        return {p.id: dataclasses.replace(p, stock=sum(shard_items(levels[p.id])))
+                for p in found}
 
     def _with_stock(self, products: list[Product], consistent: bool) -> list[Product]:
         totals = self.stock.totals({p.id: p.stock_shards for p in products},

@@ -65,7 +65,7 @@ class DynamoStock:
 
     def totals(self, shards: dict[str, int], *, consistent: bool = False) -> dict[str, int]:
         """Units on hand per product, summed over its shards."""
-        return {product_id: sum(integer(item, "units") for item in items)
+        return {product_id: sum(shard_items(items))
                 for product_id, items in self.levels(shards, consistent=consistent).items()}
 
     def units(self, shards: dict[str, int]) -> dict[str, list[int]]:

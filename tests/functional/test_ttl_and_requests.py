@@ -65,7 +65,8 @@ def calls(client, cart):
     ("PUT", "/api/cart/items/kettle", {"quantity": 3}, ["UpdateItem"]),
     ("PUT", "/api/cart/items/kettle", {"quantity": 0}, ["DeleteItem"]),
     ("DELETE", "/api/cart/items/kettle", None, ["DeleteItem"]),
-    ("GET", "/api/cart", None, ["Query"]),
+    # The lines, then their products and stock at today's prices (catalog.py).
+    ("GET", "/api/cart", None, ["Query", "BatchGetItem"]),
     ("GET", "/api/cart/status", None, ["GetItem"]),
     # The catalog was cached by the add; its counts are summed over the shards.
     ("GET", "/api/products", None, ["Query"] * COUNTER_SHARDS),
