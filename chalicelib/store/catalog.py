@@ -10,9 +10,8 @@ Requests per operation (what bench/ measures):
     list_catalog   1 Query of CATALOG (paged) + 1 BatchGetItem per 100 stock shards
     products       1 BatchGetItem per 100 keys: the product items and their stock
                    shards together
-    seed_products  1 Query of CATALOG + 1 TransactWriteItems per ~50 missing products
-                   (conditional: only missing products; a race falls back to one
-                   transaction per product)
+    seed_products  1 Query of CATALOG + 1 PutItem per missing product (conditional:
+                   never over a live one) + 1 BatchWriteItem per 25 of their shards
     upsert         1 TransactWriteItems per product written (product + its shards)
 """
 
@@ -27,6 +26,7 @@ from chalicelib.domain import Product
 from chalicelib.store import errors
 from chalicelib.store.codec import (
     Item,
+    batch_write_all,
     integer,
     key,
     n,
@@ -37,8 +37,6 @@ from chalicelib.store.codec import (
 )
 from chalicelib.store.popularity import DynamoPopularity
 from chalicelib.store.stock import DynamoStock, batch_get, shard_items, shard_key
-
-TRANSACTION_ACTIONS = 100
 
 
 class DynamoCatalog:
@@ -114,31 +112,24 @@ class DynamoCatalog:
                 self.upsert(product)
             return [product.id for product in wanted]
         existing = {string(item, "productId") for item in self._product_items(consistent=True)}
-        missing = [p for p in wanted if p.id not in existing]
         written: list[str] = []
-        batch: list[Product] = []
-        for product in missing:
-            if sum(1 + p.stock_shards for p in [*batch, product]) > TRANSACTION_ACTIONS:
-                written += self._put_new(batch)
-                batch = []
-            batch.append(product)
-        return written + self._put_new(batch)
-
-    def _put_new(self, batch: list[Product]) -> list[str]:
-        if not batch:
-            return []
-        try:
-            self._transact([a for p in batch for a in self._new_product_actions(p)])
-            return [p.id for p in batch]
-        except errors.ConditionFailed:
-            if len(batch) == 1:
-                return []  # added meanwhile by someone else: left as it is
-        return [i for p in batch for i in self._put_new([p])]
-
-    def _new_product_actions(self, product: Product) -> list[Item]:
-        return [{"Put": {"TableName": self._table, "Item": self._item(product),
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                *self.stock.put_actions(product)]
+        for product in wanted:
+            if product.id in existing:
+                continue
+            try:
+                with errors.translated():
+                    self._client.put_item(TableName=self._table, Item=self._item(product),
+                                          ConditionExpression="attribute_not_exists(pk)")
+            except errors.ConditionFailed:
+                continue  # added meanwhile by someone else: left as it is
+            written.append(product.id)
+        # The shards of the products this seed created, and only those: a
+        # product is sold out for the moment between its item and its stock.
+        shards = [a["Put"]["Item"] for p in wanted if p.id in written
+                  for a in self.stock.put_actions(p)]
+        with errors.translated():
+            batch_write_all(self._client, self._table, shards)
+        return written
 
     def upsert(self, product: Product, old_shards: int = 0) -> None:
         """Write the product and its stock shards together (the catalog tool's write)."""

@@ -120,5 +120,21 @@ def batch_get_all(client: Any, table_name: str, keys: list[Item], consistent: bo
     return items
 
 
+def batch_write_all(client: Any, table_name: str, items: list[Item], attempts: int = 5) -> None:
+    """Put every item, 25 per BatchWriteItem (call inside errors.translated())."""
+    import time
+
+    for start in range(0, len(items), 25):
+        request: dict[str, Any] = {table_name: [{"PutRequest": {"Item": item}}
+                                                for item in items[start:start + 25]]}
+        for attempt in range(attempts):
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                break
+            time.sleep(0.02 * (attempt + 1))
+        else:
+            raise UnprocessedKeys(f"BatchWriteItem left items of {table_name} unwritten")
+
+
 class UnprocessedKeys(Exception):
     """DynamoDB kept some keys of a BatchGetItem unread (throttling)."""
