@@ -46,6 +46,7 @@ class DynamoCartRepository:
         self.counts = self.popularity.counts
         self.seed_products = self.catalog.seed_products
         self.products = self.catalog.products
+        self.stock = self.catalog.stock
         self.stock_levels = self.catalog.stock.units
         self.reprice_line = self.carts.reprice_line
         self.add_line = self.carts.add_line

@@ -37,7 +37,9 @@ from chalicelib.domain import (
 )
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.store.catalog import with_counts
-from chalicelib.store.orders import StockRefused
+from chalicelib.store.errors import StoreContended
+from chalicelib.store.retry import Deadline
+from chalicelib.store.stock import StockHook, StockRefused
 
 Clock = Callable[[], float]
 CATALOG_CACHE_SECONDS = 60.0
@@ -46,7 +48,6 @@ CATALOG_CACHE_SECONDS = 60.0
 # each refresh is COUNTER_SHARDS small Queries (~5 RCU each for 1,000 products),
 # at most one round per warm process per window.
 COUNTS_CACHE_SECONDS = 1.0
-CHECKOUT_ATTEMPTS = 3
 # A product checkout found sold out is refused in this process without a
 # write for this long (a flash sale's late shoppers cost no WCU); a restock
 # is seen after it.
@@ -147,12 +148,11 @@ class CartService:
         product = self._catalog.get(self._repo, product_id)
         check_orderable(product, quantity)
         now, epoch = self._now()
-        if idempotency_key is None:
-            return self._repo.add_line(cart_id, product, quantity, now, epoch,
-                                       expiry_after(epoch))
-        once = idempotency.idempotent_request(idempotency_key, "add_to_cart", body, epoch)
-        return self._repo.add_line_once(cart_id, product, quantity, now, epoch,
-                                        expiry_after(epoch), once)
+        # Keyed or not, the write carries a record of this request: a re-send
+        # (botocore's, after a timeout) cannot apply twice.
+        once = idempotency.request_for(idempotency_key, "add_to_cart", body, epoch)
+        return self._repo.add_line(cart_id, product, quantity, now, epoch,
+                                   expiry_after(epoch), once)
 
     def set_quantity(self, cart_id: str | None, product_id: str,
                      body: object) -> CartLine | None:
@@ -163,11 +163,11 @@ class CartService:
             if quantity == 0:
                 return None
             raise NotInCart(product_id)
+        now, epoch = self._now()
         if quantity == 0:
-            self._repo.remove_line(cart_id, product_id)
+            self._repo.remove_line(cart_id, product_id, now, epoch)
             return None
         check_orderable(self._catalog.get(self._repo, product_id), quantity)
-        now, epoch = self._now()
         return self._repo.set_quantity(cart_id, product_id, quantity, now, epoch,
                                        expiry_after(epoch))
 
@@ -175,7 +175,8 @@ class CartService:
         """Idempotent; a malformed id is refused even when there is no cart."""
         validation.product_id(product_id)
         if cart_id is not None:
-            self._repo.remove_line(cart_id, product_id)
+            now, epoch = self._now()
+            self._repo.remove_line(cart_id, product_id, now, epoch)
 
     def display_cart(self, cart_id: str | None) -> tuple[list[CartLine], CartTotals]:
         if cart_id is None:
@@ -209,29 +210,30 @@ class CartService:
 
         Stock, today's prices and withdrawn products are checked by the
         transaction itself (store/stock.py); when it refuses, the catalog is
-        read to say why, and a line whose shard ran dry while others have
-        units is retried with the units where they are.
+        read to say why (a 409), or, when a stock shard ran dry while others
+        hold units, the checkout is tried again with the units where they are.
+        A cart that changes between the read and the transaction is read again
+        until the request's deadline: the racing add or set wins, and the
+        checkout answers 503 (nothing applied) only if the cart never held still.
         """
+        now, epoch = self._now()
+        once = idempotency.request_for(idempotency_key, "checkout", None, epoch)
+        order_id = secrets.token_hex(16)
+        deadline = Deadline()
         levels: dict[str, list[int]] = {}
-        for attempt in range(CHECKOUT_ATTEMPTS):
-            now, epoch = self._now()
-            once = None
-            if idempotency_key is not None:
-                once = idempotency.idempotent_request(idempotency_key, "checkout", None, epoch)
+        while True:
             plan = functools.partial(self._takes, levels=levels,
                                      pick=secrets.randbelow(1 << 30))
             try:
-                return self._repo.checkout(cart_id, secrets.token_hex(16), now, epoch, once,
-                                           stock=plan)
-            except CartChanged:
-                if attempt == CHECKOUT_ATTEMPTS - 1:
-                    raise
+                return self._repo.checkout(cart_id, order_id, now, epoch, once,
+                                           hooks=[StockHook(self._repo.stock, plan)])
+            except (CartChanged, StoreContended):
+                deadline.pause("the cart kept changing")
             except StockRefused as refused:
                 levels = self._explain(cart_id, refused)
-                if attempt == CHECKOUT_ATTEMPTS - 1:
-                    raise CartChanged(cart_id) from refused
+                deadline.pause("the stock kept moving")
             self.checkout_retries += 1
-        raise AssertionError("unreachable")
+            now, epoch = self._now()
 
     def _takes(self, lines: Sequence[CartLine], levels: dict[str, list[int]],
                pick: int) -> list[Take]:

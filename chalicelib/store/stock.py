@@ -15,12 +15,12 @@ Requests per operation (what bench/ measures):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chalicelib import table
-from chalicelib.catalog import split_evenly
-from chalicelib.domain import Product, StoreUnavailable
+from chalicelib.catalog import Take, split_evenly
+from chalicelib.domain import CartLine, DomainError, Product, StoreUnavailable
 from chalicelib.store import errors
 from chalicelib.store.codec import Item, UnprocessedKeys, batch_get_all, integer, key, n, s
 
@@ -106,3 +106,35 @@ class DynamoStock:
 def shard_items(items: Iterable[Item | None]) -> list[int]:
     """Units per shard; a missing or withdrawn shard holds none a checkout can take."""
     return [integer(item, "units") if is_active(item) else 0 for item in items]
+
+
+class StockRefused(DomainError):
+    """A stock action's condition failed: short shard, changed price or withdrawn product.
+
+    Nothing was written; the service reads the catalog to say which (or to
+    retry with the units where they are).
+    """
+
+    def __init__(self, lines: Sequence[CartLine]) -> None:
+        self.lines = tuple(lines)
+        super().__init__(", ".join(line.product_id for line in self.lines))
+
+
+class StockHook:
+    """Checkout's stock takes (store/orders.CheckoutHook), planned for one attempt."""
+
+    def __init__(self, stock: DynamoStock,
+                 plan: Callable[[Sequence[CartLine]], Sequence[Take]]) -> None:
+        self._stock = stock
+        self._plan = plan
+        self._lines: tuple[CartLine, ...] = ()
+
+    def actions(self, cart_id: str, lines: Sequence[CartLine], now_epoch: int) -> list[Item]:
+        self._lines = tuple(lines)
+        return [self._stock.take_action(t.product_id, t.shard, t.quantity, t.price_cents)
+                for t in self._plan(lines)]
+
+    def refused(self, index: int, reason: str, item: Item | None) -> DomainError | None:
+        # The catalog is read for every line: all that is withdrawn, repriced or
+        # short is named at once, not only the take that failed first.
+        return StockRefused(self._lines)
