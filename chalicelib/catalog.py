@@ -178,13 +178,15 @@ class Take:
 
 
 def plan_takes(lines: Sequence[CartLine], shards: dict[str, int],
-               levels: dict[str, list[int]], pick: int) -> list[Take]:
+               levels: dict[str, list[int]], pick: int, spare: int = 0) -> list[Take]:
     """The stock actions for a checkout of `lines`.
 
     Without known `levels` (the first try) each line takes from one shard,
     `pick` (a random number) choosing which; with them (after a shard came up
     short) the units are allocated where they are. A line whose product has
     too few units left keeps one take, whose condition fails and says so.
+    A split costs actions in the transaction: at most `spare` more than one
+    per line (past that, the line waits for a later try, its take failing).
     """
     takes: list[Take] = []
     for line in lines:
@@ -192,6 +194,9 @@ def plan_takes(lines: Sequence[CartLine], shards: dict[str, int],
         start = pick % count
         known = levels.get(line.product_id)
         allocation = allocate(known, line.quantity, start) if known else None
+        if allocation and len(allocation) - 1 > spare:
+            allocation = None
+        spare -= len(allocation) - 1 if allocation else 0
         for shard, units in sorted((allocation or {start: line.quantity}).items()):
             takes.append(Take(line.product_id, shard, units, line.unit_price_cents))
     return takes

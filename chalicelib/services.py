@@ -21,6 +21,7 @@ from chalicelib.catalog import (
     view_line,
 )
 from chalicelib.domain import (
+    CHECKOUT_FIXED_ACTIONS,
     EMPTY_SUMMARY,
     CartChanged,
     CartLine,
@@ -38,6 +39,7 @@ from chalicelib.domain import (
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.store.catalog import with_counts
 from chalicelib.store.errors import StoreContended
+from chalicelib.store.orders import TRANSACTION_ACTIONS
 from chalicelib.store.retry import Deadline
 from chalicelib.store.stock import StockHook, StockRefused
 
@@ -242,7 +244,8 @@ class CartService:
         if memo:
             raise OutOfStock([Shortage(line.product_id, line.name, line.quantity, 0)
                               for line in memo])
-        return plan_takes(lines, self._shards(lines), levels, pick)
+        spare = TRANSACTION_ACTIONS - CHECKOUT_FIXED_ACTIONS - 2 * len(lines)
+        return plan_takes(lines, self._shards(lines), levels, pick, spare)
 
     def _shards(self, lines: Sequence[CartLine]) -> dict[str, int]:
         """Each line's product's stock shard count, as the catalog cache has it."""

@@ -102,7 +102,7 @@ def test_plan_takes_picks_a_shard_and_keeps_the_lines_price():
     takes = plan_takes(lines, {"kettle": 4, "cup": 1}, {}, pick=7)
     assert [(t.product_id, t.shard, t.quantity, t.price_cents) for t in takes] == [
         ("kettle", 3, 2, 5900), ("cup", 0, 1, 500)]
-    split = plan_takes(lines[:1], {"kettle": 2}, {"kettle": [1, 1]}, pick=0)
+    split = plan_takes(lines[:1], {"kettle": 2}, {"kettle": [1, 1]}, pick=0, spare=1)
     assert [(t.shard, t.quantity) for t in split] == [(0, 1), (1, 1)]
 
 
@@ -114,3 +114,16 @@ def test_the_verdict_names_withdrawn_then_price_then_stock():
     assert isinstance(changed, PriceChanged) and str(changed) == "Kettle $59.00 -> $61.00"
     short = verdict([line], {"kettle": Product("kettle", "Kettle", "", 5900, "", stock=1)})
     assert isinstance(short, OutOfStock) and str(short) == "Kettle: only 1 left"
+
+
+def test_a_split_stays_within_the_transactions_spare_actions():
+    lines = [CartLine("kettle", "Kettle", 5900, 4)]
+    assert len(plan_takes(lines, {"kettle": 4}, {"kettle": [1, 1, 1, 1]}, 0, spare=3)) == 4
+    assert len(plan_takes(lines, {"kettle": 4}, {"kettle": [1, 1, 1, 1]}, 0, spare=2)) == 1
+
+
+def test_a_full_cart_fits_one_transaction_with_room_for_splits():
+    from chalicelib.domain import CHECKOUT_FIXED_ACTIONS, MAX_LINES
+    from chalicelib.store.orders import TRANSACTION_ACTIONS
+
+    assert 2 * MAX_LINES + CHECKOUT_FIXED_ACTIONS + 7 == TRANSACTION_ACTIONS
