@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import idempotency, table
+from chalicelib.catalog import NotEnoughStock
 from chalicelib.domain import (
     CART_TTL_SECONDS,
     MAX_LINES,
@@ -184,7 +185,8 @@ class DynamoCarts:
                         ":q": n(quantity), ":name": s(product.name),
                         ":price": n(product.price_cents), ":now": s(now),
                         ":exp": n(expires_at), ":epoch": n(now_epoch),
-                        ":room": n(headroom(quantity)),
+                        # The line's new total within 99 and the stock on hand.
+                        ":room": n(min(headroom(quantity), product.stock - quantity)),
                     },
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }},
@@ -197,6 +199,9 @@ class DynamoCarts:
             if old is not None and is_live(expires(old), now_epoch):
                 if integer(old, "quantity") > headroom(quantity):
                     raise QuantityLimitExceeded(integer(old, "quantity")) from failed
+                if integer(old, "quantity") + quantity > product.stock:
+                    raise NotEnoughStock(product, integer(old, "quantity") + quantity) \
+                        from failed
                 raise _Raced from failed  # it was created just now: add to it
             return self._create(cart_id, product, quantity, now, now_epoch, expires_at, once)
         line = self._read_line(cart_id, product.id)

@@ -133,6 +133,12 @@ def test_an_add_or_set_above_the_stock_is_a_409_saying_how_many_are_left(client,
     assert added.status_code == 409
     assert body(added) == {"Code": "NotEnoughStock",
                            "Message": "Gooseneck kettle: only 3 left, so 4 cannot be in the cart"}
+    # The cart holds 1 kettle: 3 more would make 4, one more than there are.
+    more = request(client, "POST", "/api/cart/items", cart, add_body("kettle", 3))
+    assert (more.status_code, body(more)["Message"]) == (
+        409, "Gooseneck kettle: only 3 left, so 4 cannot be in the cart")
+    assert request(client, "POST", "/api/cart/items", cart, add_body("kettle", 2)).status_code \
+        == 201
     set_ = request(client, "PUT", "/api/cart/items/kettle", cart, {"quantity": 5})
     assert (set_.status_code, body(set_)["Code"]) == (409, "NotEnoughStock")
     assert request(client, "PUT", "/api/cart/items/kettle", cart, {"quantity": 3}).status_code \
