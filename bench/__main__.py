@@ -50,13 +50,16 @@ TITLES = {
               "at 10,000 requests/s of the declared mix: no partition key above 50% of "
               "either per-partition limit, ≤ 2 readers per stream shard, and the first "
               "limit reached is an account quota (issue 11)"),
+    "flash_sale": ("9. Flash sale model",
+                   "one product at 5,000 checkouts/s: no stock item above 50% of 1,000 WCU/s "
+                   "(issue 17)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, arm64 against x86_64, prices stated"),
 }
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost")
+         "cost", "flash_sale")
 
 
 class Settings:
@@ -157,9 +160,14 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
         mod.run(section, results)
 
+    def flash_sale(section: Section, results: dict[str, Section]) -> None:
+        from bench import flash_sale as mod
+
+        mod.run(section, results)
+
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
-            "cost": cost}
+            "cost": cost, "flash_sale": flash_sale}
 
 
 def _git(*args: str) -> str:
