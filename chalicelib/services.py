@@ -77,17 +77,20 @@ class CatalogCache:
     however many pages it serves.
     """
 
-    def __init__(self, clock: Clock = time.time) -> None:
+    def __init__(self, clock: Clock = time.time,
+                 seconds: float = CATALOG_CACHE_SECONDS) -> None:
         self._clock = clock
+        self._seconds = seconds
         self._products: dict[str, Product] = {}
         self._loaded_at = float("-inf")
         self._counts: dict[str, int] = {}
         self._counted_at = float("-inf")
 
     def _catalog(self, repo: DynamoCartRepository) -> dict[str, Product]:
-        # A re-seeded price or a withdrawn product reaches every warm container
-        # within CATALOG_CACHE_SECONDS.
-        if not self._products or self._clock() - self._loaded_at > CATALOG_CACHE_SECONDS:
+        # A changed price, stock or a withdrawn product reaches every warm
+        # container's shop page and adds within the window (60 s unless the
+        # stage sets CATALOG_CACHE_SECONDS); the cart and checkout read the table.
+        if not self._products or self._clock() - self._loaded_at > self._seconds:
             self._products = {product.id: product for product in repo.list_catalog()}
             self._loaded_at = self._clock()
         return self._products
