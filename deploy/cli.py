@@ -3,7 +3,8 @@
 package  build build/<stage>/out/{deployment.zip,sam.json,expanded.json}; no AWS
          calls (expanded.json: the SAM transform run here, what checkov reads)
 deploy   build, upload, expand the SAM transform, create or update the stack,
-         seed the products the catalog lacks (--reseed: rewrite every product),
+         seed the products the catalog lacks (--reseed: load catalog/products.csv
+         as `make catalog` does),
          print the URL (build/<stage>/out/deploy-template.json is what
          CloudFormation got), then run the smoke suite against that URL
          (--no-smoke skips it; exit 1 when it fails); --alarm-email subscribes
