@@ -18,7 +18,7 @@ from tests.functional.conftest import request
 CHROMIUM_IMAGE_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 HOSTILE = Product(
     "hostile", "<script>alert('name')</script>", '"><img src=x onerror=alert(1)>',
-    100, '"><script>alert(3)</script>.svg',
+    100, '"><script>alert(3)</script>.svg', stock=50,
 )
 
 
