@@ -10,9 +10,8 @@ import pytest
 
 from app import app
 from chalicelib import web
-from tests.factories import SEED
 from chalicelib.domain import Product
-from tests.factories import add_body, cookie_from
+from tests.factories import SEED, add_body, cookie_from
 from tests.functional.conftest import request
 
 CHROMIUM_IMAGE_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
