@@ -11,7 +11,7 @@ STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 CHECKOV_VENV := $(VENV)/checkov
 
-.PHONY: install browser run reset logs test lint unit functional e2e bench smoke package deploy destroy redrive clean
+.PHONY: install browser run reset logs catalog test lint unit functional e2e bench smoke package deploy destroy redrive clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
@@ -51,6 +51,14 @@ run: install
 
 reset: install
 	exec $(RUN) --fresh
+
+# Load a catalog file (docs/OPERATIONS.md "Managing the catalog"): into the local
+# stack's table (the `make run` on MOTO_PORT), or with STAGE=<stage> into a deployed
+# (or emulated) stage's. The whole file is checked first; a bad line writes nothing.
+catalog: install
+	@test -n "$(FILE)" || { echo "usage: make catalog FILE=catalog/products.csv [STAGE=dev]" >&2; exit 2; }
+	$(BIN)/python -m deploy.catalog "$(FILE)" --moto-port "$(MOTO_PORT)" \
+		$(if $(filter command line environment,$(origin STAGE)),--stage "$(STAGE)")
 
 # Follow what the running stack writes (every process's output, one file).
 logs:

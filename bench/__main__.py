@@ -52,6 +52,9 @@ TITLES = {
               "limit reached is an account quota (issue 11); the table within 75% of its "
               "default 40,000 RCU/WCU per second; every cache and call the code makes is "
               "in the model, which a run of the mix confirms within 10% (issue 20)"),
+    "flash_sale": ("9. Flash sale model",
+                   "one product at 5,000 checkouts/s: no stock item above 50% of 1,000 WCU/s "
+                   "(issue 17)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, on both front doors (REST, HTTP API) and beside the anchor peer; "
              "at most $4.00 on the cheaper door (issue 20)"),
@@ -59,7 +62,7 @@ TITLES = {
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost")
+         "cost", "flash_sale")
 
 
 class Settings:
@@ -160,9 +163,14 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
         mod.run(section, results)
 
+    def flash_sale(section: Section, results: dict[str, Section]) -> None:
+        from bench import flash_sale as mod
+
+        mod.run(section, results)
+
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
-            "cost": cost}
+            "cost": cost, "flash_sale": flash_sale}
 
 
 def _git(*args: str) -> str:

@@ -162,7 +162,9 @@ def in_process_stack() -> Iterator[InProcessStack]:
         with mock_aws():
             from app import app
             from chalicelib import runtime, table
-            from chalicelib.catalog import SEED
+            from deploy.catalog import on_sale, seed
+
+            SEED = on_sale(seed())
 
             runtime.reset()
             dynamodb = runtime.dynamodb_client()

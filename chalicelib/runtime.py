@@ -97,7 +97,11 @@ def use_clock(clock: Callable[[], float]) -> None:
 
 def catalog_cache() -> CatalogCache:
     if "catalog" not in _cache:
-        _cache["catalog"] = CatalogCache(_cache.get("clock", time.time))
+        # A stage may shorten the catalog's window (the e2e stack does; docs/OPERATIONS.md).
+        seconds = os.environ.get("CATALOG_CACHE_SECONDS")
+        clock = _cache.get("clock", time.time)
+        _cache["catalog"] = (CatalogCache(clock, seconds=float(seconds)) if seconds
+                             else CatalogCache(clock))
     return _cache["catalog"]  # type: ignore[no-any-return]
 
 

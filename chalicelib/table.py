@@ -17,6 +17,8 @@ Key layout (single table, pk/sk strings):
     POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
     COUNTS          SNAPSHOT               every product's `inCarts`, summed from the shards
     COUNTS          LEASE                  who is computing the next snapshot
+    STOCK#<productId>#<k>   STOCK          allotment k of the product's stock on hand,
+                                           with copies of its price and active flag
 
 Only LINE# and ORDER# items need a follow-up (followups.STREAM_FILTER_PATTERNS);
 SUMMARY, HOLDER# and POPULARITY# items are the follow-ups' own writes; LINES,
@@ -65,6 +67,8 @@ COUNTER_PREFIX = "POPULARITY#"
 COUNTS_PK = "COUNTS"
 SNAPSHOT_SK = "SNAPSHOT"
 LEASE_SK = "LEASE"
+STOCK_PREFIX = "STOCK#"
+STOCK_SK = "STOCK"
 
 
 def create_table(client: Any, table_name: str) -> str:
@@ -114,3 +118,8 @@ def product_sk(product_id: str) -> str:
 
 def counter_pk(shard: int) -> str:
     return f"{COUNTER_PREFIX}{shard}"
+
+
+def stock_pk(product_id: str, shard: int) -> str:
+    # One partition key per allotment: a flash sale's writes spread over partitions.
+    return f"{STOCK_PREFIX}{product_id}#{shard}"

@@ -18,11 +18,10 @@ from moto import mock_aws
 
 from app import app
 from chalicelib import followups, runtime, table
-from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
 from devstack import greedy_routes
 from devstack.streams import StreamReader
-from tests.factories import JSON, TABLE_NAME, add_body, cookie_from
+from tests.factories import JSON, SEED, TABLE_NAME, add_body, cookie_from
 
 # The test client routes as the local stack's chalice local does: the app's
 # greedy 404 route matches any unknown path, as on API Gateway.
