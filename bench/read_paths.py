@@ -22,7 +22,8 @@ from chalicelib.store.popularity import COUNTER_SHARDS
 ROUTES: dict[str, dict[str, int]] = {
     # pages: the cart's lines and summary; catalog and counts from the caches
     "GET /": {"Query": 1, "GetItem": 1},
-    "GET /cart": {"Query": 1, "GetItem": 1},
+    # the cart at today's prices: the lines, their products' stock (BatchGetItem)
+    "GET /cart": {"Query": 1, "GetItem": 1, "BatchGetItem": 1},
     "GET /account": {"GetItem": 1},
     "GET /orders": {"Query": 1, "GetItem": 1},
     "GET /orders/{order_id}": {"GetItem": 2},
@@ -32,7 +33,7 @@ ROUTES: dict[str, dict[str, int]] = {
     "GET /api/openapi.json": {},
     # the JSON API
     "GET /api/products": {},
-    "GET /api/cart": {"Query": 1},
+    "GET /api/cart": {"Query": 1, "BatchGetItem": 1},
     "GET /api/cart/status": {"GetItem": 1},
     # Every cart write is a transaction with the request's record (store/carts.py).
     # An add with an Idempotency-Key (as the shop page sends) of a new line: one
@@ -60,7 +61,8 @@ ROUTES: dict[str, dict[str, int]] = {
 CACHE_REFILLS: dict[str, dict[str, int]] = {
     "counts": {"Query": 1},
     "counts snapshot": {"UpdateItem": 1, "Query": COUNTER_SHARDS, "PutItem": 1},
-    "catalog": {"Query": 1},
+    "catalog": {"Query": 1, "BatchGetItem": 1},  # the products and their stock shards
+    "sold out": {},  # it spares a sold-out product's checkout its transaction
 }
 
 
@@ -69,9 +71,13 @@ CACHE_REFILLS: dict[str, dict[str, int]] = {
 _COUNTED_CATALOG = ("counts", "counts snapshot", "catalog")
 CACHES_READ: dict[str, tuple[str, ...]] = {
     "GET /": _COUNTED_CATALOG,
-    "GET /cart": _COUNTED_CATALOG,  # a cart with lines shows the products' images
+    "GET /cart": ("catalog",),  # the lines at today's prices, the products' images
+    "GET /api/cart": ("catalog",),
     "GET /api/products": _COUNTED_CATALOG,
     "POST /api/cart/items": ("catalog",),
+    "POST /api/cart/items:unkeyed, existing line": ("catalog",),
+    "PUT /api/cart/items/{product_id}": ("catalog",),  # the line at today's price
+    "POST /api/cart/checkout": ("catalog",),
     "POST /api/account/signin": ("catalog",),  # the merge prices lines from the catalog
 }
 # A table-scope cache is looked at only when a process cache is refilled.

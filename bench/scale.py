@@ -725,12 +725,9 @@ def declared_stock_shards() -> int | None:
     import contextlib
     import importlib
 
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError, KeyError, TypeError):
         module = importlib.import_module("bench.flash_sale")
-        for name in ("SHARDS", "STOCK_SHARDS", "FLASH_SHARDS"):
-            value = getattr(module, name, None)
-            if isinstance(value, int):
-                return value
+        return int(module.figures(rate=FLASH_CHECKOUTS)["shards"])
     return None
 
 
