@@ -66,7 +66,8 @@ def test_the_first_reader_sums_the_shards_and_the_others_read_its_snapshot(repo,
     calls.take()
     first.expire()
     assert in_carts(first, repo) == {"kettle": 1}
-    assert calls.take() == SUM_OF_SHARDS + Counter({"Query": 1})  # and the catalog again
+    # and the catalog again (its products and their stock)
+    assert calls.take() == SUM_OF_SHARDS + Counter({"Query": 1, "BatchGetItem": 1})
     second.products(repo)
     calls.take()  # its catalog
     now[0] += COUNTS.seconds + 0.1
