@@ -830,6 +830,28 @@ def _validation_run(w: Watched, requests: int, carts: int = 30) -> Any:
 
 
 @contextlib.contextmanager
+def generous_deadlines(seconds: float = 120.0) -> Iterator[None]:
+    """A request's retry deadline (chalicelib/store/retry.py) stretched for moto.
+
+    In-process moto on a shared machine answers a transaction in tens to hundreds
+    of milliseconds, DynamoDB in a few: the deadline would turn moto's slowness
+    into 503s. The bench counts calls and units, which the deadline does not change.
+    """
+    try:
+        from chalicelib.store import retry
+    except ImportError:
+        yield
+        return
+    defaults = retry.Deadline.__init__.__defaults__
+    assert defaults is not None  # nosec B101: Deadline's parameters all have defaults
+    retry.Deadline.__init__.__defaults__ = (seconds, *defaults[1:])
+    try:
+        yield
+    finally:
+        retry.Deadline.__init__.__defaults__ = defaults
+
+
+@contextlib.contextmanager
 def metrics_on() -> Iterator[None]:
     """EMF lines printed as in Lambda (off outside it by default), so they are counted."""
     import os
@@ -854,7 +876,7 @@ def measure(workload: Workload, writes_per_run: int = 150,
             batch_sizes: tuple[int, ...] = BATCH_SIZES,
             validation_requests: int = 0) -> tuple[Footprint, dict[str, Any]]:
     """The footprint of every operation in the mix and of the stream at each batch size."""
-    with cheaper_moto_transactions(), metrics_on(), counted_logs(), \
+    with cheaper_moto_transactions(), metrics_on(), counted_logs(), generous_deadlines(), \
             in_process_stack() as stack:
         w = Watched(stack, workload)
         started = time.perf_counter()
