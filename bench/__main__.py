@@ -52,11 +52,13 @@ TITLES = {
               "limit reached is an account quota (issue 11)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, arm64 against x86_64, prices stated"),
+    "hot_line": ("9. Keyed against unkeyed adds on one hot line",
+                 "16 threads on one line: keyed ≤ 3x unkeyed, same run (issue 16)"),
 }
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost")
+         "cost", "hot_line")
 
 
 class Settings:
@@ -157,9 +159,14 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
         mod.run(section, results)
 
+    def hot_line(section: Section, results: dict[str, Section]) -> None:
+        from bench import hot_line as mod
+
+        mod.run(section, results, adds=40 if settings.quick else 80)
+
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
-            "cost": cost}
+            "cost": cost, "hot_line": hot_line}
 
 
 def _git(*args: str) -> str:
