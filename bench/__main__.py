@@ -32,8 +32,9 @@ CHANGES = Path(__file__).resolve().parent / "CHANGES.md"
 
 TITLES = {
     "capacity": ("1. DynamoDB requests and request units per operation",
-                 "one request per cart operation; a stream batch touching K carts writes "
-                 "at most K summaries"),
+                 "one request per cart operation (a write: one transaction with its "
+                 "request record; add and set + the read that answers, checkout + the read "
+                 "of its lines); a stream batch touching K carts writes at most K summaries"),
     "overhead": ("2. Handler overhead",
                  "p50 and p95 of each API operation through chalice.test.Client ≤ 1.2x the "
                  "bare DynamoDB call(s) it makes (same moto backend, same run)"),
