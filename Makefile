@@ -11,7 +11,7 @@ STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 CHECKOV_VENV := $(VENV)/checkov
 
-.PHONY: install browser run reset logs catalog test lint unit functional e2e bench smoke package deploy destroy redrive clean
+.PHONY: install browser run reset logs catalog test lint unit functional e2e bench smoke soak package deploy destroy redrive clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
@@ -81,6 +81,15 @@ functional: install
 
 e2e: install browser
 	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests/e2e
+
+# The history checker (tests/functional/test_history.py) for longer: more shoppers,
+# more operations, more faults; prints operations, faults injected, anomalies found.
+# SOAK_SEED=n replays a run exactly as far as threads allow.
+SOAK_OPS ?= 60
+SOAK_SEED ?= $(shell date +%s)
+soak: install
+	HISTORY_OPS=$(SOAK_OPS) HISTORY_SEED=$(SOAK_SEED) HISTORY_PRIVATE=6 HISTORY_SHARED=4 \
+	HISTORY_FAULT_RATE=0.15 $(BIN)/pytest tests/functional/test_history.py -q -p no:randomly
 
 # Every benchmark (bench/), each table printed, all of them written to
 # docs/PERFORMANCE.md with the machine, date and command. Loopback only, ~4 min.

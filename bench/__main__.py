@@ -32,8 +32,9 @@ CHANGES = Path(__file__).resolve().parent / "CHANGES.md"
 
 TITLES = {
     "capacity": ("1. DynamoDB requests and request units per operation",
-                 "one request per cart operation; a stream batch touching K carts writes "
-                 "at most K summaries"),
+                 "one request per cart operation (a write: one transaction with its "
+                 "request record; add and set + the read that answers, checkout + the read "
+                 "of its lines); a stream batch touching K carts writes at most K summaries"),
     "overhead": ("2. Handler overhead",
                  "p50 and p95 of each API operation through chalice.test.Client ≤ 1.2x the "
                  "bare DynamoDB call(s) it makes (same moto backend, same run)"),
@@ -50,16 +51,18 @@ TITLES = {
               "at 10,000 requests/s of the declared mix: no partition key above 50% of "
               "either per-partition limit, ≤ 2 readers per stream shard, and the first "
               "limit reached is an account quota (issue 11)"),
-    "flash_sale": ("9. Flash sale model",
+    "flash_sale": ("10. Flash sale model",
                    "one product at 5,000 checkouts/s: no stock item above 50% of 1,000 WCU/s "
                    "(issue 17)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, arm64 against x86_64, prices stated"),
+    "hot_line": ("9. Keyed against unkeyed adds on one hot line",
+                 "16 threads on one line: keyed ≤ 3x unkeyed, same run (issue 16)"),
 }
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost", "flash_sale")
+         "cost", "hot_line", "flash_sale")
 
 
 class Settings:
@@ -160,6 +163,11 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
         mod.run(section, results)
 
+    def hot_line(section: Section, results: dict[str, Section]) -> None:
+        from bench import hot_line as mod
+
+        mod.run(section, results, adds=40 if settings.quick else 80)
+
     def flash_sale(section: Section, results: dict[str, Section]) -> None:
         from bench import flash_sale as mod
 
@@ -167,7 +175,8 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
-            "cost": cost, "flash_sale": flash_sale}
+            "cost": cost, "hot_line": hot_line,
+            "flash_sale": flash_sale}
 
 
 def _git(*args: str) -> str:
