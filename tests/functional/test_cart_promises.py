@@ -20,9 +20,8 @@ import pytest
 
 from app import app
 from chalicelib import runtime, table
-from chalicelib.catalog import SEED
 from chalicelib.domain import MAX_LINES
-from tests.factories import TABLE_NAME, add_body, cookie_from
+from tests.factories import SEED, TABLE_NAME, add_body, cookie_from
 from tests.functional.botocore_faults import CONFLICTED, Faults
 from tests.functional.conftest import request
 from tests.functional.test_accounts import Browser, sign_up
