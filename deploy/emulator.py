@@ -1,0 +1,106 @@
+"""The `emulated` stage: the deployed package running on MiniStack, on this machine.
+
+`make emulate` (devstack/emulate.py) starts MiniStack, a local AWS emulator,
+and runs `python -m deploy deploy --stage emulated` against it: the same
+build, transform, stack and seed as `make deploy`. MiniStack runs the functions
+(as subprocesses of its own Python), the REST API, the stream mapping, Cognito
+and the rest. The stage is dev's, built for this machine's architecture
+(deploy.settings), with the few changes below, each for a gap of the emulator
+named in `EMULATOR_GAPS` and made here only: dev and prod keep everything.
+
+What MiniStack does differently without a change here (it ignores a stream
+function's partial-batch response, for one) is in `EMULATOR_GAPS` too, and
+docs/OPERATIONS.md ("The emulated stage") says what each means for a user.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from deploy import template as tpl
+from deploy.settings import DeployError, Stage
+
+MINISTACK = "ministack"
+MINISTACK_VERSION = "1.5.33"  # requirements-ministack.txt pins the same
+# Where MiniStack serves an API's stage (it has no per-API host names).
+EXECUTE_API_PATH = "/_aws/execute-api/{api_id}/{stage}/"
+# The least MaximumRecordAgeInSeconds AWS accepts; see EMULATOR_GAPS["retries"].
+EMULATED_RECORD_AGE_SECONDS = 60
+
+# What MiniStack 1.5.33 cannot do as AWS does, and what the emulated stage does about it.
+EMULATOR_GAPS = {
+    # -- changed for the emulated stage (adapt) --
+    "metric_math": "its CloudFormation refuses an alarm built from metric math "
+    "('Properties.Metrics (metric math) is not supported') and rolls the stack back: the "
+    "two table alarms that sum ThrottledRequests and SystemErrors over every operation are "
+    "left out (its DynamoDB never throttles and never fails a request on its own, so they "
+    "would watch nothing)",
+    "jwks": "the API fetches the user pool's public keys with urllib from "
+    "https://cognito-idp.<region>.amazonaws.com, which the AWS_ENDPOINT_URL MiniStack gives "
+    "each function does not redirect (only AWS SDKs read it): the API function gets "
+    "COGNITO_ENDPOINT = the emulator, as the local stack's does",
+    "retries": "its stream mappings apply neither MaximumRetryAttempts nor "
+    "BisectBatchOnFunctionError: a failing batch is retried about once a second until its "
+    "oldest record is MaximumRecordAgeInSeconds old, holding up the stream behind it. "
+    f"dev's {tpl.MAX_RECORD_AGE_SECONDS} s would hold it for an hour where AWS gives up "
+    f"after {tpl.MAX_RETRY_ATTEMPTS} retries: the emulated stage gives up after "
+    f"{EMULATED_RECORD_AGE_SECONDS} s (the least AWS accepts)",
+    "architecture": "the functions run as this machine's processes, not on Lambda arm64: "
+    "the package is built for this machine (x86_64 here) so its compiled wheels load",
+    # -- left as they are (what a test or a user sees differ) --
+    "partial_batch": "its DynamoDB stream mappings ignore ReportBatchItemFailures: a "
+    "batch whose function reports failed records counts as done, so a record the "
+    "follow-ups could not process is not retried and never reaches the dead-letter queue "
+    "(only a batch whose function fails outright does)",
+    "parallelization": "ParallelizationFactor is kept but not applied: one batch at a "
+    "time per mapping",
+    "url": "APIs are served at <endpoint>/_aws/execute-api/<api id>/<stage>/, not at "
+    "https://<api id>.execute-api.<region>.amazonaws.com/<stage>/ (no TLS, so the cookies "
+    "are not Secure)",
+    "throttling": "the stage's throttling (rate and burst limits) is stored, not applied",
+    "observability": "no X-Ray traces, no EMF metric extraction, no alarm ever changes "
+    "state, and no e-mail leaves the machine",
+}
+
+
+def adapt(template: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    """The expanded template as the emulated stage deploys it (EMULATOR_GAPS, changed)."""
+    result = copy.deepcopy(template)
+    resources = result["Resources"]
+    for name in [n for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"
+                 and "Metrics" in r["Properties"]]:
+        del resources[name]  # EMULATOR_GAPS["metric_math"]
+    variables = resources[tpl.API_LOGICAL_ID]["Properties"]["Environment"]["Variables"]
+    variables["COGNITO_ENDPOINT"] = endpoint.rstrip("/")  # EMULATOR_GAPS["jwks"]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            # EMULATOR_GAPS["retries"]
+            resource["Properties"]["MaximumRecordAgeInSeconds"] = EMULATED_RECORD_AGE_SECONDS
+    return result
+
+
+def left_out(template: dict[str, Any]) -> list[str]:
+    """The logical ids `adapt` takes out of `template`."""
+    return sorted(set(template["Resources"]) - set(adapt(template, "http://x")["Resources"]))
+
+
+def check_endpoint(stage: Stage, stand_in: str | None) -> str:
+    """The emulator's endpoint; DeployError when the stage would go to AWS itself."""
+    if not stand_in:
+        raise DeployError(
+            f"stage {stage.name} runs on the local emulator only ({stage.emulator}): "
+            "start it with `make emulate`, or set AWS_ENDPOINT_URL to a running one")
+    return stand_in.rstrip("/")
+
+
+def shop_url(endpoint: str, outputs: dict[str, str], stage: Stage) -> str:
+    """The URL the emulator serves the stage at, from the stack's EndpointURL."""
+    host = urlsplit(outputs["EndpointURL"]).hostname or ""
+    match = re.match(r"^([a-z0-9]+)\.execute-api\.", host)
+    if not match:
+        raise DeployError(f"cannot read the API id from {outputs['EndpointURL']}")
+    return endpoint.rstrip("/") + EXECUTE_API_PATH.format(api_id=match[1],
+                                                          stage=stage.api_stage)
