@@ -17,6 +17,7 @@ redrive  run the dead-letter queue's failed stream batches through the follow-up
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -108,6 +109,9 @@ def deploy(
     reseed: bool = False,
 ) -> dict[str, str]:
     """Build, upload, create or update the stack, seed the catalog; the stack outputs."""
+    if stage.api != "rest":
+        raise DeployError(f"stage {stage.name}: an {stage.api} API is not built yet; "
+                          "the API is API Gateway REST (API=rest)")
     endpoint = emulator.check_endpoint(stage, account.stand_in) if stage.emulator else None
     out(
         f"==> stage {stage.name}: stack {stage.stack_name} in account "
@@ -334,12 +338,19 @@ def main(argv: list[str] | None = None) -> int:
         default=BUILD_ROOT,
         help="where the package is built, under <dir>/<stage>/ (default: build/)",
     )
+    parser.add_argument("--api", choices=("rest", "http"), default=None,
+                        help="the API's front door: API Gateway REST (default) or HTTP API "
+                        "(default: the stage's `api`)")
     parser.add_argument("--no-smoke", dest="smoke", action="store_false",
                         help="deploy: do not run the smoke suite afterwards")
     args = parser.parse_args(argv)
     builder = functools.partial(build, build_root=args.build_dir.resolve())
     try:
         stage = load_stage(args.stage)
+        if args.api and args.api != stage.api:
+            stage = dataclasses.replace(stage, api=args.api)
+        if stage.emulator:
+            emulator.point_at_emulator(os.environ)
         if args.command == "package":
             package(stage, builder=builder, scan=not args.no_checkov)
         elif args.command == "deploy":

@@ -16,7 +16,9 @@ docs/OPERATIONS.md ("The emulated stage") says what each means for a user.
 from __future__ import annotations
 
 import copy
+import os
 import re
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +29,12 @@ MINISTACK = "ministack"
 MINISTACK_VERSION = "1.5.33"  # requirements-ministack.txt pins the same
 # Where MiniStack serves an API's stage (it has no per-API host names).
 EXECUTE_API_PATH = "/_aws/execute-api/{api_id}/{stage}/"
+# `make emulate`'s port unless MINISTACK_PORT says otherwise (MiniStack's own default).
+DEFAULT_PORT = 4566
+REGION = "us-east-1"
+# MiniStack's root credentials (it checks signatures under AUTH=true); never AWS's.
+ACCESS_KEY = "test"
+SECRET_KEY = "test"  # nosec B105: the local emulator's own key
 # The least MaximumRecordAgeInSeconds AWS accepts; see EMULATOR_GAPS["retries"].
 EMULATED_RECORD_AGE_SECONDS = 60
 
@@ -64,6 +72,35 @@ EMULATOR_GAPS = {
     "observability": "no X-Ray traces, no EMF metric extraction, no alarm ever changes "
     "state, and no e-mail leaves the machine",
 }
+
+
+def environment(endpoint: str, base: Mapping[str, str]) -> dict[str, str]:
+    """`base` with every AWS setting replaced: all calls go to the emulator, never to AWS."""
+    env = {k: v for k, v in base.items() if not k.startswith("AWS_")}
+    env.update({
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    })
+    return env
+
+
+def point_at_emulator(env: MutableMapping[str, str]) -> str:
+    """Send this process's AWS calls to the emulator; its endpoint.
+
+    AWS_ENDPOINT_URL when set (check_endpoint refuses AWS's own), else the one
+    `make emulate` runs: http://127.0.0.1:$MINISTACK_PORT (default 4566).
+    """
+    endpoint = env.get("AWS_ENDPOINT_URL") or (
+        f"http://127.0.0.1:{env.get('MINISTACK_PORT') or DEFAULT_PORT}")
+    new = environment(endpoint, env)
+    env.clear()
+    env.update(new)
+    return endpoint
 
 
 def adapt(template: dict[str, Any], endpoint: str) -> dict[str, Any]:

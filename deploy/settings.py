@@ -27,6 +27,7 @@ DEFAULT_LOG_RETENTION_DAYS = 14
 # Lambda's names for the machines it runs on, by what platform.machine() says.
 MACHINE_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64",
                          "arm64": "arm64"}
+API_KINDS = ("rest", "http")
 LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
      2557, 2922, 3288, 3653}
@@ -59,6 +60,8 @@ class Stage:
     architecture: str = "arm64"
     # The local emulator the stage is deployed to (`make emulate`), None for AWS.
     emulator: str | None = None
+    # The API's front door: "rest" (API Gateway REST API) or "http" (HTTP API).
+    api: str = "rest"
 
     @property
     def service_name(self) -> str:
@@ -132,6 +135,9 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
     # Chalice's own lookup order for `xray`: the stage, else the top level.
     tracing = stage.get("xray", config.get("xray", False))
     emulator = stage.get("emulator")
+    api = stage.get("api", "rest")
+    if api not in API_KINDS:
+        raise DeployError(f"{where}.api must be one of {', '.join(API_KINDS)}, not {api!r}")
     architecture = (host_architecture() if emulator else
                     str(stage.get("lambda_architecture", config.get("lambda_architecture",
                                                                      "arm64"))))
@@ -147,4 +153,5 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         reserved_concurrency=reserved,
         architecture=architecture,
         emulator=str(emulator) if emulator else None,
+        api=str(api),
     )
