@@ -72,16 +72,17 @@ class EmulatedStack:
         return self.ministack.log()
 
     def mailbox(self, address: str) -> list[dict[str, Any]]:
-        """What MiniStack's Cognito sent to `address` (its SES outbox)."""
+        """What MiniStack's Cognito sent to `address`, oldest first (its SES outbox)."""
         with urllib.request.urlopen(self.endpoint + "/_ministack/ses/messages",  # nosec B310
                                     timeout=5) as response:
-            messages = json.loads(response.read()).get("messages", [])
-        return [m for m in messages if address in json.dumps(m.get("Destination", m))]
+            by_account = json.loads(response.read())["messages"]
+        return [m for messages in by_account.values() for m in messages
+                if address in m.get("To", [])]
 
     def confirmation_code(self, address: str) -> str:
         """The code in the newest e-mail the pool sent to `address`."""
         [*_, newest] = self.mailbox(address)
-        found = re.search(r"\b(\d{6})\b", json.dumps(newest.get("Body", newest)))
+        found = re.search(r"\b(\d{6})\b", newest["BodyText"] or newest["BodyHtml"] or "")
         assert found, newest
         return found[1]
 
