@@ -168,9 +168,14 @@ def deploy(
     # Keep only what the stack now points at (a rollback needs nothing older).
     acct.delete_objects(account, bucket, stage.name, keep={code_key, template_key or code_key})
     if endpoint:
-        outputs["EndpointURL"] = emulator.shop_url(endpoint, outputs, stage)
+        # The smoke suite (Python) reaches the path form; a browser the shop's host.
+        outputs["ShopURL"], outputs["EndpointURL"] = emulator.urls(endpoint, outputs, stage)
     out("")
-    out(f"Shop:              {outputs['EndpointURL']}")
+    out(f"Shop:              {outputs.get('ShopURL', outputs['EndpointURL'])}")
+    if endpoint:
+        out(f"API:               {outputs['EndpointURL']}")
+        out("                   (the same stage for clients that do not resolve *.localhost: "
+            "make smoke, Python)")
     if account.stand_in and not endpoint:
         out("                   (what the stand-in's stack reports: nothing serves it)")
     out(f"Table:             {outputs['TableName']}")

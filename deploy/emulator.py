@@ -27,7 +27,9 @@ from deploy.settings import DeployError, Stage
 
 MINISTACK = "ministack"
 MINISTACK_VERSION = "1.5.33"  # requirements-ministack.txt pins the same
-# Where MiniStack serves an API's stage (it has no per-API host names).
+# Where MiniStack serves an API's stage: by the API's host name under localhost
+# (MINISTACK_HOST), as AWS does under amazonaws.com, and under a path of its own.
+EXECUTE_API_HOST = "http://{api_id}.execute-api.localhost:{port}/{stage}/"
 EXECUTE_API_PATH = "/_aws/execute-api/{api_id}/{stage}/"
 # `make emulate`'s port unless MINISTACK_PORT says otherwise (MiniStack's own default).
 DEFAULT_PORT = 4566
@@ -65,9 +67,13 @@ EMULATOR_GAPS = {
     "(only a batch whose function fails outright does)",
     "parallelization": "ParallelizationFactor is kept but not applied: one batch at a "
     "time per mapping",
-    "url": "APIs are served at <endpoint>/_aws/execute-api/<api id>/<stage>/, not at "
-    "https://<api id>.execute-api.<region>.amazonaws.com/<stage>/ (no TLS, so the cookies "
-    "are not Secure)",
+    "url": "the stage is served at http://<api id>.execute-api.localhost:<port>/<stage>/ (the "
+    "shop: browsers and curl resolve any *.localhost name to this machine; Python's and "
+    "Node's resolvers do not) and at <endpoint>/_aws/execute-api/<api id>/<stage>/ (the API "
+    "for any client; the pages' links, /<stage>/..., lead out of that path as they would "
+    "out of any path API Gateway does not tell the function about), not at "
+    "https://<api id>.execute-api.<region>.amazonaws.com/<stage>/: no TLS, so the cookies "
+    "are not Secure",
     "throttling": "the stage's throttling (rate and burst limits) is stored, not applied",
     "observability": "no X-Ray traces, no EMF metric extraction, no alarm ever changes "
     "state, and no e-mail leaves the machine",
@@ -133,11 +139,19 @@ def check_endpoint(stage: Stage, stand_in: str | None) -> str:
     return stand_in.rstrip("/")
 
 
-def shop_url(endpoint: str, outputs: dict[str, str], stage: Stage) -> str:
-    """The URL the emulator serves the stage at, from the stack's EndpointURL."""
+def urls(endpoint: str, outputs: dict[str, str], stage: Stage) -> tuple[str, str]:
+    """(shop, api): the two URLs the emulator serves the stage at (EMULATOR_GAPS["url"]).
+
+    The shop's host is the API's own, as on AWS (<api id>.execute-api.localhost),
+    so the pages' absolute links (/api/...) stay in the stage; the api URL is the
+    same stage under a path, for clients that do not resolve *.localhost.
+    """
     host = urlsplit(outputs["EndpointURL"]).hostname or ""
     match = re.match(r"^([a-z0-9]+)\.execute-api\.", host)
     if not match:
         raise DeployError(f"cannot read the API id from {outputs['EndpointURL']}")
-    return endpoint.rstrip("/") + EXECUTE_API_PATH.format(api_id=match[1],
-                                                          stage=stage.api_stage)
+    port = urlsplit(endpoint).port or 80
+    shop = EXECUTE_API_HOST.format(api_id=match[1], port=port, stage=stage.api_stage)
+    api = endpoint.rstrip("/") + EXECUTE_API_PATH.format(api_id=match[1],
+                                                         stage=stage.api_stage)
+    return shop, api

@@ -43,7 +43,7 @@ MINISTACK_SETTINGS = {
     "MINISTACK_REGION": emulator.REGION,
     "LOG_LEVEL": "WARNING",
 }
-OUTPUT_LINE = re.compile(r"^(Shop|Table|Dead-letter queue): +(\S+)$", re.M)
+OUTPUT_LINE = re.compile(r"^(Shop|API|Table|Dead-letter queue): +(\S+)$", re.M)
 Out = Callable[[str], None]
 
 
@@ -133,7 +133,8 @@ def start_ministack(port: int, log_path: Path, python: Path | None = None,
 class Deployed:
     """What `python -m deploy deploy --stage emulated` printed, and its output."""
 
-    shop: str
+    shop: str  # for a browser: the API's own host name, under localhost
+    api: str  # the same stage under a path, for any HTTP client
     table: str
     queue: str
     output: str = field(repr=False, default="")
@@ -162,7 +163,8 @@ def deploy(endpoint: str, build_dir: Path | None = None, api: str = "rest",
     if code != 0 or "Shop" not in found:
         raise RuntimeError(f"the emulated deploy failed (exit {code}):\n"
                            + "".join(lines[-15:]))
-    return Deployed(found["Shop"], found["Table"], found["Dead-letter queue"], output)
+    return Deployed(found["Shop"], found["API"], found["Table"], found["Dead-letter queue"],
+                    output)
 
 
 def run(port: int, api: str = "rest", state_dir: Path | None = None,
@@ -177,13 +179,13 @@ def run(port: int, api: str = "rest", state_dir: Path | None = None,
     try:
         out(f"==> MiniStack at {ministack.endpoint} (AUTH=true; log {ministack.log_path})")
         try:
-            deployed = deploy(ministack.endpoint, api=api, smoke=True,
-                              out=lambda line: out(line) if not line.startswith("Shop:") else None)
+            deployed = deploy(ministack.endpoint, api=api, smoke=True, out=out)
         except RuntimeError as exc:
             print(f"emulate: {exc}", file=sys.stderr)
             return 1
         out("")
         out(f"Shop: {deployed.shop}")
+        out(f"      make smoke BASE_URL={deployed.api}")
         out(f"      make redrive STAGE=emulated MINISTACK_PORT={port} replays its dead-letter "
             "queue; Ctrl-C stops MiniStack and the functions it runs")
         sys.stdout.flush()

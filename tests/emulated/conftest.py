@@ -43,7 +43,12 @@ class EmulatedStack:
 
     @property
     def url(self) -> str:
-        """The stage's base URL, no trailing slash: `url + "/api/products"`."""
+        """The stage's base URL for requests, no trailing slash: `url + "/api/products"`."""
+        return self.deployed.api.rstrip("/")
+
+    @property
+    def shop_url(self) -> str:
+        """The stage's base URL for a browser (the API's own host name under localhost)."""
         return self.deployed.shop.rstrip("/")
 
     @property
