@@ -76,6 +76,13 @@ class EmulatedStack:
     def log(self) -> str:
         return self.ministack.log()
 
+    def function_log(self, function: str) -> str:
+        """What the function wrote to its log group (MiniStack's CloudWatch Logs)."""
+        logs = self.client("logs")
+        pages = logs.get_paginator("filter_log_events").paginate(
+            logGroupName=f"/aws/lambda/{function}")
+        return "\n".join(e["message"] for page in pages for e in page["events"])
+
     def mailbox(self, address: str) -> list[dict[str, Any]]:
         """What MiniStack's Cognito sent to `address`, oldest first (its SES outbox)."""
         with urllib.request.urlopen(self.endpoint + "/_ministack/ses/messages",  # nosec B310
