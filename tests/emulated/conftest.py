@@ -13,11 +13,13 @@ import json
 import re
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+import requests
 
 from deploy import emulator as gaps
 from deploy.settings import ROOT
@@ -26,6 +28,9 @@ from devstack.ports import free_port
 
 # Chalice keeps the downloaded wheels under here between sessions.
 BUILD_DIR = ROOT / "build" / "test"
+# A page load opens up to six connections at once (Chromium's per-host limit), and
+# MiniStack starts a worker process per concurrent invocation: warm that many first.
+WARM_WORKERS = 6
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -99,6 +104,25 @@ class EmulatedStack:
         return found[1]
 
 
+def warm_api_workers(stack: EmulatedStack, workers: int = WARM_WORKERS) -> None:
+    """Start `workers` workers of the API function, as provisioned concurrency would.
+
+    Six cold starts at once on a shared 2-CPU machine can each take longer than a
+    browser test waits for its page (docs/OPERATIONS.md, the emulated stage's
+    difference "concurrency on this machine"); a 502 from one past its 15 s is retried.
+    """
+    def first_answer(_: int) -> int:
+        for _attempt in range(3):
+            status = requests.get(f"{stack.url}/api/products", timeout=60).status_code
+            if status == 200:
+                return status
+        return status
+
+    with ThreadPoolExecutor(workers) as pool:
+        statuses = list(pool.map(first_answer, range(workers)))
+    assert statuses == [200] * workers, statuses
+
+
 @pytest.fixture(scope="session")
 def emulated_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedStack]:
     """MiniStack with the emulated stage deployed to it; stopped with its functions at the end."""
@@ -109,7 +133,9 @@ def emulated_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulate
     ministack = start_ministack(free_port(), state / "ministack.log")
     try:
         deployed = deploy(ministack.endpoint, build_dir=BUILD_DIR)
-        yield EmulatedStack(ministack, deployed)
+        stack = EmulatedStack(ministack, deployed)
+        warm_api_workers(stack)
+        yield stack
     finally:
         ministack.stop()
 
