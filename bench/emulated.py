@@ -24,6 +24,7 @@ from typing import Any
 import requests
 
 from bench.common import Section, Table, median, ms, percentile, ratio
+from deploy import emulator
 from deploy.settings import load_stage
 from devstack.emulator import Emulator, deploy, start_ministack
 from devstack.ports import free_port
@@ -84,8 +85,8 @@ def _cold(ministack: Emulator, url: str, runs: int) -> list[float]:
     import boto3
 
     functions = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test",  # nosec B106: the emulator's
-        region_name="us-east-1").client("lambda", endpoint_url=ministack.endpoint)
+        aws_access_key_id=emulator.ACCESS_KEY, aws_secret_access_key=emulator.SECRET_KEY,
+        region_name=emulator.REGION).client("lambda", endpoint_url=ministack.endpoint)
     variables: dict[str, Any] = functions.get_function_configuration(
         FunctionName=API_FUNCTION)["Environment"]["Variables"]
     samples = []
