@@ -1,20 +1,28 @@
 """The deployed package on MiniStack, once per session: `emulated_stack`.
 
-A MiniStack of the session's own (free port, 127.0.0.1, AUTH=true: every
-function calls AWS as its execution role) gets the `emulated` stage from
-`python -m deploy deploy`, the code path of `make deploy` (devstack.emulator).
-Tests under tests/emulated/ are marked `emulated`; e2e tests imported here
-run against the deployed URL through `live_stack`, which is this stack.
+`make emulate`'s own command (`python -m devstack emulate`, on a free port) starts a
+MiniStack on 127.0.0.1 with AUTH=true (every function calls AWS as its execution
+role) and deploys the `emulated` stage with `python -m deploy deploy`, the code
+path of `make deploy`, smoke suite included; the fixture reads what it printed.
+Tests under tests/emulated/ are marked `emulated`; e2e tests imported here run
+against the deployed URL through `live_stack`, which is this stack. The last
+test (test_teardown_deployed.py) stops it with Ctrl-C, as a user would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess  # nosec B404: starts `make emulate`'s own command
+import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,11 +31,11 @@ import requests
 
 from deploy import emulator as gaps
 from deploy.settings import ROOT
-from devstack.emulator import Deployed, Emulator, deploy, ministack_python, start_ministack
-from devstack.ports import free_port
+from devstack.background import alive, descendants
+from devstack.emulator import Deployed, ministack_python, parse_deployed
+from devstack.ports import free_port, local_url
 
-# Chalice keeps the downloaded wheels under here between sessions.
-BUILD_DIR = ROOT / "build" / "test"
+START_TIMEOUT = 600.0  # a first run downloads the x86_64 wheels
 # A page load opens up to six connections at once (Chromium's per-host limit), and
 # MiniStack starts a worker process per concurrent invocation: warm that many first.
 WARM_WORKERS = 6
@@ -41,10 +49,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @dataclass
 class EmulatedStack:
-    """The emulated stage, deployed and served by a running MiniStack."""
+    """`make emulate` running: MiniStack with the emulated stage deployed and served."""
 
-    ministack: Emulator
+    port: int
+    process: subprocess.Popen[bytes]
+    output_path: Path
     deployed: Deployed
+    ministack_log: Path
+    pids: list[int] = field(default_factory=list)
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """Ctrl-C, as a terminal sends it (SIGINT to the foreground group); its exit code."""
+        self.pids = sorted(set(self.pids) | set(descendants(self.process.pid)))
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """Whatever is left, killed (a failed test must not leave MiniStack running)."""
+        for pid in [self.process.pid, *self.pids, *descendants(self.process.pid)]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
 
     @property
     def url(self) -> str:
@@ -58,7 +91,7 @@ class EmulatedStack:
 
     @property
     def endpoint(self) -> str:
-        return self.ministack.endpoint
+        return local_url(self.port)
 
     @property
     def table_name(self) -> str:
@@ -79,7 +112,7 @@ class EmulatedStack:
         return self.client("dynamodb")
 
     def log(self) -> str:
-        return self.ministack.log()
+        return self.ministack_log.read_text(errors="replace")
 
     def function_log(self, function: str) -> str:
         """What the function wrote to its log group (MiniStack's CloudWatch Logs)."""
@@ -123,21 +156,47 @@ def warm_api_workers(stack: EmulatedStack, workers: int = WARM_WORKERS) -> None:
     assert statuses == [200] * workers, statuses
 
 
+def start_emulate(state: Path) -> EmulatedStack:
+    """`python -m devstack emulate` in a session of its own; back once it printed the Shop."""
+    port = free_port()
+    output_path = state / "emulate.out"
+    with output_path.open("wb") as output:
+        process = subprocess.Popen(  # nosec B603: fixed argv
+            [sys.executable, "-m", "devstack", "emulate", "--port", str(port),
+             "--state-dir", str(state)],
+            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while "make smoke BASE_URL=" not in (text := output_path.read_text(errors="replace")):
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+                process.wait(30)
+            pytest.fail(f"make emulate did not serve (exit {process.poll()}):\n{text[-3000:]}")
+        time.sleep(0.2)
+    deployed = parse_deployed(text)
+    assert deployed is not None, text
+    return EmulatedStack(port, process, output_path, deployed, state / "ministack.log",
+                         descendants(process.pid))
+
+
 @pytest.fixture(scope="session")
 def emulated_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedStack]:
-    """MiniStack with the emulated stage deployed to it; stopped with its functions at the end."""
+    """`make emulate`'s stack for the session; stopped with every process it started."""
     if not ministack_python().exists():
         pytest.fail(f"{ministack_python()} not found: `make ministack` (part of `make test`) "
                     "builds MiniStack's venv, or set MINISTACK_PYTHON")
-    state = tmp_path_factory.mktemp("ministack")
-    ministack = start_ministack(free_port(), state / "ministack.log")
+    stack = start_emulate(tmp_path_factory.mktemp("emulate"))
     try:
-        deployed = deploy(ministack.endpoint, build_dir=BUILD_DIR)
-        stack = EmulatedStack(ministack, deployed)
         warm_api_workers(stack)
         yield stack
     finally:
-        ministack.stop()
+        if stack.process.poll() is None:
+            try:
+                stack.interrupt()
+            except subprocess.TimeoutExpired:
+                pass
+        stack.kill()
 
 
 @pytest.fixture(scope="session")
