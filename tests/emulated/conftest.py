@@ -41,10 +41,22 @@ START_TIMEOUT = 600.0  # a first run downloads the x86_64 wheels
 WARM_WORKERS = 6
 
 
+# These go last, in this order, whatever other files tests/emulated/ holds: the first
+# holds up the stream for a minute, the second destroys the stage and stops MiniStack.
+LAST = ("test_stream_failures_deployed.py", "test_teardown_deployed.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/emulated/" in item.nodeid.replace("\\", "/"):
-            item.add_marker(pytest.mark.emulated)
+    def rank(item: pytest.Item) -> int:
+        name = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+        return LAST.index(name) + 1 if name in LAST else 0
+
+    places = [i for i, item in enumerate(items)
+              if "tests/emulated/" in item.nodeid.replace("\\", "/")]
+    ours = sorted((items[i] for i in places), key=rank)  # stable: file order otherwise
+    for place, item in zip(places, ours, strict=True):
+        item.add_marker(pytest.mark.emulated)
+        items[place] = item
 
 
 @dataclass
