@@ -69,6 +69,7 @@ class EmulatedStack:
     deployed: Deployed
     ministack_log: Path
     pids: list[int] = field(default_factory=list)
+    api: str = "rest"  # the front door: "rest" or "http" (make emulate API=...)
 
     def output(self) -> str:
         return self.output_path.read_text(errors="replace")
@@ -168,14 +169,14 @@ def warm_api_workers(stack: EmulatedStack, workers: int = WARM_WORKERS) -> None:
     assert statuses == [200] * workers, statuses
 
 
-def start_emulate(state: Path) -> EmulatedStack:
+def start_emulate(state: Path, api: str = "rest") -> EmulatedStack:
     """`python -m devstack emulate` in a session of its own; back once it printed the Shop."""
     port = free_port()
     output_path = state / "emulate.out"
     with output_path.open("wb") as output:
         process = subprocess.Popen(  # nosec B603: fixed argv
             [sys.executable, "-m", "devstack", "emulate", "--port", str(port),
-             "--state-dir", str(state)],
+             "--state-dir", str(state), "--api", api],
             cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
@@ -189,7 +190,7 @@ def start_emulate(state: Path) -> EmulatedStack:
     deployed = parse_deployed(text)
     assert deployed is not None, text
     return EmulatedStack(port, process, output_path, deployed, state / "ministack.log",
-                         descendants(process.pid))
+                         descendants(process.pid), api)
 
 
 @pytest.fixture(scope="session")

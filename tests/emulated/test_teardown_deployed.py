@@ -24,7 +24,7 @@ def deploy_command(stack: EmulatedStack, *args: str) -> subprocess.CompletedProc
 
 def test_a_redeploy_changes_nothing_and_destroy_leaves_nothing_behind(
         emulated_stack: EmulatedStack) -> None:
-    again = deploy_command(emulated_stack, "deploy", "--no-smoke")
+    again = deploy_command(emulated_stack, "deploy", "--no-smoke", "--api", emulated_stack.api)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "no changes: the stack already matches this build" in again.stdout
 
