@@ -44,11 +44,13 @@ from deploy import operations as ops
 from deploy import redrive as rd
 from deploy import template as tpl
 from deploy.build import BUILD_ROOT, Build, build, checkov
-from deploy.settings import ROOT, DeployError, Stage, load_stage, say
+from deploy.settings import HTTP_API, ROOT, DeployError, Stage, load_stage, say
 from deploy.stack import CloudFormationStack
 
 Out = Callable[[str], None]
 PACKAGE_REGION = "us-east-1"  # `package` alone needs a region only to satisfy Chalice
+# moto's CloudFormation skips every AWS::ApiGatewayV2 resource (MiniStack's builds them).
+NO_HTTP_API = "its CloudFormation skips AWS::ApiGatewayV2 resources"
 
 
 def _relative(build_result: Build) -> str:
@@ -118,12 +120,15 @@ def deploy(
         f"==> cookie-signing key: {'created' if created else 'kept'} "
         f"SSM SecureString {stage.secret_parameter}"
     )
-    logging_role = acct.ensure_api_logging_role(account, sleep)
-    out(
-        f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
-        if logging_role
-        else "==> API Gateway logs through the role the account already has (kept)"
-    )
+    if stage.api == HTTP_API:
+        out("==> front door: an HTTP API (its access logs need no account logging role)")
+    else:
+        logging_role = acct.ensure_api_logging_role(account, sleep)
+        out(
+            f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
+            if logging_role
+            else "==> API Gateway logs through the role the account already has (kept)"
+        )
     bucket = acct.ensure_bucket(account, stage)
     code_key = acct.upload(account, bucket, stage.name, built.zip_path, ".zip")
     out(f"==> uploaded the package to s3://{bucket}/{code_key}")
@@ -135,7 +140,8 @@ def deploy(
         f"==> expanded the AWS::Serverless transform here (aws-sam-translator "
         f"{tpl.sam_translator_version()}): {len(expanded['Resources'])} resources"
     )
-    if account.stand_in:
+    # An HTTP API's routes are resources of their own already (deploy/httpapi.py).
+    if account.stand_in and stage.api != HTTP_API:
         expanded = tpl.explicit_routes(expanded)
         out(
             f"==> {account.stand_in} is a stand-in, not AWS: the API's routes go in as "
@@ -153,7 +159,10 @@ def deploy(
     # Keep only what the stack now points at (a rollback needs nothing older).
     acct.delete_objects(account, bucket, stage.name, keep={code_key, template_key or code_key})
     out("")
-    out(f"Shop:              {outputs['EndpointURL']}")
+    if "EndpointURL" not in outputs:  # a stand-in that cannot build the API
+        out(f"Shop:              none: {account.stand_in} made no API ({NO_HTTP_API})")
+    else:
+        out(f"Shop:              {outputs['EndpointURL']}")
     if account.stand_in:
         out("                   (what the stand-in's stack reports: nothing serves it)")
     out(f"Table:             {outputs['TableName']}")
