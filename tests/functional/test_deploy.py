@@ -211,15 +211,22 @@ def test_the_package_carries_only_wheels_built_for_arm64(dev: Built) -> None:
 def test_the_api_stage_is_traced_throttled_per_stage_and_writes_access_logs(
     dev: Built, prod: Built
 ) -> None:
-    for built, (rate, burst) in ((dev, (50, 100)), (prod, (1000, 2000))):
-        [stage] = _resources(built.expanded, "AWS::ApiGateway::Stage").values()
-        properties = stage["Properties"]
-        assert properties["TracingEnabled"] is True
-        [throttle] = properties["MethodSettings"]
-        assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (rate, burst)
-        setting = properties["AccessLogSetting"]
-        assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
-        assert json.loads(setting["Format"])["requestId"] == "$context.requestId"
+    # dev's front door is Chalice's REST API, prod's an HTTP API (deploy/httpapi.py).
+    assert (dev.stage.api, prod.stage.api) == ("rest", "http")
+    [stage] = _resources(dev.expanded, "AWS::ApiGateway::Stage").values()
+    properties = stage["Properties"]
+    assert properties["TracingEnabled"] is True
+    [throttle] = properties["MethodSettings"]
+    assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (50, 100)
+    setting = properties["AccessLogSetting"]
+    [http_stage] = _resources(prod.expanded, "AWS::ApiGatewayV2::Stage").values()
+    http = http_stage["Properties"]
+    assert http["DefaultRouteSettings"]["ThrottlingRateLimit"] == 1000
+    assert http["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 2000
+    assert not _resources(prod.expanded, "AWS::ApiGateway::Stage")
+    for built, log in ((dev, setting), (prod, http["AccessLogSettings"])):
+        assert log["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+        assert json.loads(log["Format"])["requestId"] == "$context.requestId"
         group = built.expanded["Resources"]["ApiAccessLogGroup"]["Properties"]
         assert group["RetentionInDays"] == built.stage.log_retention_days
     prod_functions = _resources(prod.expanded, "AWS::Lambda::Function")
@@ -261,7 +268,10 @@ def test_api_gateway_own_errors_go_out_in_chalice_error_shape_inside_the_openapi
     dev: Built, prod: Built
 ) -> None:
     error = '{"Code":"$context.error.responseType","Message":$context.error.messageString}'
-    for built in (dev, prod):
+    # prod's HTTP API has no gateway responses: its catch-alls bring every
+    # unknown route to the app (tests/functional/test_http_api.py).
+    assert "RestAPI" not in prod.expanded["Resources"]
+    for built in (dev,):
         body = built.expanded["Resources"]["RestAPI"]["Properties"]["Body"]
         responses = dict(body["x-amazon-apigateway-gateway-responses"])
         assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED",
