@@ -12,6 +12,7 @@ docs/OPERATIONS.md, "Front door").
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ DEFAULT_LOG_RETENTION_DAYS = 14
 REST_API = "rest"
 HTTP_API = "http"
 FRONT_DOORS = (REST_API, HTTP_API)
+# Lambda's names for the machines it runs on, by what platform.machine() says.
+MACHINE_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64",
+                         "arm64": "arm64"}
 # The values CloudWatch Logs accepts for RetentionInDays.
 LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
@@ -58,6 +62,11 @@ class Stage:
     api: str = REST_API  # the front door: REST_API or HTTP_API
     # handler -> reserved concurrency; a handler not named here has none
     reserved_concurrency: dict[str, int] = field(default_factory=dict)
+    # Lambda's `Architectures`: .chalice/config.json lambda_architecture, or for an
+    # emulated stage this machine's (the emulator runs the functions here).
+    architecture: str = "arm64"
+    # The local emulator the stage is deployed to (`make emulate`), None for AWS.
+    emulator: str | None = None
 
     @property
     def service_name(self) -> str:
@@ -75,6 +84,14 @@ class Stage:
 
     def function_name(self, handler: str) -> str:
         return f"{self.stack_name}-{handler}"
+
+
+def host_architecture(machine: str | None = None) -> str:
+    """Lambda's name for this machine's architecture; DeployError for another."""
+    name = (machine or platform.machine()).lower()
+    if name not in MACHINE_ARCHITECTURES:
+        raise DeployError(f"Lambda runs on x86_64 or arm64 only, not on this {name}")
+    return MACHINE_ARCHITECTURES[name]
 
 
 def load_stage(name: str, config_path: Path = CONFIG) -> Stage:
@@ -125,6 +142,10 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         raise DeployError(f"{where}.api must be one of {', '.join(FRONT_DOORS)}, not {api!r}")
     # Chalice's own lookup order for `xray`: the stage, else the top level.
     tracing = stage.get("xray", config.get("xray", False))
+    emulator = stage.get("emulator")
+    architecture = (host_architecture() if emulator else
+                    str(stage.get("lambda_architecture", config.get("lambda_architecture",
+                                                                     "arm64"))))
     return Stage(
         app_name=str(config["app_name"]),
         name=name,
@@ -136,4 +157,6 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         api_stage=str(config.get("api_gateway_stage", "api")),
         api=str(api),
         reserved_concurrency=reserved,
+        architecture=architecture,
+        emulator=str(emulator) if emulator else None,
     )
