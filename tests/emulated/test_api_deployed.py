@@ -73,12 +73,15 @@ def test_unknown_paths_answer_404_a_page_for_people_and_json_for_the_api(
     # catch-all brings it to the app (deploy/httpapi.py). The same answer either way.
     assert error(requests.delete(f"{url}/api/products", timeout=10), 404)["Code"] == (
         "NotFoundError")
-    # The root's other methods: REST's gateway response 404s them, an HTTP API's
-    # `ANY /` route brings them to Chalice, which answers 405. Its error shape either way.
+    # The root's other methods: an HTTP API's `ANY /` route brings them to Chalice,
+    # which answers 405 in its error shape. (On REST, AWS answers them with the
+    # MISSING_AUTHENTICATION_TOKEN gateway response, 404 in the error shape;
+    # MiniStack answers its own {"message"} there: docs/OPERATIONS.md, "Front door".)
     root = requests.post(f"{url}/", timeout=10)
-    wanted = {"rest": (404, "NotFoundError"), "http": (405, "MethodNotAllowedError")}
-    assert error(root, root.status_code)["Code"] == wanted[emulated_stack.api][1]
-    assert root.status_code == wanted[emulated_stack.api][0]
+    if emulated_stack.api == "http":
+        assert error(root, 405)["Code"] == "MethodNotAllowedError"
+    else:
+        assert root.status_code == 404
 
 
 def test_the_pool_refuses_a_wrong_confirmation_code_and_takes_the_mailed_one(
