@@ -26,27 +26,17 @@ from typing import Any
 
 from deploy import operations as ops
 from deploy.settings import Stage
+from deploy.template import API_LOGICAL_ID, OPENAPI_METHODS, REST_API
 
-REST_API = "RestAPI"  # what Chalice calls its Serverless::Api
 HTTP_API = ops.HTTP_API
 INTEGRATION = "HttpApiIntegration"
 STAGE = "HttpApiStage"
 PERMISSION = "APIHandlerInvokePermission"  # Chalice's name: replaced in place
-FUNCTION = "APIHandler"
+FUNCTION = API_LOGICAL_ID
 PAYLOAD_FORMAT_VERSION = "1.0"
 # Lambda's own timeout for the API is 15 s; the integration waits at most this.
 INTEGRATION_TIMEOUT_MS = 29_000
 
-_OPENAPI_METHODS = {
-    "get": "GET",
-    "put": "PUT",
-    "post": "POST",
-    "delete": "DELETE",
-    "options": "OPTIONS",
-    "head": "HEAD",
-    "patch": "PATCH",
-    "x-amazon-apigateway-any-method": "ANY",
-}
 ANY = "ANY"
 ROOT = "/"
 
@@ -72,10 +62,10 @@ def chalice_routes(template: dict[str, Any]) -> list[tuple[str, str]]:
     """(method, path) for every route Chalice put in its REST API, in its order."""
     body = template["Resources"][REST_API]["Properties"]["DefinitionBody"]
     return [
-        (_OPENAPI_METHODS[verb], path)
+        (OPENAPI_METHODS[verb], path)
         for path, operations in body["paths"].items()
         for verb in operations
-        if verb in _OPENAPI_METHODS
+        if verb in OPENAPI_METHODS
     ]
 
 
