@@ -79,6 +79,9 @@ EMULATOR_GAPS = {
     "out of any path API Gateway does not tell the function about), not at "
     "https://<api id>.execute-api.<region>.amazonaws.com/<stage>/: no TLS, so the cookies "
     "are not Secure",
+    "root_method": "its REST API answers a method the root lacks (POST /) 403 "
+    "{\"message\": \"Missing Authentication Token\"}, without the stage's gateway response "
+    "(AWS: 404 in the error shape); a method another path lacks gets the gateway response",
     "throttling": "the stage's throttling (rate and burst limits) is stored, not applied",
     "observability": "no X-Ray traces, no EMF metric extraction, no alarm ever changes "
     "state, and no e-mail leaves the machine",

@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from deploy import emulator as gaps
 from tests.e2e.test_accounts_live import PASSWORD, new_email
 from tests.emulated.conftest import EmulatedStack
 from tests.factories import JSON, add_body
@@ -74,14 +75,13 @@ def test_unknown_paths_answer_404_a_page_for_people_and_json_for_the_api(
     assert error(requests.delete(f"{url}/api/products", timeout=10), 404)["Code"] == (
         "NotFoundError")
     # The root's other methods: an HTTP API's `ANY /` route brings them to Chalice,
-    # which answers 405 in its error shape. (On REST, AWS answers them with the
-    # MISSING_AUTHENTICATION_TOKEN gateway response, 404 in the error shape;
-    # MiniStack answers its own {"message"} there: docs/OPERATIONS.md, "Front door".)
+    # which answers 405 in its error shape. On REST, AWS answers them with the
+    # MISSING_AUTHENTICATION_TOKEN gateway response (404 in the error shape).
     root = requests.post(f"{url}/", timeout=10)
     if emulated_stack.api == "http":
         assert error(root, 405)["Code"] == "MethodNotAllowedError"
     else:
-        assert root.status_code == 404
+        assert root.status_code == 403, gaps.EMULATOR_GAPS["root_method"]
 
 
 def test_the_pool_refuses_a_wrong_confirmation_code_and_takes_the_mailed_one(
@@ -103,3 +103,23 @@ def test_the_pool_refuses_a_wrong_confirmation_code_and_takes_the_mailed_one(
     lines = signed_in.raw.headers.getlist("Set-Cookie")
     assert sorted(line.split("=", 1)[0] for line in lines) == ["refresh", "session"], lines
     assert session.get(f"{url}/api/account", timeout=10).json() == {"email": email}
+
+
+def test_the_stage_is_served_by_the_front_door_it_asked_for(
+        emulated_stack: EmulatedStack) -> None:
+    stack = "chalice-cart-emulated"
+    http_apis = [a for a in emulated_stack.client("apigatewayv2").get_apis()["Items"]
+                 if a["Name"] == stack]
+    rest_apis = [a for a in emulated_stack.client("apigateway").get_rest_apis()["items"]
+                 if a["name"] == stack]
+    if emulated_stack.api == "rest":
+        assert (len(rest_apis), http_apis) == (1, [])
+        return
+    [api] = http_apis
+    assert rest_apis == []
+    v2 = emulated_stack.client("apigatewayv2")
+    [integration] = v2.get_integrations(ApiId=api["ApiId"])["Items"]
+    assert integration["PayloadFormatVersion"] == "1.0"
+    keys = {r["RouteKey"] for r in v2.get_routes(ApiId=api["ApiId"])["Items"]}
+    assert {"GET /api/products", "ANY /{proxy+}", "ANY /"} <= keys
+    assert emulated_stack.url.split("/_aws/execute-api/", 1)[1].startswith(api["ApiId"])
