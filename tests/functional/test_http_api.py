@@ -184,3 +184,20 @@ def test_a_request_no_route_takes_is_the_http_apis_own_404() -> None:
         for path in ("/", "/x", "/api/cart", "/a/b/c"):
             assert http_api_v1.select_route(ROUTE_KEYS, method, path) is not None
     assert http_api_v1.select_route(["GET /a"], "GET", "/b") is None
+
+
+def test_the_stand_in_selects_routes_and_merges_headers_as_aws_documents() -> None:
+    keys = ["GET /a/{id}", "GET /a/b", "ANY /a/b", "ANY /{proxy+}", "GET /"]
+    assert http_api_v1.select_route(keys, "GET", "/a/b") == ("GET /a/b", {})
+    assert http_api_v1.select_route(keys, "POST", "/a/b") == ("ANY /a/b", {})
+    assert http_api_v1.select_route(keys, "GET", "/a/c") == ("GET /a/{id}", {"id": "c"})
+    assert http_api_v1.select_route(keys, "GET", "/a/c/d") == (
+        "ANY /{proxy+}", {"proxy": "a/c/d"})
+    assert http_api_v1.select_route(keys, "POST", "/") is None  # a greedy never takes /
+    status, lines, body = http_api_v1.response({
+        "statusCode": 201, "headers": {"Content-Type": "text/plain", "X-A": "single"},
+        "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"], "X-A": ["multi"]},
+        "body": "aGk=", "isBase64Encoded": True})
+    assert (status, body) == (201, b"hi")
+    assert lines == [("Content-Type", "text/plain"), ("Set-Cookie", "a=1"),
+                     ("Set-Cookie", "b=2"), ("X-A", "multi")]
