@@ -121,13 +121,13 @@ def adapt(template: dict[str, Any], endpoint: str) -> dict[str, Any]:
     """The expanded template as the emulated stage deploys it (EMULATOR_GAPS, changed)."""
     result = copy.deepcopy(template)
     resources = result["Resources"]
-    for name in [n for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"
+    for name in [n for n, r in resources.items() if r.get("Type") == "AWS::CloudWatch::Alarm"
                  and "Metrics" in r["Properties"]]:
         del resources[name]  # EMULATOR_GAPS["metric_math"]
     variables = resources[tpl.API_LOGICAL_ID]["Properties"]["Environment"]["Variables"]
     variables["COGNITO_ENDPOINT"] = endpoint.rstrip("/")  # EMULATOR_GAPS["jwks"]
     for resource in resources.values():
-        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+        if resource.get("Type") == "AWS::Lambda::EventSourceMapping":
             # EMULATOR_GAPS["retries"]
             resource["Properties"]["MaximumRecordAgeInSeconds"] = EMULATED_RECORD_AGE_SECONDS
     return result

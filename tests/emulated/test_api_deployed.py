@@ -57,6 +57,8 @@ def test_bad_input_is_a_4xx_in_chalices_shape_and_changes_nothing(
               status)
     error(shopper.put(f"{url}/api/cart/items/kettle", headers=JSON,
                       data=json.dumps({"quantity": 100}), timeout=10), 400)
+    error(shopper.post(f"{url}/api/cart/items", headers={"Content-Type": "text/plain"},
+                       data=add_body("kettle", 1), timeout=10), 415)
     cart = shopper.get(f"{url}/api/cart", timeout=10).json()
     assert [(i["productId"], i["quantity"]) for i in cart["items"]] == [("kettle", 1)]
 
