@@ -34,10 +34,32 @@ BUILD_DIR = ROOT / "build" / "test"
 WARM_WORKERS = 6
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/emulated/" in item.nodeid.replace("\\", "/"):
-            item.add_marker(pytest.mark.emulated)
+def _front_door(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("emulated_stack") if callspec else None
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own ordering by fixture parameters
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the emulated tests; run them one front door after the other, in file order
+    within each (a door's teardown test last); a module whose subject no front door
+    changes (ONE_FRONT_DOOR = True) runs on the first door only."""
+    places = [i for i, item in enumerate(items)
+              if "tests/emulated/" in item.nodeid.replace("\\", "/")]
+    emulated = [items[i] for i in places]
+    for item in emulated:
+        item.add_marker(pytest.mark.emulated)
+    doors = {door: n for n, door in enumerate(FRONT_DOORS)}
+    dropped = [item for item in emulated if _front_door(item) not in (None, FRONT_DOORS[0])
+               and getattr(item.module, "ONE_FRONT_DOOR", False)]
+    kept = sorted((item for item in emulated if item not in dropped),
+                  key=lambda item: (doors.get(_front_door(item) or "", 0),
+                                    str(item.path), places[emulated.index(item)]))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    others = [item for i, item in enumerate(items) if i not in set(places)]
+    first = places[0] if places else len(items)
+    items[:] = others[:first] + kept + others[first:]
 
 
 @dataclass
