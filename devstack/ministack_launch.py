@@ -28,7 +28,8 @@ PAYLOAD_FORMAT_VERSION = "1.0"
 def _http_api_v1() -> Any:
     """devstack/http_api_v1.py by its path: nothing of this project joins sys.path."""
     spec = importlib.util.spec_from_file_location("http_api_v1", HERE / "http_api_v1.py")
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {HERE / 'http_api_v1.py'}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
