@@ -46,11 +46,13 @@ from deploy import operations as ops
 from deploy import redrive as rd
 from deploy import template as tpl
 from deploy.build import BUILD_ROOT, Build, build, checkov
-from deploy.settings import ROOT, DeployError, Stage, load_stage, say
+from deploy.settings import FRONT_DOORS, HTTP_API, ROOT, DeployError, Stage, load_stage, say
 from deploy.stack import CloudFormationStack
 
 Out = Callable[[str], None]
 PACKAGE_REGION = "us-east-1"  # `package` alone needs a region only to satisfy Chalice
+# moto's CloudFormation skips every AWS::ApiGatewayV2 resource (MiniStack's builds them).
+NO_HTTP_API = "its CloudFormation skips AWS::ApiGatewayV2 resources"
 
 
 def _relative(build_result: Build) -> str:
@@ -109,9 +111,6 @@ def deploy(
     reseed: bool = False,
 ) -> dict[str, str]:
     """Build, upload, create or update the stack, seed the catalog; the stack outputs."""
-    if stage.api != "rest":
-        raise DeployError(f"stage {stage.name}: an {stage.api} API is not built yet; "
-                          "the API is API Gateway REST (API=rest)")
     endpoint = emulator.check_endpoint(stage, account.stand_in) if stage.emulator else None
     out(
         f"==> stage {stage.name}: stack {stage.stack_name} in account "
@@ -125,12 +124,15 @@ def deploy(
         f"==> cookie-signing key: {'created' if created else 'kept'} "
         f"SSM SecureString {stage.secret_parameter}"
     )
-    logging_role = acct.ensure_api_logging_role(account, sleep)
-    out(
-        f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
-        if logging_role
-        else "==> API Gateway logs through the role the account already has (kept)"
-    )
+    if stage.api == HTTP_API:
+        out("==> front door: an HTTP API (its access logs need no account logging role)")
+    else:
+        logging_role = acct.ensure_api_logging_role(account, sleep)
+        out(
+            f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
+            if logging_role
+            else "==> API Gateway logs through the role the account already has (kept)"
+        )
     bucket = acct.ensure_bucket(account, stage)
     code_key = acct.upload(account, bucket, stage.name, built.zip_path, ".zip")
     out(f"==> uploaded the package to s3://{bucket}/{code_key}")
@@ -150,7 +152,8 @@ def deploy(
             f"pool's keys from {endpoint}; a failing stream batch is given up after "
             f"{emulator.EMULATED_RECORD_AGE_SECONDS} s (deploy/emulator.py EMULATOR_GAPS)"
         )
-    elif account.stand_in:
+    # An HTTP API's routes are resources of their own already (deploy/httpapi.py).
+    elif account.stand_in and stage.api != HTTP_API:
         expanded = tpl.explicit_routes(expanded)
         out(
             f"==> {account.stand_in} is a stand-in, not AWS: the API's routes go in as "
@@ -171,7 +174,10 @@ def deploy(
         # The smoke suite (Python) reaches the path form; a browser the shop's host.
         outputs["ShopURL"], outputs["EndpointURL"] = emulator.urls(endpoint, outputs, stage)
     out("")
-    out(f"Shop:              {outputs.get('ShopURL', outputs['EndpointURL'])}")
+    if "EndpointURL" not in outputs:  # a stand-in that cannot build the API
+        out(f"Shop:              none: {account.stand_in} made no API ({NO_HTTP_API})")
+    else:
+        out(f"Shop:              {outputs.get('ShopURL', outputs['EndpointURL'])}")
     if endpoint:
         out(f"API:               {outputs['EndpointURL']}")
         out("                   (the same stage for clients that do not resolve *.localhost: "
@@ -343,9 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         default=BUILD_ROOT,
         help="where the package is built, under <dir>/<stage>/ (default: build/)",
     )
-    parser.add_argument("--api", choices=("rest", "http"), default=None,
-                        help="the API's front door: API Gateway REST (default) or HTTP API "
-                        "(default: the stage's `api`)")
+    parser.add_argument("--api", choices=FRONT_DOORS, default=None,
+                        help="the API's front door: API Gateway REST or HTTP API "
+                        "(default: the stage's `api`; docs/OPERATIONS.md, Front door)")
     parser.add_argument("--no-smoke", dest="smoke", action="store_false",
                         help="deploy: do not run the smoke suite afterwards")
     args = parser.parse_args(argv)

@@ -43,6 +43,9 @@ MINISTACK_SETTINGS = {
     "MINISTACK_REGION": emulator.REGION,
     "LOG_LEVEL": "WARNING",
 }
+# `python -m ministack` with its HTTP API honouring payload format 1.0 (the HTTP API
+# front door needs it; EMULATOR_GAPS["http_payload"]).
+LAUNCHER = Path(__file__).resolve().parent / "ministack_launch.py"
 OUTPUT_LINE = re.compile(r"^(Shop|API|Table|Dead-letter queue): +(\S+)$", re.M)
 Out = Callable[[str], None]
 
@@ -116,7 +119,7 @@ def start_ministack(port: int, log_path: Path, python: Path | None = None,
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # nosec B603: fixed argv, no shell
-            [str(python), "-m", "ministack"], stdout=log, stderr=subprocess.STDOUT,
+            [str(python), str(LAUNCHER)], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=env, cwd=log_path.parent, start_new_session=True)
     started = Emulator(port, process, log_path)
     deadline = time.monotonic() + READY_TIMEOUT

@@ -41,22 +41,44 @@ START_TIMEOUT = 600.0  # a first run downloads the x86_64 wheels
 WARM_WORKERS = 6
 
 
-# These go last, in this order, whatever other files tests/emulated/ holds: the first
-# holds up the stream for a minute, the second destroys the stage and stops MiniStack.
+# These go last within a front door, in this order, whatever other files tests/emulated/
+# holds: the first holds up the stream for a minute, the second destroys the stage and
+# stops MiniStack.
 LAST = ("test_stream_failures_deployed.py", "test_teardown_deployed.py")
+# Both front doors (docs/OPERATIONS.md, "Front door"): the emulated tests run against
+# each, one `make emulate` at a time: every test on the first door, then on the
+# second (its stack starts when the first's teardown has stopped that one). A module
+# whose subject no front door changes says ONE_FRONT_DOOR = True and runs on the
+# first only. EMULATED_APIS=rest (or http) runs one door.
+FRONT_DOORS = tuple(api for api in os.environ.get("EMULATED_APIS", "rest,http").split(",")
+                    if api)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
+def _front_door(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("emulated_stack") if callspec else None
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> tuple[int, int]:
         name = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-        return LAST.index(name) + 1 if name in LAST else 0
+        door = FRONT_DOORS.index(_front_door(item) or FRONT_DOORS[0])
+        return door, LAST.index(name) + 1 if name in LAST else 0
 
     places = [i for i, item in enumerate(items)
               if "tests/emulated/" in item.nodeid.replace("\\", "/")]
-    ours = sorted((items[i] for i in places), key=rank)  # stable: file order otherwise
-    for place, item in zip(places, ours, strict=True):
+    dropped = [items[i] for i in places if _front_door(items[i]) not in (None, FRONT_DOORS[0])
+               and getattr(items[i].module, "ONE_FRONT_DOOR", False)]
+    # stable: file order otherwise
+    ours = sorted((items[i] for i in places if items[i] not in dropped), key=rank)
+    for item in ours:
         item.add_marker(pytest.mark.emulated)
-        items[place] = item
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    first = places[0] if places else len(items)
+    others = [item for i, item in enumerate(items) if i not in set(places)]
+    items[:] = others[:first] + ours + others[first:]
 
 
 @dataclass
@@ -193,13 +215,14 @@ def start_emulate(state: Path, api: str = "rest") -> EmulatedStack:
                          descendants(process.pid), api)
 
 
-@pytest.fixture(scope="session")
-def emulated_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedStack]:
-    """`make emulate`'s stack for the session; stopped with every process it started."""
+@pytest.fixture(scope="session", params=FRONT_DOORS)
+def emulated_stack(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedStack]:
+    """`make emulate API=<door>`'s stack; stopped with every process it started."""
     if not ministack_python().exists():
         pytest.fail(f"{ministack_python()} not found: `make ministack` (part of `make test`) "
                     "builds MiniStack's venv, or set MINISTACK_PYTHON")
-    stack = start_emulate(tmp_path_factory.mktemp("emulate"))
+    stack = start_emulate(tmp_path_factory.mktemp(f"emulate-{request.param}"), request.param)
     try:
         warm_api_workers(stack)
         yield stack

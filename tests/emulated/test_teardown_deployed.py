@@ -32,6 +32,7 @@ def test_a_redeploy_changes_nothing_and_destroy_leaves_nothing_behind(
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert "chalice-cart-emulated is gone" in gone.stdout
     assert emulated_stack.client("apigateway").get_rest_apis()["items"] == []
+    assert emulated_stack.client("apigatewayv2").get_apis()["Items"] == []
     assert emulated_stack.client("dynamodb").list_tables()["TableNames"] == []
     assert emulated_stack.client("lambda").list_functions()["Functions"] == []
     assert emulated_stack.client("cognito-idp").list_user_pools(MaxResults=10)[
