@@ -109,12 +109,14 @@ class CatalogCache:
         return product_id in self._catalog(repo)
 
     def products(self, repo: DynamoCartRepository) -> list[Product]:
-        """Every product on sale with its `inCarts`, by name."""
+        """Every product on sale with its `inCarts`, in the catalog's order."""
         products = [p for p in self._catalog(repo).values() if p.active]
         if self._clock() - self._counted_at > COUNTS_CACHE_SECONDS:
             self._counts = repo.counts()
             self._counted_at = self._clock()
-        return sorted(with_counts(products, self._counts), key=lambda product: product.name)
+        # The catalog file's order (a shop puts what it features first), then by name.
+        return sorted(with_counts(products, self._counts),
+                      key=lambda product: (product.position, product.name))
 
     def expire(self) -> None:
         """Forget all: the next read queries the table (as if the windows had passed)."""
