@@ -68,7 +68,7 @@ def faults(client):
 @pytest.fixture
 def big_catalog(repo):
     repo.seed_products([dataclasses.replace(SEED[0], id=f"p{i:03d}", name=f"Product {i:03d}")
-                        for i in range(MAX_LINES + 16)])
+                        for i in range(MAX_LINES + 20)])  # p060-p062 stay out of a full cart
     runtime.reset()
 
 
