@@ -31,7 +31,7 @@ from tests.functional.conftest import request
 
 UNITS = 10
 SHARDS = 4
-SHOPPERS = 40
+SHOPPERS = 32
 THREADS = 8
 
 
