@@ -161,6 +161,9 @@ def in_process_stack() -> Iterator[InProcessStack]:
 
         with mock_aws():
             from app import app
+            from devstack.motoserver import share_stream_shards
+
+            share_stream_shards()  # a cancelled transaction leaves the stream as it was
             from chalicelib import runtime, table
             from deploy.catalog import on_sale, seed
 
