@@ -7,8 +7,10 @@ another's idle connection, but the app itself runs under one lock: requests
 are handled strictly one after another. (A non-threaded server would also
 serialise them, but must close every connection: about twice as slow.)
 
-It also keeps moto's transactions from copying the stream's whole history
-(see `share_stream_shards`), saves the local table to a file when it changed
+It also keeps moto's memory and latency flat over a long session
+(devstack.moto_memory: no registry of every object, transactions that undo
+item by item instead of copying tables, iterators and stream records that
+expire as on AWS), saves the local table to a file when it changed
 and when the server stops (`Snapshotter`: moto keeps nothing on disk), and
 answers a few control requests under `/_devstack/` (`CONTROLS`: the place
 for test-only hooks; `POST /_devstack/snapshot` saves the table now).
@@ -35,6 +37,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 from devstack import faults
+from devstack.moto_memory import bound_memory
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -157,7 +160,8 @@ class Snapshotter:
 
     def _marker(self, table: Any) -> tuple[int, int, int]:
         shard = getattr(table, "stream_shard", None)
-        records = len(shard.items) if shard is not None else 0
+        # The next sequence number: it moves on every write, even once old records are trimmed.
+        records = shard.starting_sequence_number + len(shard.items) if shard is not None else 0
         return id(table), records, len(table)
 
     def save(self, force: bool = False) -> int | None:
@@ -216,51 +220,12 @@ def _save_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[str
 CONTROLS["snapshot"] = _save_now
 
 
-def share_stream_shards() -> bool:
-    """Make moto's TransactWriteItems keep, not copy, each table's stream shard.
-
-    moto deep-copies every table before a transaction, to put the copy back
-    if the transaction fails. The copy includes every stream record so far:
-    it took ~100 ms per 1000 records, under moto's one lock, on every
-    add-to-cart (popularity) and checkout, so the whole stack slowed as the
-    session went on. And a put-back copy carries a new shard object, so
-    every shard iterator handed out before reads the old one and never sees
-    another record. Here the copy shares the shard, and when a transaction
-    fails the records its undone writes emitted are taken back out.
-    Returns False, changing nothing, if moto's internals are not as expected.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import StreamShard
-
-    original = getattr(DynamoDBBackend, "transact_write_items", None)
-    if original is None or getattr(original, "shares_stream_shards", False) \
-            or not callable(getattr(StreamShard, "add", None)):
-        return False
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        marks = [(name, table.stream_shard, len(table.stream_shard.items))
-                 for name, table in self.tables.items()
-                 if getattr(table, "stream_shard", None) is not None]
-        try:
-            original(self, transact_items)
-        except Exception:
-            for name, shard, length in marks:
-                del shard.items[length:]  # emitted by writes moto has undone
-                if name in self.tables:
-                    self.tables[name].stream_shard = shard
-            raise
-
-    transact_write_items.shares_stream_shards = True  # type: ignore[attr-defined]
-    StreamShard.__deepcopy__ = lambda shard, memo: shard  # type: ignore[attr-defined]
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    return True
-
-
 def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | None = None,
           snapshot_interval: float = 1.0) -> None:
-    if not share_stream_shards():
-        print("devstack moto: could not patch moto's transactions (a new moto?); "
-              "stream reads still work, transactions slow down as the stream grows",
+    refused = bound_memory()
+    if refused:
+        print(f"devstack moto: moto's internals changed (a new moto?): not applied: "
+              f"{', '.join(refused)}; memory and latency grow over a session",
               file=sys.stderr, flush=True)
     serial = SerialApp(DomainDispatcherApplication(create_backend_app))
     if snapshot is not None and table_name:
