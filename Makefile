@@ -1,32 +1,62 @@
 # chalice-cart: the project's vocabulary. Every target installs what it needs.
 SHELL := /bin/bash
+# Set-up needs only `make` and any Python 3. That Python installs uv (pinned with
+# hashes in requirements-tools.lock) into .venv-tools; uv then makes each venv and
+# fills it from its lock file (every package, transitive ones included, pinned
+# with hashes: `make lock` writes them from the requirements-*.txt beside them).
 # The venv's Python is the Lambda runtime's (python3.13, .chalice/config.json):
-# what is tested and run locally is what is deployed. PYTHON=... overrides.
+# what is tested and run locally is what is deployed. scripts/lambda-python finds
+# an installed one (PATH, pyenv); with none, uv fetches a managed CPython 3.13.
+# PYTHON=... overrides; INSTALLER=pip uses pip with the same lock files instead of
+# uv (and is what happens, with a warning, when uv cannot be installed).
 LAMBDA_PYTHON := 3.13
 PYTHON ?= $(shell scripts/lambda-python $(LAMBDA_PYTHON))
+BOOTSTRAP_PYTHON ?= $(shell command -v python3 || command -v python)
+INSTALLER ?= uv
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 CHECKOV_VENV := $(VENV)/checkov
+# Each venv and its lock file. A new one (MiniStack's, say): add its
+# requirements-<name>.txt, run `make lock`, then `$(call sync_venv,<dir>,<lock>)`.
+LOCKS := requirements-dev.lock requirements-checkov.lock
 
-.PHONY: install browser run reset logs test lint unit functional e2e bench smoke package deploy destroy redrive clean
+.PHONY: install lock browser run reset logs test lint unit functional e2e bench smoke package deploy destroy redrive clean
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
-	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
-	'brew install python@$(LAMBDA_PYTHON)', 'apt-get install python$(LAMBDA_PYTHON)' or \
-	'pyenv install $(LAMBDA_PYTHON)'), or run make PYTHON=/path/to/python$(LAMBDA_PYTHON)" >&2; exit 1; }
-	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(LAMBDA_PYTHON)".split("."))))' \
-		2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/python -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip<26.3"
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+$(UV): requirements-tools.lock
+	@scripts/bootstrap-uv "$(BOOTSTRAP_PYTHON)" $(TOOLS) requirements-tools.lock
+
+# $(call sync_venv,DIR,LOCK): DIR a venv of the Lambda runtime's Python holding
+# exactly what LOCK pins (hashes checked), made anew if its Python is another.
+define sync_venv
+	@$(1)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(LAMBDA_PYTHON)".split("."))))' \
+		2>/dev/null || scripts/make-venv "$(INSTALLER)" "$(UV)" "$(or $(PYTHON),$(LAMBDA_PYTHON))" $(1)
+	scripts/sync-venv "$(INSTALLER)" "$(UV)" $(1) $(2)
+endef
+
+$(STAMP): requirements.txt $(LOCKS) $(if $(filter uv,$(INSTALLER)),$(UV))
+	$(call sync_venv,$(VENV),requirements-dev.lock)
+	$(call sync_venv,$(CHECKOV_VENV),requirements-checkov.lock)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve every lock file from its requirements-*.txt (hashes included):
+# after changing a pin. Kept versions stay unless UPGRADE=1.
+UPGRADE ?= 0
+lock: $(UV)
+	@for lock in requirements-tools.lock $(LOCKS); do \
+		cp "$$lock" "$$lock.new" 2>/dev/null || true; \
+		$(UV) pip compile --quiet --generate-hashes --universal --custom-compile-command "make lock" \
+			--python-version $(LAMBDA_PYTHON) $(if $(filter 1,$(UPGRADE)),--upgrade) \
+			"$${lock%.lock}.txt" -o "$$lock.new" || { rm -f "$$lock.new"; exit 1; }; \
+		if cmp -s "$$lock" "$$lock.new"; then rm "$$lock.new"; echo "$$lock: unchanged"; \
+		else mv "$$lock.new" "$$lock"; echo "$$lock: written"; fi; \
+	done
 
 # The browser tests drive an installed Chrome or Chromium (CHROME_PATH, Playwright's
 # own if you installed it, then the system's; devstack/browser.py). Only on
@@ -107,4 +137,4 @@ destroy: install
 	$(BIN)/python -m deploy destroy --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) build .pytest_cache .mypy_cache .ruff_cache
