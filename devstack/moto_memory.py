@@ -42,7 +42,7 @@ def untrack_instances() -> bool:
 
     if getattr(BaseModel.__new__, "untracked", False):
         return True
-    if not isinstance(BaseModel.__dict__.get("__new__"), staticmethod | Callable):
+    if "__new__" not in BaseModel.__dict__:
         return False
 
     def untracked_new(cls: type[Any], *args: Any, **kwargs: Any) -> Any:

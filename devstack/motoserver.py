@@ -13,7 +13,8 @@ item by item instead of copying tables, iterators and stream records that
 expire as on AWS), saves the local table to a file when it changed
 and when the server stops (`Snapshotter`: moto keeps nothing on disk), and
 answers a few control requests under `/_devstack/` (`CONTROLS`: the place
-for test-only hooks; `POST /_devstack/snapshot` saves the table now).
+for test-only hooks; `POST /_devstack/snapshot` saves the table now,
+`POST /_devstack/ttl-sweep` expires what is due now: devstack.ttl).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from werkzeug.serving import make_server
 
 from devstack import faults
 from devstack.moto_memory import bound_memory
+from devstack.ttl import DEFAULT_INTERVAL, Sweeper
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -65,6 +67,7 @@ class SerialApp:
         self._app = app
         self._lock = threading.Lock()
         self.snapshotter = snapshotter
+        self.sweeper: Sweeper | None = None
 
     @property
     def lock(self) -> threading.Lock:
@@ -220,8 +223,18 @@ def _save_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[str
 CONTROLS["snapshot"] = _save_now
 
 
+def _sweep_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if server.sweeper is None:
+        return 409, {"Code": "NoSweeper", "Message": "started with the TTL sweep off"}
+    deleted, trimmed = server.sweeper.sweep_now()
+    return 200, {"expired": deleted, "streamRecordsTrimmed": trimmed}
+
+
+CONTROLS["ttl-sweep"] = _sweep_now
+
+
 def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | None = None,
-          snapshot_interval: float = 1.0) -> None:
+          snapshot_interval: float = 1.0, ttl_interval: float = DEFAULT_INTERVAL) -> None:
     refused = bound_memory()
     if refused:
         print(f"devstack moto: moto's internals changed (a new moto?): not applied: "
@@ -232,6 +245,9 @@ def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | 
         serial.snapshotter = Snapshotter(snapshot, table_name, serial.lock, snapshot_interval)
         serial.snapshotter.continue_sequence_numbers()
         serial.snapshotter.start()
+    if ttl_interval > 0:  # 0: items never expire, as on plain moto
+        serial.sweeper = Sweeper(serial.lock, ttl_interval)
+        serial.sweeper.start()
     app: WSGIApp = serial
     if faults.enabled(os.environ):
         # Outside the lock: a stalled request must not hold up the control path.
@@ -250,5 +266,7 @@ def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | 
         pass  # return, so that __main__ exits without tearing down moto's modules
     finally:
         server.server_close()
+        if serial.sweeper is not None:
+            serial.sweeper.stop()
         if serial.snapshotter is not None:
             serial.snapshotter.stop()

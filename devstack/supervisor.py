@@ -156,6 +156,7 @@ class Stack:
     verbose: bool = False
     tail_remote: bool = False
     fresh: bool = False
+    ttl_interval: float = 60.0
     output: Output | None = None
     children: list[Child] = field(default_factory=list)
     _env: dict[str, str] = field(default_factory=dict)
@@ -246,10 +247,13 @@ class Stack:
         self._spawn("moto server", [sys.executable, "-m", "devstack", "moto",
                                     "--port", str(self.moto_port),
                                     "--snapshot", str(self.snapshot),
-                                    "--table", self._table_name])
+                                    "--table", self._table_name,
+                                    "--ttl-interval", str(self.ttl_interval)])
         wait_for_port(self.moto_port, self.children[-1])
+        expiry = (f"TTL expiry every {self.ttl_interval:g} s" if self.ttl_interval > 0
+                  else "TTL expiry off")
         self.say(f"devstack: moto server   {self.moto_url} "
-                 "(DynamoDB + Streams, in memory, one request at a time)")
+                 f"(DynamoDB + Streams, in memory, one request at a time; {expiry})")
         self._bootstrap()
         self._env.update(self._bootstrap_accounts())
 
