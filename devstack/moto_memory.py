@@ -166,8 +166,8 @@ def expire_iterators(lifetime: float = ITERATOR_LIFETIME,
         return result
 
     stamped.stamped = True  # type: ignore[attr-defined]
-    ShardIterator.__init__ = stamped  # type: ignore[method-assign]
-    DynamoDBStreamsBackend.get_records = get_records_pruned  # type: ignore[method-assign]
+    ShardIterator.__init__ = stamped  # type: ignore[method-assign,assignment]
+    DynamoDBStreamsBackend.get_records = get_records_pruned  # type: ignore[method-assign,assignment]
     return True
 
 

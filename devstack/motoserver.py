@@ -14,7 +14,9 @@ expire as on AWS), saves the local table to a file when it changed
 and when the server stops (`Snapshotter`: moto keeps nothing on disk), and
 answers a few control requests under `/_devstack/` (`CONTROLS`: the place
 for test-only hooks; `POST /_devstack/snapshot` saves the table now,
-`POST /_devstack/ttl-sweep` expires what is due now: devstack.ttl).
+`POST /_devstack/ttl-sweep` expires what is due now: devstack.ttl;
+`POST /_devstack/accounts-restore` puts the saved local accounts back:
+devstack.pool_snapshot).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from werkzeug.serving import make_server
 
 from devstack import faults
 from devstack.moto_memory import bound_memory
+from devstack.pool_snapshot import FILE_NAME as ACCOUNTS_FILE
+from devstack.pool_snapshot import PoolSnapshot
 from devstack.ttl import DEFAULT_INTERVAL, Sweeper
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -68,6 +72,7 @@ class SerialApp:
         self._lock = threading.Lock()
         self.snapshotter = snapshotter
         self.sweeper: Sweeper | None = None
+        self.accounts: PoolSnapshot | None = None
 
     @property
     def lock(self) -> threading.Lock:
@@ -123,6 +128,8 @@ class Snapshotter:
         self._stop = threading.Event()
         self.armed = False
         self.sequence_floor = 0
+        # Saved on the same beat, with the same lock (the local pool's users).
+        self.companions: list[PoolSnapshot] = []
 
     def continue_sequence_numbers(self) -> int:
         """Number this server's stream records after the saved table's last one.
@@ -199,11 +206,13 @@ class Snapshotter:
 
     def run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.save()
-            except Exception as exc:  # keep serving; say why nothing is saved
-                print(f"devstack moto: cannot save {self.path}: {exc}", file=sys.stderr,
-                      flush=True)
+            savers: list[Snapshotter | PoolSnapshot] = [self, *self.companions]
+            for saver in savers:
+                try:
+                    saver.save()
+                except Exception as exc:  # keep serving; say why nothing is saved
+                    print(f"devstack moto: cannot save {saver.path}: {exc}", file=sys.stderr,
+                          flush=True)
 
     def start(self) -> None:
         threading.Thread(target=self.run, name="snapshot", daemon=True).start()
@@ -211,6 +220,8 @@ class Snapshotter:
     def stop(self) -> None:
         self._stop.set()
         self.save()
+        for companion in self.companions:
+            companion.save()
 
 
 def _save_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -233,6 +244,20 @@ def _sweep_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[st
 CONTROLS["ttl-sweep"] = _sweep_now
 
 
+def _restore_accounts(server: SerialApp,
+                      environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if server.accounts is None:
+        return 409, {"Code": "NoSnapshot", "Message": "started without --snapshot"}
+    try:
+        restored = server.accounts.restore()
+    except LookupError as exc:
+        return 409, {"Code": "NoUserPool", "Message": str(exc)}
+    return 200, {"restored": restored, "path": str(server.accounts.path)}
+
+
+CONTROLS["accounts-restore"] = _restore_accounts
+
+
 def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | None = None,
           snapshot_interval: float = 1.0, ttl_interval: float = DEFAULT_INTERVAL) -> None:
     refused = bound_memory()
@@ -244,6 +269,10 @@ def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | 
     if snapshot is not None and table_name:
         serial.snapshotter = Snapshotter(snapshot, table_name, serial.lock, snapshot_interval)
         serial.snapshotter.continue_sequence_numbers()
+        # The local pool is named after the table (devstack.accounts).
+        serial.accounts = PoolSnapshot(snapshot.with_name(ACCOUNTS_FILE), table_name,
+                                       serial.lock)
+        serial.snapshotter.companions.append(serial.accounts)
         serial.snapshotter.start()
     if ttl_interval > 0:  # 0: items never expire, as on plain moto
         serial.sweeper = Sweeper(serial.lock, ttl_interval)
