@@ -52,11 +52,15 @@ TITLES = {
               "limit reached is an account quota (issue 11)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, arm64 against x86_64, prices stated"),
+    "endurance": ("9. A laptop stack that lasts a day",
+                  "after 10,000 mixed shopper operations on `make run` (keyed adds and "
+                  "checkouts included): the local store's RSS < 400 MB, and the last 1,000 "
+                  "operations' p95 ≤ 1.5x the first 1,000's (issue 18)"),
 }
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost")
+         "cost", "endurance")
 
 
 class Settings:
@@ -66,6 +70,7 @@ class Settings:
         self.cold_runs = 10 if quick else 15
         self.lag_writes = 20 if quick else 200
         self.load_seconds = 6.0 if quick else 30.0
+        self.endurance_operations = 2_000 if quick else 10_000
 
 
 class SharedStack:
@@ -157,9 +162,16 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
         mod.run(section, results)
 
+    def endurance(section: Section, results: dict[str, Section]) -> None:
+        from bench import endurance as mod
+        from bench.load import local_stack
+
+        with local_stack() as fresh:  # its own stack: the RSS it starts from is its own
+            mod.run(section, results, stack=fresh, operations=settings.endurance_operations)
+
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
-            "cost": cost}
+            "cost": cost, "endurance": endurance}
 
 
 def _git(*args: str) -> str:
