@@ -38,7 +38,7 @@ define sync_venv
 	scripts/sync-venv "$(INSTALLER)" "$(UV)" $(1) $(2)
 endef
 
-$(STAMP): requirements.txt $(LOCKS) $(if $(filter uv,$(INSTALLER)),$(UV))
+$(STAMP): requirements.txt $(LOCKS) | $(if $(filter uv,$(INSTALLER)),$(UV))
 	$(call sync_venv,$(VENV),requirements-dev.lock)
 	$(call sync_venv,$(CHECKOV_VENV),requirements-checkov.lock)
 	touch $(STAMP)
@@ -74,8 +74,10 @@ BROWSER_PATH = $$($(BIN)/python -m devstack browser --no-install)
 MOTO_PORT ?= 8001
 RELOAD ?= 0
 VERBOSE ?= 0
+# TTL_SWEEP: seconds between expiries of items past their TTL (devstack/ttl.py; 0: never).
+TTL_SWEEP ?= 60
 RUN = $(BIN)/python -m devstack run --port "$(PORT)" --moto-port "$(MOTO_PORT)" \
-	--reload "$(RELOAD)" --verbose "$(VERBOSE)"
+	--reload "$(RELOAD)" --verbose "$(VERBOSE)" --ttl-interval "$(TTL_SWEEP)"
 run: install
 	exec $(RUN)
 
