@@ -27,6 +27,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
@@ -43,7 +44,12 @@ from devstack import faults
 from devstack.moto_memory import bound_memory
 from devstack.pool_snapshot import FILE_NAME as ACCOUNTS_FILE
 from devstack.pool_snapshot import PoolSnapshot
+from devstack.table_mirror import TableMirror
 from devstack.ttl import DEFAULT_INTERVAL, Sweeper
+
+# A save that took t seconds waits SAVE_SHARE_WAIT * t before the next: at most ~5%
+# of the server's time goes to saving, however big the table grows.
+SAVE_SHARE_WAIT = 19.0
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -112,8 +118,12 @@ class Snapshotter:
     Runs inside the moto server, under the server's lock, so a snapshot is
     one consistent moment between two requests. "Changed" is read off the
     table's stream (every write adds a record), so an idle check costs no
-    request and no copy. The file is replaced atomically: a crash mid-write
-    leaves the previous snapshot. It saves nothing until armed (the first
+    request and no copy, and so are the items (devstack.table_mirror: each save
+    applies the records since the last one, not the whole table). A save that
+    took t seconds waits 19 t before the next, so a big table is saved less
+    often (a crash loses at most that much more), never the store's time.
+    The file is replaced atomically: a crash mid-write leaves the previous
+    snapshot. It saves nothing until armed (the first
     `POST /_devstack/snapshot`, sent once the table is restored): a new,
     still empty table must not overwrite the snapshot it is restored from.
     """
@@ -128,6 +138,8 @@ class Snapshotter:
         self._stop = threading.Event()
         self.armed = False
         self.sequence_floor = 0
+        self._mirror = TableMirror()
+        self._not_before = 0.0
         # Saved on the same beat, with the same lock (the local pool's users).
         self.companions: list[PoolSnapshot] = []
 
@@ -187,12 +199,20 @@ class Snapshotter:
             marker = self._marker(table)
             if not force and marker == self._saved_marker:
                 return None
-            items = [item.to_json()["Attributes"] for item in table.all_items()]
+            if not force and time.monotonic() < self._not_before:
+                return None  # the last save was long: wait, so saving stays a small share
+            began = time.monotonic()
+            items = self._mirror.items(table)
             shard = getattr(table, "stream_shard", None)
             last = shard.starting_sequence_number + len(shard.items) if shard else 0
         self._write({"table": self.table_name, "region": region, "items": items,
                      "lastSequenceNumber": str(max(last, self.sequence_floor))})
         self._saved_marker = marker
+        # Writing the file holds Python's GIL, so it delays requests too: a save
+        # that took t seconds is followed by at least SAVE_SHARE_WAIT * t without one
+        # (the loop waits `interval` anyway: only a save over ~50 ms waits longer).
+        took = time.monotonic() - began
+        self._not_before = time.monotonic() + took * SAVE_SHARE_WAIT - self.interval
         return len(items)
 
     def _write(self, snapshot: dict[str, Any]) -> None:

@@ -179,3 +179,31 @@ def test_stream_records_past_24_hours_are_trimmed_and_sequence_numbers_go_on(
     read = StreamReader(boto3.client("dynamodbstreams"), stream_arn).read()
     assert [r["dynamodb"]["Keys"]["sk"]["S"] for r in read] == ["new"]
     assert int(read[0]["dynamodb"]["SequenceNumber"]) == last + 1
+
+
+def test_the_snapshot_mirror_follows_the_stream_and_reads_the_table_once(
+        patched: None, dynamodb: Any, stream_arn: str) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+
+    from devstack.table_mirror import TableMirror
+
+    table = dynamodb_backends["123456789012"]["us-east-1"].tables[TABLE_NAME]
+    mirror = TableMirror()
+
+    def scanned() -> list[dict[str, Any]]:
+        return sorted(dynamodb.scan(TableName=TABLE_NAME)["Items"], key=str)
+
+    assert sorted(mirror.items(table), key=str) == scanned()
+    dynamodb.put_item(TableName=TABLE_NAME, Item=item("kept", n=1))
+    dynamodb.put_item(TableName=TABLE_NAME, Item=item("gone", n=7))
+    dynamodb.update_item(TableName=TABLE_NAME, Key={"pk": {"S": "T"}, "sk": {"S": "kept"}},
+                         UpdateExpression="SET n = n + :one",
+                         ExpressionAttributeValues={":one": {"N": "1"}})
+    dynamodb.update_item(TableName=TABLE_NAME, Key={"pk": {"S": "T"}, "sk": {"S": "made"}},
+                         UpdateExpression="SET n = :one",
+                         ExpressionAttributeValues={":one": {"N": "1"}})
+    cancelled(dynamodb)
+    dynamodb.delete_item(TableName=TABLE_NAME, Key={"pk": {"S": "T"}, "sk": {"S": "gone"}})
+
+    assert sorted(mirror.items(table), key=str) == scanned()
+    assert mirror.full_reads == 1  # the changes came from the stream
