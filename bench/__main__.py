@@ -52,7 +52,7 @@ TITLES = {
               "limit reached is an account quota (issue 11)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, arm64 against x86_64, prices stated"),
-    "endurance": ("9. A laptop stack that lasts a day",
+    "endurance": ("10. A laptop stack that lasts a day",
                   "after 10,000 mixed shopper operations on `make run` (keyed adds and "
                   "checkouts included): the local store's RSS < 400 MB, and the last 1,000 "
                   "operations' p95 ≤ 1.5x the first 1,000's (issue 18)"),

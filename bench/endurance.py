@@ -1,4 +1,4 @@
-"""(9) A laptop stack that lasts a day: the local store's memory and latency over a session.
+"""(10) A laptop stack that lasts a day: the local store's memory and latency over a session.
 
 One shopper after another against `python -m devstack run` over HTTP, one request at a
 time: keyed adds, a status read, a display, a quantity set, a remove, the catalog and a

@@ -2,7 +2,7 @@
 
 Against `python -m devstack run` over HTTP, as a shopper (or a developer
 restarting `make run`) would. The full-size figures (10,000 operations) are
-`make bench`'s section 9; here the same session at a smaller scale.
+`make bench`'s section 10; here the same session at a smaller scale.
 """
 
 from __future__ import annotations
