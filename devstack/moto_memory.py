@@ -21,6 +21,7 @@ moto 5.2.5:
   on AWS an iterator expires after 15 minutes (`expire_iterators`).
 - the stream keeps every record; DynamoDB Streams keeps 24 hours
   (`trim_stream`).
+- a Query sorts the whole table to find one partition (`query_one_partition`).
 """
 
 from __future__ import annotations
@@ -200,8 +201,42 @@ def trim_stream(table: Any, now: float, retention: float = STREAM_RETENTION) -> 
     return old
 
 
+def query_one_partition() -> bool:
+    """A Query on the table reads its partition, not every item of the table.
+
+    moto's `Table.query` without an index walks `all_items()`, which collects
+    and sorts every item of the table, then keeps those of the asked partition:
+    each Query cost O(n log n) of the table (the catalog page makes 17 of them:
+    861 ms -> 3.6 s p95 over 3,000 operations). Here the walk sees only the
+    asked partition's items; moto's own code filters, sorts and pages them as
+    before.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+    if getattr(original, "one_partition", False):
+        return True
+
+    def query(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name is not None or hash_key is None:
+            return original(table, hash_key, *args, **kwargs)
+        bucket = table.items.get(hash_key)
+        partition = list(bucket.values()) if isinstance(bucket, dict) else (
+            [bucket] if bucket is not None else [])
+        table.all_items = lambda: partition  # this call only: the instance's, not the class's
+        try:
+            return original(table, hash_key, *args, **kwargs)
+        finally:
+            del table.all_items
+
+    query.one_partition = True  # type: ignore[attr-defined]
+    Table.query = query  # type: ignore[method-assign,assignment]
+    return True
+
+
 def bound_memory() -> list[str]:
     """Apply every patch; the names of those moto's shape refused (a new moto?)."""
     patches = {"untrack_instances": untrack_instances, "undo_by_item": undo_by_item,
-               "expire_iterators": expire_iterators}
+               "expire_iterators": expire_iterators, "query_one_partition": query_one_partition}
     return [name for name, patch in patches.items() if not patch()]

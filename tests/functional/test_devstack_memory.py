@@ -25,8 +25,10 @@ def patched(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every patch the moto server applies, for one test, undone after it."""
     from moto.core.common_models import BaseModel
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
     from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
 
+    monkeypatch.setattr(Table, "query", Table.query)
     monkeypatch.setattr(BaseModel, "__new__", BaseModel.__dict__["__new__"])
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items",
                         DynamoDBBackend.transact_write_items)
@@ -207,3 +209,31 @@ def test_the_snapshot_mirror_follows_the_stream_and_reads_the_table_once(
 
     assert sorted(mirror.items(table), key=str) == scanned()
     assert mirror.full_reads == 1  # the changes came from the stream
+
+
+def test_a_query_reads_its_partition_only_and_answers_as_before(
+        patched: None, dynamodb: Any, stream_arn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.table import Table
+
+    for n in range(30):
+        dynamodb.put_item(TableName=TABLE_NAME, Item={
+            "pk": {"S": f"P{n % 3}"}, "sk": {"S": f"{n:03d}"}, "n": {"N": str(n)}})
+
+    def whole_table(table: Any) -> Any:
+        raise AssertionError("a Query walked the whole table")
+
+    monkeypatch.setattr(Table, "all_items", whole_table)
+    pages, start = [], None
+    while True:
+        page = dynamodb.query(TableName=TABLE_NAME, KeyConditionExpression="pk = :p AND sk > :s",
+                              ExpressionAttributeValues={":p": {"S": "P1"}, ":s": {"S": "005"}},
+                              ScanIndexForward=False, Limit=4,
+                              **({"ExclusiveStartKey": start} if start else {}))
+        pages.append([item["sk"]["S"] for item in page["Items"]])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    assert [sk for page in pages for sk in page] == [
+        f"{n:03d}" for n in reversed(range(30)) if n % 3 == 1 and n > 5]
+    assert dynamodb.query(TableName=TABLE_NAME, KeyConditionExpression="pk = :p",
+                          ExpressionAttributeValues={":p": {"S": "none"}})["Items"] == []
