@@ -21,11 +21,11 @@ PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 CHECKOV_VENV := $(VENV)/checkov
-# Each venv and its lock file. A new one (MiniStack's, say): add its
-# requirements-<name>.txt, run `make lock`, then `$(call sync_venv,<dir>,<lock>)`.
-LOCKS := requirements-dev.lock requirements-checkov.lock
+# Every lock file `make lock` writes. A new venv: add its requirements-<name>.txt,
+# its lock here, run `make lock`, then `$(call sync_venv,<dir>,<lock>)` in its rule.
+LOCKS := requirements-dev.lock requirements-checkov.lock requirements-ministack.lock
 
-.PHONY: install lock browser run reset logs test lint unit functional e2e bench smoke package deploy destroy redrive clean
+.PHONY: install lock browser run reset logs test lint unit functional e2e bench smoke package deploy destroy redrive clean ministack emulate emulated
 
 $(UV): requirements-tools.lock
 	@scripts/bootstrap-uv "$(BOOTSTRAP_PYTHON)" $(TOOLS) requirements-tools.lock
@@ -38,7 +38,8 @@ define sync_venv
 	scripts/sync-venv "$(INSTALLER)" "$(UV)" $(1) $(2)
 endef
 
-$(STAMP): requirements.txt $(LOCKS) | $(if $(filter uv,$(INSTALLER)),$(UV))
+$(STAMP): requirements.txt requirements-dev.lock requirements-checkov.lock \
+		| $(if $(filter uv,$(INSTALLER)),$(UV))
 	$(call sync_venv,$(VENV),requirements-dev.lock)
 	$(call sync_venv,$(CHECKOV_VENV),requirements-checkov.lock)
 	touch $(STAMP)
@@ -57,6 +58,17 @@ lock: $(UV)
 		if cmp -s "$$lock" "$$lock.new"; then rm "$$lock.new"; echo "$$lock: unchanged"; \
 		else mv "$$lock.new" "$$lock"; echo "$$lock: written"; fi; \
 	done
+
+# MiniStack, the local AWS emulator of `make emulate` and tests/emulated, in a venv of
+# its own: its botocore pin clashes with moto's. It runs the deployed functions with
+# its own interpreter, so that is the Lambda runtime's Python too.
+MINISTACK_VENV := $(VENV)/ministack
+MINISTACK_STAMP := $(MINISTACK_VENV)/.installed
+$(MINISTACK_STAMP): requirements-ministack.lock | $(STAMP)
+	$(call sync_venv,$(MINISTACK_VENV),requirements-ministack.lock)
+	touch $(MINISTACK_STAMP)
+
+ministack: $(MINISTACK_STAMP)
 
 # The browser tests drive an installed Chrome or Chromium (CHROME_PATH, Playwright's
 # own if you installed it, then the system's; devstack/browser.py). Only on
@@ -94,7 +106,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench smoke -c pyproject.toml
 
-test: install browser lint
+test: install ministack browser lint
 	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests
 
 unit: install
@@ -106,9 +118,22 @@ functional: install
 e2e: install browser
 	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests/e2e
 
+# The deployed stack on MiniStack, a local AWS emulator, on 127.0.0.1:$(MINISTACK_PORT):
+# the `emulated` stage deployed by `python -m deploy` (what `make deploy` runs), its
+# smoke suite, then `Shop: <url>` until Ctrl-C stops MiniStack and every function it
+# runs (README "Run the deployed stack offline"). API=http: the HTTP API front door.
+MINISTACK_PORT ?= 4566
+API ?= rest
+emulate: install ministack
+	exec $(BIN)/python -m devstack emulate --port "$(MINISTACK_PORT)" --api "$(API)"
+
+# The tests against the deployed package on MiniStack only (part of `make test`).
+emulated: install ministack browser
+	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests/emulated
+
 # Every benchmark (bench/), each table printed, all of them written to
 # docs/PERFORMANCE.md with the machine, date and command. Loopback only, ~4 min.
-bench: install
+bench: install ministack
 	$(BIN)/python -m bench --command "make bench"
 
 # The shopper's journey over HTTP against any running stack: `make run` in
@@ -132,8 +157,9 @@ deploy: install
 		$(if $(EMAIL),--alarm-email $(EMAIL)) $(if $(filter 1,$(RESEED)),--reseed)
 
 # The dead-letter queue's failed stream batches, run through the follow-ups again.
+# STAGE=emulated: the dead-letter queue of `make emulate`'s MiniStack (MINISTACK_PORT).
 redrive: install
-	$(BIN)/python -m deploy redrive --stage $(STAGE)
+	MINISTACK_PORT="$(MINISTACK_PORT)" $(BIN)/python -m deploy redrive --stage $(STAGE)
 
 destroy: install
 	$(BIN)/python -m deploy destroy --stage $(STAGE)
