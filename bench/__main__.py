@@ -61,11 +61,15 @@ TITLES = {
     "emulated": ("9. The deployed package on MiniStack beside make run",
                  "cold first response of the deployed API function, and warm p50/p95 per "
                  "route over HTTP against `make run`'s, side by side (`make emulate`)"),
+    "endurance": ("12. A laptop stack that lasts a day",
+                  "after 10,000 mixed shopper operations on `make run` (keyed adds and "
+                  "checkouts included): the local store's RSS < 400 MB, and the last 1,000 "
+                  "operations' p95 ≤ 1.5x the first 1,000's (issue 18)"),
 }
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost", "emulated", "hot_line", "flash_sale")
+         "cost", "emulated", "hot_line", "flash_sale", "endurance")
 
 
 class Settings:
@@ -77,6 +81,7 @@ class Settings:
         self.load_seconds = 6.0 if quick else 30.0
         self.emulated_rounds = 10 if quick else 60
         self.emulated_cold_runs = 3 if quick else 7
+        self.endurance_operations = 2_000 if quick else 10_000
 
 
 class SharedStack:
@@ -184,10 +189,17 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
         mod.run(section, results, stack=stack.get(), rounds=settings.emulated_rounds,
                 cold_runs=settings.emulated_cold_runs)
 
+    def endurance(section: Section, results: dict[str, Section]) -> None:
+        from bench import endurance as mod
+        from bench.load import local_stack
+
+        with local_stack() as fresh:  # its own stack: the RSS it starts from is its own
+            mod.run(section, results, stack=fresh, operations=settings.endurance_operations)
+
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
             "cost": cost, "emulated": emulated, "hot_line": hot_line,
-            "flash_sale": flash_sale}
+            "flash_sale": flash_sale, "endurance": endurance}
 
 
 def _git(*args: str) -> str:
