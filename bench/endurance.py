@@ -87,9 +87,9 @@ def shop(base_url: str, pid: int, operations: int = OPERATIONS,
     """Run `operations` shopper operations one at a time; latencies and RSS samples."""
     import requests
 
-    from chalicelib.catalog import SEED
+    from deploy.catalog import on_sale, seed
 
-    products = [product.id for product in SEED][:3]
+    products = [product.id for product in on_sale(seed())][:3]
     session = requests.Session()
     headers = {"Content-Type": "application/json"}
     result = Endurance()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +92,9 @@ def _put_back(table: Any, hash_value: Any, range_value: Any, before: Any) -> Non
         bucket[range_value] = before
 
 
+_TRANSACTIONS = threading.RLock()
+
+
 def undo_by_item() -> bool:
     """TransactWriteItems undoes item by item, not by copying tables; False: unchanged."""
     from moto.dynamodb.models import DynamoDBBackend
@@ -104,6 +108,12 @@ def undo_by_item() -> bool:
         return table
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        # One transaction at a time: what it saves, and the class attribute it sets,
+        # are shared by every thread (in-process tests run moto from many).
+        with _TRANSACTIONS:
+            _undoable(self, transact_items)
+
+    def _undoable(self: Any, transact_items: list[dict[str, Any]]) -> None:
         saved: list[tuple[Any, Any, Any, Any]] = []  # (table, hash, range, item before)
         for action in transact_items if isinstance(transact_items, list) else []:
             try:

@@ -19,7 +19,7 @@ from moto import mock_aws
 from app import app
 from chalicelib import followups, runtime, table
 from chalicelib.repository import DynamoCartRepository
-from devstack import greedy_routes, motoserver
+from devstack import greedy_routes, moto_memory
 from devstack.streams import StreamReader
 from tests.factories import JSON, SEED, TABLE_NAME, add_body, cookie_from
 
@@ -29,7 +29,7 @@ greedy_routes.install()
 # A cancelled transaction leaves the stream as it was, as on DynamoDB (moto puts back
 # a copy of the table, stream shard and all, and shard iterators then read a shard
 # nobody writes to): every new cart line meets one cancelled transaction.
-motoserver.share_stream_shards()
+moto_memory.undo_by_item()
 
 FOLLOWUPS = ("process_stream",)  # the one stream function (app.py)
 
