@@ -480,7 +480,9 @@ def _html_errors(view: Callable[..., Response]) -> Callable[..., Response]:
 def browse_shop() -> Response:
     service, cart_id = runtime.cart_service(), _current_cart()
     lines, _ = service.display_cart(cart_id)
-    return web.render("shop.html", _base(), products=service.list_products(),
+    products, page, pages = presenters.shop_page(service.list_products(),
+                                                 _request().query_params)
+    return web.render("shop.html", _base(), products=products, page=page, pages=pages,
                       in_cart={line.product_id: line.quantity for line in lines},
                       status=service.cart_status(cart_id), account=_account_email())
 

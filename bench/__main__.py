@@ -32,8 +32,9 @@ CHANGES = Path(__file__).resolve().parent / "CHANGES.md"
 
 TITLES = {
     "capacity": ("1. DynamoDB requests and request units per operation",
-                 "one request per cart operation; a stream batch touching K carts writes "
-                 "at most K summaries"),
+                 "one request per cart operation (a write: one transaction with its "
+                 "request record; add and set + the read that answers, checkout + the read "
+                 "of its lines); a stream batch touching K carts writes at most K summaries"),
     "overhead": ("2. Handler overhead",
                  "p50 and p95 of each API operation through chalice.test.Client ≤ 1.2x the "
                  "bare DynamoDB call(s) it makes (same moto backend, same run)"),
@@ -52,17 +53,26 @@ TITLES = {
               "limit reached is an account quota (issue 11); the table within 75% of its "
               "default 40,000 RCU/WCU per second; every cache and call the code makes is "
               "in the model, which a run of the mix confirms within 10% (issue 20)"),
-    "flash_sale": ("9. Flash sale model",
+    "flash_sale": ("11. Flash sale model",
                    "one product at 5,000 checkouts/s: no stock item above 50% of 1,000 WCU/s "
                    "(issue 17)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, on both front doors (REST, HTTP API) and beside the anchor peer; "
              "at most $4.00 on the cheaper door (issue 20)"),
+    "hot_line": ("10. Keyed against unkeyed adds on one hot line",
+                 "16 threads on one line: keyed ≤ 3x unkeyed, same run (issue 16)"),
+    "emulated": ("9. The deployed package on MiniStack beside make run",
+                 "cold first response of the deployed API function, and warm p50/p95 per "
+                 "route over HTTP against `make run`'s, side by side (`make emulate`)"),
+    "endurance": ("12. A laptop stack that lasts a day",
+                  "after 10,000 mixed shopper operations on `make run` (keyed adds and "
+                  "checkouts included): the local store's RSS < 400 MB, and the last 1,000 "
+                  "operations' p95 ≤ 1.5x the first 1,000's (issue 18)"),
 }
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost", "flash_sale")
+         "cost", "emulated", "hot_line", "flash_sale", "endurance")
 
 
 class Settings:
@@ -72,10 +82,13 @@ class Settings:
         self.cold_runs = 10 if quick else 15
         self.lag_writes = 20 if quick else 200
         self.load_seconds = 6.0 if quick else 30.0
+        self.emulated_rounds = 10 if quick else 60
+        self.emulated_cold_runs = 3 if quick else 7
+        self.endurance_operations = 2_000 if quick else 10_000
 
 
 class SharedStack:
-    """One `python -m devstack run` for sections 5 and 6, started on first use."""
+    """One `python -m devstack run` for sections 5, 6 and 9, started on first use."""
 
     def __init__(self) -> None:
         self._stack: Any = None
@@ -163,14 +176,33 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
         mod.run(section, results)
 
+    def hot_line(section: Section, results: dict[str, Section]) -> None:
+        from bench import hot_line as mod
+
+        mod.run(section, results, adds=40 if settings.quick else 80)
+
     def flash_sale(section: Section, results: dict[str, Section]) -> None:
         from bench import flash_sale as mod
 
         mod.run(section, results)
 
+    def emulated(section: Section, results: dict[str, Section]) -> None:
+        from bench import emulated as mod
+
+        mod.run(section, results, stack=stack.get(), rounds=settings.emulated_rounds,
+                cold_runs=settings.emulated_cold_runs)
+
+    def endurance(section: Section, results: dict[str, Section]) -> None:
+        from bench import endurance as mod
+        from bench.load import local_stack
+
+        with local_stack() as fresh:  # its own stack: the RSS it starts from is its own
+            mod.run(section, results, stack=fresh, operations=settings.endurance_operations)
+
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
-            "cost": cost, "flash_sale": flash_sale}
+            "cost": cost, "emulated": emulated, "hot_line": hot_line,
+            "flash_sale": flash_sale, "endurance": endurance}
 
 
 def _git(*args: str) -> str:
@@ -253,13 +285,21 @@ def update(existing: str, sections: list[Section], started: datetime.datetime,
     kept += [s.markdown().removeprefix("## ") + "\n" for s in titles.values()]
     head = kept[0].splitlines()
     rows = {section.title: section for section in sections}
+
+    def row(section: Section) -> str:
+        outcome = f"crashed: {section.error.strip().splitlines()[-1]}" if section.error \
+            else section.result
+        return f"| {section.title} | {section.target} | {outcome.replace('|', '/')} |"
+
+    last_row = None
     for index, line in enumerate(head):
         cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("|"):
+            last_row = index
         if line.startswith("|") and cells and cells[0] in rows:
-            section = rows[cells[0]]
-            outcome = f"crashed: {section.error.strip().splitlines()[-1]}" if section.error \
-                else section.result
-            head[index] = f"| {section.title} | {section.target} | {outcome.replace('|', '/')} |"
+            head[index] = row(rows.pop(cells[0]))
+    if last_row is not None:  # a section the last full run did not have
+        head[last_row + 1:last_row + 1] = [row(section) for section in rows.values()]
     names = ", ".join(s.title.split(".")[0] for s in sections)
     head = [line for line in head if not line.startswith(f"- Sections {names} re-run")]
     at = next((i for i, line in enumerate(head) if line.startswith("- Code:")), len(head) - 1)

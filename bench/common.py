@@ -161,6 +161,9 @@ def in_process_stack() -> Iterator[InProcessStack]:
 
         with mock_aws():
             from app import app
+            from devstack.moto_memory import undo_by_item
+
+            undo_by_item()  # a cancelled transaction leaves the stream as it was
             from chalicelib import runtime, table
             from deploy.catalog import on_sale, seed
 

@@ -62,6 +62,7 @@ class Product:
     stock: int = 0  # units on hand, summed over the product's allotment shards
     active: bool = True  # False: withdrawn from the catalog (kept for old carts and orders)
     stock_shards: int = 1  # how many STOCK# items hold the units (chalicelib/catalog.py)
+    position: int = 0  # where the shop lists it: its line in the catalog file
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.accounts import MergeResult, OrderSummary
@@ -67,6 +68,20 @@ def cart_json(lines: list[CartLine], cart_totals: CartTotals) -> dict[str, Any]:
         "subtotalCents": cart_totals.subtotal_cents,
         "currency": CURRENCY,
     }
+
+
+SHOP_PAGE_SIZE = 16  # products per shop page: the first load stays under 60 KB
+
+
+def shop_page(products: list[Product], query: Mapping[str, str] | None) -> tuple[
+        list[Product], int, int]:
+    """The products of the page `?page=N` asks for (1 when absent or not a page), the
+    page number and the number of pages."""
+    pages = max(1, -(-len(products) // SHOP_PAGE_SIZE))
+    asked = (query or {}).get("page", "1")
+    page = int(asked) if asked.isdigit() and 1 <= int(asked) <= pages else 1
+    start = (page - 1) * SHOP_PAGE_SIZE
+    return products[start:start + SHOP_PAGE_SIZE], page, pages
 
 
 def line_view_json(view: LineView) -> dict[str, Any]:

@@ -124,14 +124,16 @@ class CatalogCache:
         return product_id in self._catalog(repo)
 
     def products(self, repo: DynamoCartRepository) -> list[Product]:
-        """Every product on sale with its `inCarts`, by name."""
+        """Every product on sale with its `inCarts`, in the catalog's order."""
         products = [p for p in self._catalog(repo).values() if p.active]
         now = self._clock()
         if self._force or COUNTS.stale(self._counted_at, now):
             self._counts = repo.shared_counts(now, COUNTS_SNAPSHOT.seconds,
                                               COUNTS_LEASE_SECONDS, force=self._force)
             self._counted_at, self._force = now, False
-        return sorted(with_counts(products, self._counts), key=lambda product: product.name)
+        # The catalog file's order (a shop puts what it features first), then by name.
+        return sorted(with_counts(products, self._counts),
+                      key=lambda product: (product.position, product.name))
 
     def expire(self) -> None:
         """Forget all: the next read queries the table (as if every window had passed,

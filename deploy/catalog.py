@@ -88,7 +88,7 @@ def _row(line: int, row: dict[str, str], images: set[str] | None) -> Product | l
         return problems
     assert isinstance(price, int) and isinstance(stock, int) and isinstance(shards, int)  # nosec B101
     return Product(product_id, row["name"].strip(), row["description"].strip(), price, image,
-                   stock=stock, active=active in TRUE, stock_shards=shards)
+                   stock=stock, active=active in TRUE, stock_shards=shards, position=line)
 
 
 def parse(text: str, path: str = "catalog", images: set[str] | None = None) -> list[Product]:
@@ -183,7 +183,7 @@ def differences(old: Product, new: Product) -> str:
         parts.append(f"stock {old.stock} -> {new.stock}")
     if old.active != new.active:
         parts.append("back on sale" if new.active else "withdrawn")
-    for name in ("name", "description", "image", "stock_shards"):
+    for name in ("name", "description", "image", "stock_shards", "position"):
         if getattr(old, name) != getattr(new, name):
             parts.append(name.replace("_", " "))
     return ", ".join(parts)

@@ -211,8 +211,10 @@ class DynamoCarts:
         return line
 
     def _create(self, cart_id: str, product: Product, quantity: int, now: str,
-                now_epoch: int, expires_at: int, once: IdempotentRequest) -> CartLine:
-        """Create the line and count it in the header, in one transaction."""
+                now_epoch: int, expires_at: int, once: IdempotentRequest,
+                counted: bool = False) -> CartLine:
+        """Create the line and count it in the header, in one transaction; a header that
+        cannot be trusted is made from a count first (`counted`: done already)."""
         line = CartLine(product.id, product.name, product.price_cents, quantity, now,
                         expires_at)
         item = {**self._line_key(cart_id, product.id), **line_to_map(line)["M"],
@@ -244,9 +246,12 @@ class DynamoCarts:
             answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
             if answer is not None:
                 return self._answered(cart_id, product, quantity, answer)
-            if failed.failed(1):
+            if failed.failed(1) and not counted:
                 self._make_room(cart_id, failed.item_at(1), now_epoch, expires_at)
-            raise _Raced from failed  # the line was created meanwhile, or the header fixed
+                # Not contention: the header is right now, go again at once.
+                return self._create(cart_id, product, quantity, now, now_epoch, expires_at,
+                                    once, counted=True)
+            raise _Raced from failed  # the line was created meanwhile, or the header moved
         return line
 
     def _make_room(self, cart_id: str, header: Item | None, now_epoch: int,

@@ -146,7 +146,7 @@ class DynamoCatalog:
             "productId": s(product.id), "name": s(product.name),
             "description": s(product.description), "priceCents": n(product.price_cents),
             "image": s(product.image), "active": {"BOOL": product.active},
-            "stockShards": n(product.stock_shards),
+            "stockShards": n(product.stock_shards), "position": n(product.position),
         }
 
 

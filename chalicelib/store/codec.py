@@ -71,6 +71,7 @@ def product_from_item(item: Item, stock: int = 0) -> Product:
         # Items written before stock existed have no flag: they were on sale.
         active=bool(active["BOOL"]) if active else True,
         stock_shards=integer(item, "stockShards", 1),
+        position=integer(item, "position"),
     )
 
 

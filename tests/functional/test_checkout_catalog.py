@@ -177,3 +177,25 @@ def test_a_reload_of_the_same_stock_after_sales_restocks(client, repo, shards):
     assert stock(repo, "kettle") == 0
     load(repo, dataclasses.replace(KETTLE, stock=5, stock_shards=shards))
     assert stock(repo, "kettle") == 5
+
+
+# -- the shop at a real shop's size -----------------------------------------------------
+
+def test_the_shop_pages_the_whole_catalog_in_the_files_order(client, repo):
+    from tests.factories import FULL_SEED
+
+    repo.seed_products(FULL_SEED)
+    runtime.cart_service().catalog.expire()
+    on_sale = [p.id for p in FULL_SEED if p.active]
+    listed = [p["id"] for p in body(request(client, "GET", "/api/products"))["products"]]
+    assert listed == on_sale and len(listed) >= 60
+    shown = []
+    for page in range(1, 6):
+        html = request(client, "GET", f"/?page={page}").body.decode()
+        listing = html.split('data-testid="pager"')[0]
+        shown += [i for i in on_sale if f'data-product-id="{i}"' in listing]
+    assert sorted(shown) == sorted(on_sale)  # every product on exactly one page
+    first = request(client, "GET", "/").body.decode()
+    assert first.count('data-testid="product-card"') == 16
+    assert 'href="/?page=2" rel="next"' in first and 'aria-current="page">1<' in first
+    assert request(client, "GET", "/?page=99").body.decode().count("product-card") == 16

@@ -408,3 +408,18 @@ def test_a_flash_sale_puts_every_product_access_on_one_product_over_its_stock_sh
     (key, _), part = evaluate(sale, wl).hottest_partition
     # 5,000 checkouts/s x 2 WCU over 10 shards
     assert key == "STOCK#<product>#<n>" and part.wcu == pytest.approx(1000, rel=1e-6)
+
+
+def test_a_partial_run_of_a_new_section_adds_its_summary_row() -> None:
+    from bench.__main__ import update
+
+    first = Section("cold_start", "3. Cold start", "≤ 1.15x", result="0.5x: holds")
+    text = render([first], datetime.datetime(2026, 1, 2, 3, 4), 12.0, "make bench",
+                  ["- Machine: test box", "- Code: commit abc"])
+    new = Section("emulated", "9. On the emulator", "side by side", result="1.00x")
+    updated = update(text, [new], datetime.datetime(2026, 1, 3, 3, 4),
+                     "python -m bench --only emulated", ["- Code: commit def"])
+    rows = [line for line in updated.split("\n## ")[0].splitlines() if line.startswith("| ")]
+    assert rows[-2:] == ["| 3. Cold start | ≤ 1.15x | 0.5x: holds |",
+                         "| 9. On the emulator | side by side | 1.00x |"]
+    assert updated.count("## 9. On the emulator") == 1

@@ -33,7 +33,7 @@ def test_a_file_parses_into_products_with_a_default_image():
     products = parse(HEADER + 'kettle,Kettle,"Steel, 1 l",5900,10,true\n'
                      "mug,Mug,Blue.,1200,0,FALSE\n")
     assert products[0] == Product("kettle", "Kettle", "Steel, 1 l", 5900, "product.svg",
-                                  stock=10, active=True)
+                                  stock=10, active=True, position=2)
     assert (products[1].active, products[1].stock) == (False, 0)
 
 
@@ -127,3 +127,17 @@ def test_a_full_cart_fits_one_transaction_with_room_for_splits():
     from chalicelib.store.orders import TRANSACTION_ACTIONS
 
     assert 2 * MAX_LINES + CHECKOUT_FIXED_ACTIONS + 7 == TRANSACTION_ACTIONS
+
+
+def test_a_shop_page_is_16_products_and_a_bad_page_number_is_the_first():
+    from chalicelib.presenters import shop_page
+
+    products = [Product(f"p{i}", f"P{i}", "", 100, "") for i in range(40)]
+    assert [len(shop_page(products, {"page": n})[0]) for n in ("1", "2", "3")] == [16, 16, 8]
+    assert shop_page(products, {"page": "3"})[1:] == (3, 3)
+    assert shop_page(products, {"page": "x"})[1] == shop_page(products, None)[1] == 1
+    assert shop_page([], None) == ([], 1, 1)
+
+
+def test_the_seed_file_sets_each_products_place_in_the_shop():
+    assert [p.position for p in seed()[:3]] == [2, 3, 4]
