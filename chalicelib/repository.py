@@ -47,6 +47,7 @@ class DynamoCartRepository:
         self.shared_counts = self.popularity.shared_counts
         self.seed_products = self.catalog.seed_products
         self.products = self.catalog.products
+        self.priced = self.catalog.priced
         self.stock = self.catalog.stock
         self.stock_levels = self.catalog.stock.units
         self.reprice_line = self.carts.reprice_line

@@ -220,12 +220,20 @@ class CartService:
     def cart_view(self, cart_id: str | None) -> tuple[list[LineView], int, int]:
         """The lines at today's prices, withdrawn ones marked; item count and subtotal.
 
-        The lines' products are read from the table (one BatchGetItem), not
-        the per-process cache: the cart is where a shopper decides to pay.
+        Price, `active` and stock are read from the table, not the per-process
+        cache: the cart is where a shopper decides to pay. They come from the
+        products' stock shards (one BatchGetItem), which carry copies of price
+        and `active`; names and images from the cache. A product the cache does
+        not know, or whose shards are gone, is read whole.
         """
         lines, _ = self.display_cart(cart_id)
-        products = self._repo.products((line.product_id for line in lines), consistent=True,
-                                       shards=self._shards(lines)) if lines else {}
+        known = [self._catalog.get(self._repo, line.product_id) for line in lines
+                 if self._catalog.has(self._repo, line.product_id)]
+        products = self._repo.priced(known) if known else {}
+        rest = [line for line in lines if line.product_id not in products]
+        if rest:
+            products.update(self._repo.products((line.product_id for line in rest),
+                                                consistent=True, shards=self._shards(rest)))
         views = [view_line(line, products.get(line.product_id)) for line in lines]
         orderable = [v for v in views if not v.withdrawn]
         return (views, sum(v.line.quantity for v in orderable),

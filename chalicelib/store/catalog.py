@@ -36,7 +36,7 @@ from chalicelib.store.codec import (
     string,
 )
 from chalicelib.store.popularity import DynamoPopularity
-from chalicelib.store.stock import DynamoStock, batch_get, shard_items, shard_key
+from chalicelib.store.stock import DynamoStock, batch_get, is_active, shard_items, shard_key
 
 
 class DynamoCatalog:
@@ -92,6 +92,29 @@ class DynamoCatalog:
         levels.update(self.stock.levels(missing, consistent=consistent) if missing else {})
         return {p.id: dataclasses.replace(p, stock=sum(shard_items(levels[p.id])))
                 for p in found}
+
+    def priced(self, known: Iterable[Product]) -> dict[str, Product]:
+        """These products at today's price, `active` and stock, read from their stock shards.
+
+        Each shard carries copies of its product's price and `active`, written
+        with the product item in one transaction, so a cart view need not read
+        the CATALOG partition that holds every product item (it would take every
+        view's reads: the scale model's hottest key). Names and images are the
+        caller's (the catalog cache). A product none of whose shards could be
+        read is left out, for the caller to read whole.
+        """
+        products = list(known)
+        levels = self.stock.levels({p.id: p.stock_shards for p in products}, consistent=True)
+        out: dict[str, Product] = {}
+        for product in products:
+            items = levels.get(product.id, [])
+            first = next((item for item in items if item is not None), None)
+            if first is None:
+                continue
+            out[product.id] = dataclasses.replace(
+                product, price_cents=integer(first, "priceCents"), active=is_active(first),
+                stock=sum(shard_items(items)))
+        return out
 
     def _with_stock(self, products: list[Product], consistent: bool) -> list[Product]:
         totals = self.stock.totals({p.id: p.stock_shards for p in products},
