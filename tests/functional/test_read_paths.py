@@ -264,3 +264,23 @@ def test_each_cache_is_refilled_just_after_its_declared_lifetime(shop: Shop) -> 
         upto = [c.name for c in caches if c.seconds <= cache.seconds]
         assert refill_after(cache.seconds - 0.01) == read_paths.refill(shorter), cache.name
         assert refill_after(cache.seconds + 0.01) == read_paths.refill(upto), cache.name
+
+
+def test_a_cart_view_reads_its_prices_from_stock_shards_not_the_catalog_partition(
+        shop: Shop) -> None:
+    """Every product item lives under CATALOG: a view reading them took every view's reads."""
+    from chalicelib import table
+
+    send = CASES["GET /api/cart"](shop)
+    keys: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        for request in params.get("RequestItems", {}).values():
+            keys.extend(k["pk"]["S"] for k in request.get("Keys", []))
+
+    runtime.dynamodb_client().meta.events.register(
+        "provide-client-params.dynamodb.BatchGetItem", record)
+    response = send()
+    assert response.status_code == 200 and response.json_body["items"]
+    assert keys and table.CATALOG_PK not in keys
+    assert all(k.startswith(table.STOCK_PREFIX) for k in keys)
