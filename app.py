@@ -33,6 +33,7 @@ from chalicelib import (
     metrics,
     openapi,
     presenters,
+    request_guard,
     runtime,
     sessions,
     validation,
@@ -91,6 +92,13 @@ def log_requests(event: Request, get_response: Callable[[Request], Response]) ->
         finally:
             logging_setup.log_request(ACCESS_LOG, event.method, event.path, status, started)
             metrics.record_request(recorded, event.method, event.path, status)
+
+
+@app.middleware("http")
+def refuse_cross_origin_writes(event: Request,
+                               get_response: Callable[[Request], Response]) -> Response:
+    # Also: HEAD answered without a body, HSTS behind https (chalicelib/request_guard.py).
+    return request_guard.guard(event, get_response, os.environ.get("SHOP_ORIGINS"))
 
 
 @app.middleware("http")
@@ -219,7 +227,7 @@ def _json_body() -> Any:
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(f"Unsupported media type: {content_type}")
     try:
-        return json.loads(request.raw_body)
+        return json.loads(request.raw_body, object_pairs_hook=validation.unique_keys)
     except (ValueError, RecursionError) as exc:
         # Deeply nested JSON makes json.loads raise RecursionError, which
         # Chalice (catching ValueError only) would answer with a 500.
@@ -566,6 +574,11 @@ def route_not_found() -> Response:
                         status_code=404)
     return web.render("error.html", _base(), 404, status=None, heading="Page not found",
                       message="There is no page at this address.")
+
+
+# HEAD for every page and GET route: the GET view, its body dropped by the guard.
+request_guard.answer_head(
+    app.routes, lambda path, view: app.route(path, methods=["HEAD"])(view))
 
 
 # -- stream follow-ups ----------------------------------------------------------
