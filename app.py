@@ -44,6 +44,7 @@ from chalicelib.accounts import (
     AccountsUnavailable,
     BadCredentials,
     EmailTaken,
+    MailUnavailable,
     NotConfirmed,
     TooManyAttempts,
     WeakPassword,
@@ -198,6 +199,11 @@ def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except AccountsUnavailable:
             return Response(body={"Code": "ServiceUnavailable",
                                   "Message": "accounts are not set up on this stage"},
+                            status_code=503)
+        except MailUnavailable:
+            return Response(body={"Code": "ServiceUnavailable",
+                                  "Message": "mail cannot be sent right now; "
+                                             "try again later"},
                             status_code=503)
         except StoreUnavailable:
             return _store_unavailable()
@@ -424,7 +430,7 @@ def confirm_sign_up() -> Response:
 def sign_in() -> Response:
     anonymous_cart = _anonymous_cart()
     signed_in = runtime.account_service().sign_in(_json_body(), anonymous_cart)
-    response = Response(body=presenters.signed_in_json(signed_in.identity.email,
+    response = Response(body=presenters.signed_in_json(signed_in.identity.shown_email,
                                                        signed_in.merge), status_code=200)
     values = [sessions.session_cookie(signed_in.tokens.id_token, _secure())]
     if signed_in.tokens.refresh_token:
@@ -439,6 +445,12 @@ def sign_in() -> Response:
 @_http_errors
 def sign_out() -> Response:
     _no_body()
+    id_tokens, refresh = sessions.tokens_from_header(_request().headers.get("cookie"))
+    if id_tokens or refresh:
+        try:  # revoked for good: copies of these cookies are refused from now on
+            runtime.account_service().sign_out(id_tokens, refresh)
+        except AccountsUnavailable:  # no pool on this stage: no token was ever valid
+            pass
     response = Response(body="", status_code=204)
     _add_cookies(response, sessions.signed_out_cookies(_secure()))
     return response
@@ -450,7 +462,7 @@ def get_account() -> dict[str, Any]:
     identity = _session().identity
     if identity is None:
         raise UnauthorizedError("not signed in")
-    return {"email": identity.email}
+    return {"email": identity.shown_email}
 
 
 @app.route("/api/openapi.json", methods=["GET"])
@@ -502,7 +514,9 @@ def view_cart() -> Response:
 def _account_email() -> str | None:
     """For the header: who is signed in, None when nobody is."""
     identity = _session().identity
-    return identity.email if identity else None
+    if identity is None:
+        return None
+    return identity.shown_email or "an account whose e-mail is not verified yet"
 
 
 @app.route("/account", methods=["GET"])

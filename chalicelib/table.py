@@ -12,6 +12,8 @@ Key layout (single table, pk/sk strings):
     CART#<cartId>   IDEMPOTENCY#<key>      a remembered response (TTL)
     CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
     CART#<cartId>   HOLDER#<productId>     does this cart hold the product (TTL once let go)
+    CART#<cartId>   ADOPTEDBY              the one account that adopted this anonymous cart
+    SESSION#<id>    REVOKED                a signed-out session: its tokens are refused (TTL)
     POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
 
 Only LINE# and ORDER# items need a follow-up (followups.STREAM_FILTER_PATTERNS);
@@ -51,6 +53,9 @@ IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
 ORDER_REF_PREFIX = "ORDERREF#"
 HOLDER_PREFIX = "HOLDER#"
 COUNTER_PREFIX = "POPULARITY#"
+ADOPTED_BY_SK = "ADOPTEDBY"
+SESSION_PREFIX = "SESSION#"
+REVOKED_SK = "REVOKED"
 
 
 def create_table(client: Any, table_name: str) -> str:

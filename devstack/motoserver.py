@@ -34,7 +34,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-from devstack import faults
+from devstack import cognito_gaps, faults
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -258,6 +258,7 @@ def share_stream_shards() -> bool:
 
 def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | None = None,
           snapshot_interval: float = 1.0) -> None:
+    cognito_gaps.install()  # RevokeToken and email_verified, as Cognito has them
     if not share_stream_shards():
         print("devstack moto: could not patch moto's transactions (a new moto?); "
               "stream reads still work, transactions slow down as the stream grows",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chalicelib import accounts, sessions
+from chalicelib import accounts
 from deploy import cognito
 from deploy import template as tpl
 from deploy.settings import Stage
@@ -34,7 +34,7 @@ def test_the_client_allows_password_and_refresh_sign_in_and_has_no_secret() -> N
     assert sorted(properties["ExplicitAuthFlows"]) == [
         "ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
     assert properties["PreventUserExistenceErrors"] == "ENABLED"
-    assert properties["RefreshTokenValidity"] == sessions.REFRESH_TOKEN_DAYS
+    assert properties["RefreshTokenValidity"] == accounts.REFRESH_TOKEN_DAYS
     assert properties["TokenValidityUnits"]["RefreshToken"] == "days"
 
 
