@@ -3,8 +3,9 @@
 Besides Chalice's own keys (`xray`, `reserved_concurrency` per function, which
 Chalice writes into its template itself) a deployable stage carries what
 Chalice has no key for: `api_throttling` {`rate_limit`, `burst_limit`} for the
-API stage and `log_retention_days` for every log group of the stack
-(docs/OPERATIONS.md, "Capacity").
+API stage, `log_retention_days` for every log group of the stack
+(docs/OPERATIONS.md, "Capacity"), and `cognito_email` {`ses_identity_arn`,
+`from`} to send the user pool's mail through SES (docs/OPERATIONS.md, "Security").
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class Stage:
     api_stage: str = "api"  # Chalice's api_gateway_stage: the URL's first segment
     # handler -> reserved concurrency; a handler not named here has none
     reserved_concurrency: dict[str, int] = field(default_factory=dict)
+    # The user pool's mail through SES ("cognito_email": {"ses_identity_arn",
+    # "from"}); without it, Cognito's own sender and its small daily quota.
+    ses_identity_arn: str | None = None
+    mail_from: str | None = None
 
     @property
     def service_name(self) -> str:
@@ -67,6 +72,18 @@ class Stage:
 
     def function_name(self, handler: str) -> str:
         return f"{self.stack_name}-{handler}"
+
+
+def kept_data_policies(stage: Stage) -> dict[str, str]:
+    """Production data outlives the stack; a failed first create leaves no orphan.
+
+    RetainExceptOnCreate keeps the resource when the stack is deleted, but
+    deletes it when the stack's first create rolls back (nothing in it yet).
+    UpdateReplacePolicy knows no such value: a replaced resource is kept.
+    """
+    if not stage.production:
+        return {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+    return {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
 
 
 def load_stage(name: str, config_path: Path = CONFIG) -> Stage:
@@ -112,6 +129,17 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         if value is not None:
             number = _number(value, f"{where}.lambda_functions.{handler}.reserved_concurrency", 0)
             reserved[handler] = int(number)
+    mail = stage.get("cognito_email", {})
+    arn = mail.get("ses_identity_arn")
+    if arn is not None and not (isinstance(arn, str) and arn.startswith("arn:") and ":ses:" in arn
+                                and ":identity/" in arn):
+        raise DeployError(f"{where}.cognito_email.ses_identity_arn must be an SES identity's "
+                          f"ARN (arn:aws:ses:<region>:<account>:identity/<address or domain>), "
+                          f"not {arn!r}")
+    sender = mail.get("from")
+    if sender is not None and (not isinstance(sender, str) or "@" not in sender):
+        raise DeployError(f"{where}.cognito_email.from must be an e-mail address "
+                          f"(\"Shop <no-reply@example.com>\"), not {sender!r}")
     # Chalice's own lookup order for `xray`: the stage, else the top level.
     tracing = stage.get("xray", config.get("xray", False))
     return Stage(
@@ -124,4 +152,6 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         tracing=bool(tracing),
         api_stage=str(config.get("api_gateway_stage", "api")),
         reserved_concurrency=reserved,
+        ses_identity_arn=arn,
+        mail_from=sender,
     )

@@ -65,3 +65,9 @@ def test_an_issued_time_in_other_digits_reads_as_no_cart():
 def test_a_cart_id_with_a_trailing_newline_reads_as_no_cart():
     value = cookies.sign(SECRET, CART + "\n", NOW)
     assert cookies.verify(SECRET, value, NOW) is None
+
+
+def test_a_signature_with_non_ascii_characters_reads_as_no_cart():
+    # hmac.compare_digest raises TypeError on non-ASCII str: found by the fuzz test.
+    for signature in ("é" * 43, "A" * 42 + "é", "", "A" * 44):
+        assert cookies.verify(SECRET, f"{CART}.{NOW}.{signature}", NOW) is None
