@@ -17,14 +17,20 @@ import http.server
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
+import jwt
 import pytest
 import requests
 from playwright.sync_api import Page, Response, expect
 
+from chalicelib import table
+from chalicelib.accounts import account_cart_id
+from chalicelib.domain import MAX_LINES, Product, expiry_after
 from tests.e2e.helpers import HOST, free_port
 from tests.e2e.test_browser import (  # noqa: F401  (its fixtures, shared)
     add,
@@ -32,6 +38,7 @@ from tests.e2e.test_browser import (  # noqa: F401  (its fixtures, shared)
     expect_badge,
     visitor,
 )
+from tests.e2e.test_browser_accounts import sign_in
 from tests.factories import JSON
 
 pytestmark = pytest.mark.e2e
@@ -163,3 +170,75 @@ def test_another_origins_page_changes_nothing_for_a_signed_in_shopper(
     page.goto(f"{shop}/")
     add(page, "grinder", 1)
     expect(page.get_by_test_id("cart-count")).to_have_text(re.compile("^3$"))
+
+
+# -- a shared browser: two accounts, one after the other --------------------------------
+
+FILLER = [Product(f"filler-{i:02d}", f"Filler {i}", "fills a cart", 100, "kettle.svg")
+          for i in range(MAX_LINES)]
+
+
+def fill_account_cart(stack: Any, email: str) -> None:
+    """The account's cart at the distinct-line cap, written straight to the stack's table."""
+    session = requests.Session()
+    assert session.post(f"{stack.url}/api/account/signin", headers=JSON, timeout=10,
+                        json={"email": email, "password": PASSWORD}).status_code == 200
+    sub = jwt.decode(session.cookies["session"], options={"verify_signature": False})["sub"]
+    dynamodb = boto3.client("dynamodb", endpoint_url=stack.moto_url, region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+    cart = table.cart_pk(account_cart_id(sub))
+    expires = str(expiry_after(int(time.time())))
+    for product in FILLER:
+        dynamodb.put_item(TableName=stack.table_name, Item={
+            "pk": {"S": cart}, "sk": {"S": table.line_sk(product.id)},
+            "productId": {"S": product.id}, "name": {"S": product.name},
+            "unitPriceCents": {"N": "100"}, "quantity": {"N": "1"},
+            "updatedAt": {"S": "2026-01-01T00:00:00.000Z"}, table.TTL_ATTRIBUTE: {"N": expires}})
+    assert len(session.get(f"{stack.url}/api/cart", timeout=10).json()["items"]) == MAX_LINES
+
+
+def test_a_second_account_on_a_shared_browser_sees_nothing_of_the_first(
+        visitor: Page, live_stack: Any) -> None:  # noqa: F811
+    page = visitor
+    shop = live_stack.url
+    ada, bob = signed_up(live_stack), signed_up(live_stack)
+    fill_account_cart(live_stack, ada)
+    page.goto(f"{shop}/")
+    add(page, "tote", 1)
+    expect_badge(page, 1, "$18.00")
+    page.get_by_role("link", name=re.compile("Your cart")).click()
+    page.get_by_test_id("checkout").click()
+    expect(page).to_have_url(re.compile(r"/orders/[0-9a-f]{32}$"))
+    order_url = page.url
+    page.goto(f"{shop}/")
+    add(page, "kettle", 1)  # Ada's cart has no room for it: left behind
+    expect_badge(page, 1, "$59.00")
+
+    page.get_by_test_id("sign-in-link").click()
+    sign_in(page, ada)
+    expect(page.get_by_test_id("signin-form").get_by_role("status")).to_contain_text(
+        "your cart had no room for: kettle")
+    page.goto(f"{shop}/orders")
+    expect(page.get_by_test_id("signed-in-as")).to_contain_text(ada)
+    expect(page.locator(f'[data-order-id="{order_url.rsplit("/", 1)[1]}"]')).to_be_visible()
+    # Ada's session ends without a sign-out (it expired, or she just closed the tab):
+    # the browser holds only what it held before she signed in.
+    page.context.clear_cookies(name="session")
+    page.context.clear_cookies(name="refresh")
+
+    page.goto(f"{shop}/account")
+    sign_in(page, bob)
+    expect(page.get_by_test_id("signed-in-as")).to_contain_text(bob)
+    page.goto(order_url)
+    expect(page.get_by_role("heading", name="Order not found")).to_be_visible()
+    page.goto(f"{shop}/orders")
+    expect(page.get_by_text("No orders yet.")).to_be_visible()
+    page.goto(f"{shop}/cart")
+    expect(page.get_by_text("Your cart is empty.")).to_be_visible()
+    assert "cart" not in {c["name"] for c in page.context.cookies(shop)}
+    # Ada, anywhere, still has her order.
+    again = requests.Session()
+    again.post(f"{shop}/api/account/signin", headers=JSON, timeout=10,
+               json={"email": ada, "password": PASSWORD})
+    orders = again.get(f"{shop}/api/orders", timeout=10).json()["orders"]
+    assert [order["orderId"] for order in orders] == [order_url.rsplit("/", 1)[1]]
