@@ -52,11 +52,14 @@ TITLES = {
               "limit reached is an account quota (issue 11)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, arm64 against x86_64, prices stated"),
+    "emulated": ("9. The deployed package on MiniStack beside make run",
+                 "cold first response of the deployed API function, and warm p50/p95 per "
+                 "route over HTTP against `make run`'s, side by side (`make emulate`)"),
 }
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost")
+         "cost", "emulated")
 
 
 class Settings:
@@ -66,10 +69,12 @@ class Settings:
         self.cold_runs = 10 if quick else 15
         self.lag_writes = 20 if quick else 200
         self.load_seconds = 6.0 if quick else 30.0
+        self.emulated_rounds = 10 if quick else 60
+        self.emulated_cold_runs = 3 if quick else 7
 
 
 class SharedStack:
-    """One `python -m devstack run` for sections 5 and 6, started on first use."""
+    """One `python -m devstack run` for sections 5, 6 and 9, started on first use."""
 
     def __init__(self) -> None:
         self._stack: Any = None
@@ -157,9 +162,15 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
         mod.run(section, results)
 
+    def emulated(section: Section, results: dict[str, Section]) -> None:
+        from bench import emulated as mod
+
+        mod.run(section, results, stack=stack.get(), rounds=settings.emulated_rounds,
+                cold_runs=settings.emulated_cold_runs)
+
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
-            "cost": cost}
+            "cost": cost, "emulated": emulated}
 
 
 def _git(*args: str) -> str:

@@ -19,6 +19,7 @@ redrive  run the dead-letter queue's failed stream batches through the follow-up
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -42,6 +43,7 @@ from botocore.parsers import ResponseParserError
 from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
 from deploy import account as acct
+from deploy import emulator
 from deploy import operations as ops
 from deploy import redrive as rd
 from deploy import template as tpl
@@ -114,9 +116,14 @@ def deploy(
     `scan`: checkov reads the very template CloudFormation is about to receive,
     and a finding stops the deploy before anything changes.
     """
+    if stage.api != "rest":
+        raise DeployError(f"stage {stage.name}: an {stage.api} API is not built yet; "
+                          "the API is API Gateway REST (API=rest)")
+    endpoint = emulator.check_endpoint(stage, account.stand_in) if stage.emulator else None
     out(
         f"==> stage {stage.name}: stack {stage.stack_name} in account "
         f"{account.account_id}, {account.region}"
+        + (f" on the {stage.emulator} emulator at {endpoint}" if endpoint else "")
     )
     built = builder(stage, account.region)
     out(f"==> built {_relative(built)} ({built.zip_path.stat().st_size:,} bytes) and its template")
@@ -137,13 +144,22 @@ def deploy(
     stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out, sleep)
     parameters = _stack_parameters(stage, stack, alarm_email)
     with_code = tpl.with_code(built.template, bucket, code_key)
+    # An emulator (MiniStack) reads the OpenAPI Body; a plain stand-in (moto) does not.
     expanded = tpl.for_cloudformation(with_code, parameters, account.region,
-                                      stand_in=bool(account.stand_in))
+                                      stand_in=bool(account.stand_in) and endpoint is None)
     out(
         f"==> expanded the AWS::Serverless transform here (aws-sam-translator "
         f"{tpl.sam_translator_version()}): {len(expanded['Resources'])} resources"
     )
-    if account.stand_in:
+    if endpoint:
+        left_out = emulator.left_out(expanded)
+        expanded = emulator.adapt(expanded, endpoint)
+        out(
+            f"==> emulated stage: left out {', '.join(left_out)}; the API fetches the "
+            f"pool's keys from {endpoint}; a failing stream batch is given up after "
+            f"{emulator.EMULATED_RECORD_AGE_SECONDS} s (deploy/emulator.py EMULATOR_GAPS)"
+        )
+    elif account.stand_in:
         out(
             f"==> {account.stand_in} is a stand-in, not AWS: the API's routes go in as "
             "explicit API Gateway resources (moto ignores a RestApi's OpenAPI Body)"
@@ -164,9 +180,16 @@ def deploy(
     seed(account, outputs["TableName"], reseed, out)
     # Keep only what the stack now points at (a rollback needs nothing older).
     acct.delete_objects(account, bucket, stage.name, keep={code_key, template_key or code_key})
+    if endpoint:
+        # The smoke suite (Python) reaches the path form; a browser the shop's host.
+        outputs["ShopURL"], outputs["EndpointURL"] = emulator.urls(endpoint, outputs, stage)
     out("")
-    out(f"Shop:              {outputs['EndpointURL']}")
-    if account.stand_in:
+    out(f"Shop:              {outputs.get('ShopURL', outputs['EndpointURL'])}")
+    if endpoint:
+        out(f"API:               {outputs['EndpointURL']}")
+        out("                   (the same stage for clients that do not resolve *.localhost: "
+            "make smoke, Python)")
+    if account.stand_in and not endpoint:
         out("                   (what the stand-in's stack reports: nothing serves it)")
     out(f"Table:             {outputs['TableName']}")
     out(f"Dead-letter queue: {outputs['DeadLetterQueueUrl']}")
@@ -217,10 +240,13 @@ def local_env(stage: Stage, account: acct.Account, out: Out = say) -> None:
 
 
 def smoke_deployed(outputs: dict[str, str], account: acct.Account, out: Out = say,
-                   run: Callable[..., int] | None = None) -> bool:
-    """The smoke suite against the URL the deploy printed; True when it passed."""
+                   run: Callable[..., int] | None = None, served: bool = False) -> bool:
+    """The smoke suite against the URL the deploy printed; True when it passed.
+
+    `served`: the stand-in serves the stack (the emulated stage), so the suite runs.
+    """
     url = outputs.get("EndpointURL", "")
-    if account.stand_in:
+    if account.stand_in and not served:
         out("==> smoke suite skipped: the stand-in's stack serves no HTTP")
         return True
     if run is None:
@@ -340,12 +366,19 @@ def main(argv: list[str] | None = None) -> int:
         default=BUILD_ROOT,
         help="where the package is built, under <dir>/<stage>/ (default: build/)",
     )
+    parser.add_argument("--api", choices=("rest", "http"), default=None,
+                        help="the API's front door: API Gateway REST (default) or HTTP API "
+                        "(default: the stage's `api`)")
     parser.add_argument("--no-smoke", dest="smoke", action="store_false",
                         help="deploy: do not run the smoke suite afterwards")
     args = parser.parse_args(argv)
     builder = functools.partial(build, build_root=args.build_dir.resolve())
     try:
         stage = load_stage(args.stage)
+        if args.api and args.api != stage.api:
+            stage = dataclasses.replace(stage, api=args.api)
+        if stage.emulator:
+            emulator.point_at_emulator(os.environ)
         if args.command == "package":
             package(stage, builder=builder, scan=not args.no_checkov)
         elif args.command == "deploy":
@@ -358,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
                 reseed=args.reseed,
                 scan=not args.no_checkov,
             )
-            if args.smoke and not smoke_deployed(outputs, account):
+            if args.smoke and not smoke_deployed(outputs, account,
+                                                 served=stage.emulator is not None):
                 return 1
         elif args.command == "env":
             local_env(stage, acct.connect())

@@ -11,6 +11,7 @@ API stage, `log_retention_days` for every log group of the stack
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ DEFAULT_RATE_LIMIT = 50.0
 DEFAULT_BURST_LIMIT = 100
 DEFAULT_LOG_RETENTION_DAYS = 14
 # The values CloudWatch Logs accepts for RetentionInDays.
+# Lambda's names for the machines it runs on, by what platform.machine() says.
+MACHINE_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64",
+                         "arm64": "arm64"}
+API_KINDS = ("rest", "http")
 LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
      2557, 2922, 3288, 3653}
@@ -55,6 +60,13 @@ class Stage:
     # "from"}); without it, Cognito's own sender and its small daily quota.
     ses_identity_arn: str | None = None
     mail_from: str | None = None
+    # Lambda's `Architectures`: .chalice/config.json lambda_architecture, or for an
+    # emulated stage this machine's (the emulator runs the functions here).
+    architecture: str = "arm64"
+    # The local emulator the stage is deployed to (`make emulate`), None for AWS.
+    emulator: str | None = None
+    # The API's front door: "rest" (API Gateway REST API) or "http" (HTTP API).
+    api: str = "rest"
 
     @property
     def service_name(self) -> str:
@@ -84,6 +96,14 @@ def kept_data_policies(stage: Stage) -> dict[str, str]:
     if not stage.production:
         return {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
     return {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
+
+
+def host_architecture(machine: str | None = None) -> str:
+    """Lambda's name for this machine's architecture; DeployError for another."""
+    name = (machine or platform.machine()).lower()
+    if name not in MACHINE_ARCHITECTURES:
+        raise DeployError(f"Lambda runs on x86_64 or arm64 only, not on this {name}")
+    return MACHINE_ARCHITECTURES[name]
 
 
 def load_stage(name: str, config_path: Path = CONFIG) -> Stage:
@@ -142,6 +162,13 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
                           f"(\"Shop <no-reply@example.com>\"), not {sender!r}")
     # Chalice's own lookup order for `xray`: the stage, else the top level.
     tracing = stage.get("xray", config.get("xray", False))
+    emulator = stage.get("emulator")
+    api = stage.get("api", "rest")
+    if api not in API_KINDS:
+        raise DeployError(f"{where}.api must be one of {', '.join(API_KINDS)}, not {api!r}")
+    architecture = (host_architecture() if emulator else
+                    str(stage.get("lambda_architecture", config.get("lambda_architecture",
+                                                                     "arm64"))))
     return Stage(
         app_name=str(config["app_name"]),
         name=name,
@@ -152,6 +179,9 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         tracing=bool(tracing),
         api_stage=str(config.get("api_gateway_stage", "api")),
         reserved_concurrency=reserved,
+        architecture=architecture,
+        emulator=str(emulator) if emulator else None,
+        api=str(api),
         ses_identity_arn=arn,
         mail_from=sender,
     )

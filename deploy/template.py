@@ -317,6 +317,7 @@ def check_template(
     stream_handlers: Iterable[str],
     today: date | None = None,
     tracing: bool = True,
+    architecture: str = ARCHITECTURE,
 ) -> list[str]:
     """What is wrong with a merged template; empty when it is deployable on `today`."""
     today = today or date.today()
@@ -341,10 +342,10 @@ def check_template(
         runtime = runtime_problem(properties.get("Runtime"), today)
         if runtime:
             problems.append(f"{name}: {runtime}")
-        if properties.get("Architectures") != [ARCHITECTURE]:
+        if properties.get("Architectures") != [architecture]:
             problems.append(
                 f"{name}: architectures {properties.get('Architectures')} are not "
-                f"[{ARCHITECTURE!r}] (.chalice/config.json lambda_architecture)"
+                f"[{architecture!r}] (.chalice/config.json lambda_architecture)"
             )
         wanted = "Active" if tracing else "PassThrough"
         if properties.get("Tracing") != wanted:

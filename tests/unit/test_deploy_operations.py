@@ -307,3 +307,20 @@ def test_the_dashboard_s_business_metrics_are_the_ones_the_code_emits() -> None:
     assert (metrics.DEFAULT_NAMESPACE, metrics.DIMENSION) == (ops.METRICS_NAMESPACE, "service")
     assert metrics.NAMESPACE_VARIABLE in tpl.metrics_environment(DEV)
     assert metrics.SERVICE_VARIABLE in tpl.metrics_environment(DEV)
+
+
+def test_an_on_failure_record_s_sequence_numbers_are_kept_as_the_stream_wrote_them() -> None:
+    # MiniStack writes them zero-padded and GetShardIterator matches the string:
+    # as an int, "00...10" became "10" and the batch read as trimmed.
+    from deploy.redrive import BatchInfo
+
+    body = json.dumps({"DDBStreamBatchInfo": {
+        "streamArn": "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/s",
+        "shardId": "shardId-00000000000000000000-00000000",
+        "startSequenceNumber": "000000017964240107230000000010",
+        "endSequenceNumber": "000000017964240107230000000012", "batchSize": 3}})
+    info = BatchInfo.from_message(body)
+    assert (info.start_sequence, info.end_sequence) == (
+        "000000017964240107230000000010", "000000017964240107230000000012")
+    with pytest.raises(ValueError, match="not a DynamoDB stream on-failure record"):
+        BatchInfo.from_message(body.replace('"000000017964240107230000000010"', '"1e5"'))
