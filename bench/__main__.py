@@ -253,13 +253,21 @@ def update(existing: str, sections: list[Section], started: datetime.datetime,
     kept += [s.markdown().removeprefix("## ") + "\n" for s in titles.values()]
     head = kept[0].splitlines()
     rows = {section.title: section for section in sections}
+
+    def row(section: Section) -> str:
+        outcome = f"crashed: {section.error.strip().splitlines()[-1]}" if section.error \
+            else section.result
+        return f"| {section.title} | {section.target} | {outcome.replace('|', '/')} |"
+
+    last_row = None
     for index, line in enumerate(head):
         cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("|"):
+            last_row = index
         if line.startswith("|") and cells and cells[0] in rows:
-            section = rows[cells[0]]
-            outcome = f"crashed: {section.error.strip().splitlines()[-1]}" if section.error \
-                else section.result
-            head[index] = f"| {section.title} | {section.target} | {outcome.replace('|', '/')} |"
+            head[index] = row(rows.pop(cells[0]))
+    if last_row is not None:  # a section the last full run did not have
+        head[last_row + 1:last_row + 1] = [row(section) for section in rows.values()]
     names = ", ".join(s.title.split(".")[0] for s in sections)
     head = [line for line in head if not line.startswith(f"- Sections {names} re-run")]
     at = next((i for i, line in enumerate(head) if line.startswith("- Code:")), len(head) - 1)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy import httpapi
 from deploy import template as tpl
-from deploy.settings import ROOT, DeployError, Stage
+from deploy.settings import HTTP_API, ROOT, DeployError, Stage
 
 BUILD_ROOT = ROOT / "build"
 # cryptography (RS256 for Cognito ID tokens) is ~5 MB of aarch64 wheel; Lambda takes
@@ -251,6 +252,10 @@ def build(stage: Stage, region: str, build_root: Path = BUILD_ROOT) -> Build:
     _run_chalice_package(stage, src, merge, out, region)
     template_path = out / "sam.json"
     template: dict[str, Any] = json.loads(template_path.read_text())
+    if stage.api == HTTP_API:
+        # Chalice writes a REST API; this stage's front door is an HTTP API.
+        template = httpapi.transform(template, stage)
+        template_path.write_text(json.dumps(template, indent=2))
     problems = tpl.check_template(template, handlers, tracing=stage.tracing,
                                   architecture=stage.architecture)
     problems += check_zip(out / "deployment.zip", architecture=stage.architecture)

@@ -48,11 +48,13 @@ from deploy import operations as ops
 from deploy import redrive as rd
 from deploy import template as tpl
 from deploy.build import BUILD_ROOT, Build, build, checkov
-from deploy.settings import ROOT, DeployError, Stage, load_stage, say
+from deploy.settings import FRONT_DOORS, HTTP_API, ROOT, DeployError, Stage, load_stage, say
 from deploy.stack import CloudFormationStack
 
 Out = Callable[[str], None]
 PACKAGE_REGION = "us-east-1"  # `package` alone needs a region only to satisfy Chalice
+# moto's CloudFormation skips every AWS::ApiGatewayV2 resource (MiniStack's builds them).
+NO_HTTP_API = "its CloudFormation skips AWS::ApiGatewayV2 resources"
 
 
 def _relative(build_result: Build) -> str:
@@ -116,9 +118,6 @@ def deploy(
     `scan`: checkov reads the very template CloudFormation is about to receive,
     and a finding stops the deploy before anything changes.
     """
-    if stage.api != "rest":
-        raise DeployError(f"stage {stage.name}: an {stage.api} API is not built yet; "
-                          "the API is API Gateway REST (API=rest)")
     endpoint = emulator.check_endpoint(stage, account.stand_in) if stage.emulator else None
     out(
         f"==> stage {stage.name}: stack {stage.stack_name} in account "
@@ -132,21 +131,26 @@ def deploy(
         f"==> cookie-signing key: {'created' if created else 'kept'} "
         f"SSM SecureString {stage.secret_parameter}"
     )
-    logging_role = acct.ensure_api_logging_role(account, sleep)
-    out(
-        f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
-        if logging_role
-        else "==> API Gateway logs through the role the account already has (kept)"
-    )
+    if stage.api == HTTP_API:
+        out("==> front door: an HTTP API (its access logs need no account logging role)")
+    else:
+        logging_role = acct.ensure_api_logging_role(account, sleep)
+        out(
+            f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
+            if logging_role
+            else "==> API Gateway logs through the role the account already has (kept)"
+        )
     bucket = acct.ensure_bucket(account, stage)
     code_key = acct.upload(account, bucket, stage.name, built.zip_path, ".zip")
     out(f"==> uploaded the package to s3://{bucket}/{code_key}")
     stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out, sleep)
     parameters = _stack_parameters(stage, stack, alarm_email)
     with_code = tpl.with_code(built.template, bucket, code_key)
-    # An emulator (MiniStack) reads the OpenAPI Body; a plain stand-in (moto) does not.
-    expanded = tpl.for_cloudformation(with_code, parameters, account.region,
-                                      stand_in=bool(account.stand_in) and endpoint is None)
+    # An emulator (MiniStack) reads the OpenAPI Body; a plain stand-in (moto) does not;
+    # an HTTP API's routes are resources of their own already (deploy/httpapi.py).
+    expanded = tpl.for_cloudformation(
+        with_code, parameters, account.region,
+        stand_in=bool(account.stand_in) and endpoint is None and stage.api != HTTP_API)
     out(
         f"==> expanded the AWS::Serverless transform here (aws-sam-translator "
         f"{tpl.sam_translator_version()}): {len(expanded['Resources'])} resources"
@@ -159,7 +163,7 @@ def deploy(
             f"pool's keys from {endpoint}; a failing stream batch is given up after "
             f"{emulator.EMULATED_RECORD_AGE_SECONDS} s (deploy/emulator.py EMULATOR_GAPS)"
         )
-    elif account.stand_in:
+    elif account.stand_in and stage.api != HTTP_API:
         out(
             f"==> {account.stand_in} is a stand-in, not AWS: the API's routes go in as "
             "explicit API Gateway resources (moto ignores a RestApi's OpenAPI Body)"
@@ -184,7 +188,10 @@ def deploy(
         # The smoke suite (Python) reaches the path form; a browser the shop's host.
         outputs["ShopURL"], outputs["EndpointURL"] = emulator.urls(endpoint, outputs, stage)
     out("")
-    out(f"Shop:              {outputs.get('ShopURL', outputs['EndpointURL'])}")
+    if "EndpointURL" not in outputs:  # a stand-in that cannot build the API
+        out(f"Shop:              none: {account.stand_in} made no API ({NO_HTTP_API})")
+    else:
+        out(f"Shop:              {outputs.get('ShopURL', outputs['EndpointURL'])}")
     if endpoint:
         out(f"API:               {outputs['EndpointURL']}")
         out("                   (the same stage for clients that do not resolve *.localhost: "
@@ -294,7 +301,10 @@ def package(
     placeholder = tpl.with_code(built.template, "code-bucket-of-the-deploy", "package.zip")
     parameters = {tpl.SECRET_PARAMETER: stage.secret_parameter}
     paths = []
-    for name, stand_in in (("expanded.json", False), ("stand-in.json", True)):
+    # A stand-in gets a REST API's routes as resources; an HTTP API's are resources already.
+    variants = [("expanded.json", False)] + (
+        [("stand-in.json", True)] if stage.api != HTTP_API else [])
+    for name, stand_in in variants:
         path = built.template_path.with_name(name)
         path.write_text(json.dumps(
             tpl.for_cloudformation(placeholder, parameters, region, stand_in), indent=1))
@@ -366,9 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         default=BUILD_ROOT,
         help="where the package is built, under <dir>/<stage>/ (default: build/)",
     )
-    parser.add_argument("--api", choices=("rest", "http"), default=None,
-                        help="the API's front door: API Gateway REST (default) or HTTP API "
-                        "(default: the stage's `api`)")
+    parser.add_argument("--api", choices=FRONT_DOORS, default=None,
+                        help="the API's front door: API Gateway REST or HTTP API "
+                        "(default: the stage's `api`; docs/OPERATIONS.md, Front door)")
     parser.add_argument("--no-smoke", dest="smoke", action="store_false",
                         help="deploy: do not run the smoke suite afterwards")
     args = parser.parse_args(argv)

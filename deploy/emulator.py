@@ -58,6 +58,11 @@ EMULATOR_GAPS = {
     f"dev's {tpl.MAX_RECORD_AGE_SECONDS} s would hold it for an hour where AWS gives up "
     f"after {tpl.MAX_RETRY_ATTEMPTS} retries: the emulated stage gives up after "
     f"{EMULATED_RECORD_AGE_SECONDS} s (the least AWS accepts)",
+    "http_payload": "its HTTP API sends every Lambda integration a payload format 2.0 "
+    "event and reads the answer as 2.0, whatever PayloadFormatVersion says; Chalice's "
+    "handler needs 1.0 (an HTTP API stage, `make emulate API=http`): MiniStack is started "
+    "through devstack/ministack_launch.py, which gives a 1.0 integration the event and "
+    "reads its answer as AWS documents them (devstack/http_api_v1.py)",
     "architecture": "the functions run as this machine's processes, not on Lambda arm64: "
     "the package is built for this machine (x86_64 here) so its compiled wheels load",
     # -- left as they are (what a test or a user sees differ) --
@@ -74,6 +79,9 @@ EMULATOR_GAPS = {
     "out of any path API Gateway does not tell the function about), not at "
     "https://<api id>.execute-api.<region>.amazonaws.com/<stage>/: no TLS, so the cookies "
     "are not Secure",
+    "root_method": "its REST API answers a method the root lacks (POST /) 403 "
+    "{\"message\": \"Missing Authentication Token\"}, without the stage's gateway response "
+    "(AWS: 404 in the error shape); a method another path lacks gets the gateway response",
     "throttling": "the stage's throttling (rate and burst limits) is stored, not applied",
     "observability": "no X-Ray traces, no EMF metric extraction, no alarm ever changes "
     "state, and no e-mail leaves the machine",

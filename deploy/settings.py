@@ -4,7 +4,9 @@ Besides Chalice's own keys (`xray`, `reserved_concurrency` per function, which
 Chalice writes into its template itself) a deployable stage carries what
 Chalice has no key for: `api_throttling` {`rate_limit`, `burst_limit`} for the
 API stage, `log_retention_days` for every log group of the stack
-(docs/OPERATIONS.md, "Capacity"), and `cognito_email` {`ses_identity_arn`,
+(docs/OPERATIONS.md, "Capacity"), `api`, the front door: `rest` (Chalice's
+own REST API) or `http` (the same app behind an HTTP API, deploy/httpapi.py;
+docs/OPERATIONS.md, "Front door"), and `cognito_email` {`ses_identity_arn`,
 `from`} to send the user pool's mail through SES (docs/OPERATIONS.md, "Security").
 """
 
@@ -24,11 +26,15 @@ LOCAL_STAGES = frozenset({"local"})
 DEFAULT_RATE_LIMIT = 50.0
 DEFAULT_BURST_LIMIT = 100
 DEFAULT_LOG_RETENTION_DAYS = 14
-# The values CloudWatch Logs accepts for RetentionInDays.
+# The front doors a stage can have: Chalice's REST API, or an HTTP API in front
+# of the same function (deploy/httpapi.py). A stage that names none keeps REST.
+REST_API = "rest"
+HTTP_API = "http"
+FRONT_DOORS = (REST_API, HTTP_API)
 # Lambda's names for the machines it runs on, by what platform.machine() says.
 MACHINE_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64",
                          "arm64": "arm64"}
-API_KINDS = ("rest", "http")
+# The values CloudWatch Logs accepts for RetentionInDays.
 LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
      2557, 2922, 3288, 3653}
@@ -54,6 +60,7 @@ class Stage:
     log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     tracing: bool = True
     api_stage: str = "api"  # Chalice's api_gateway_stage: the URL's first segment
+    api: str = REST_API  # the front door: REST_API or HTTP_API
     # handler -> reserved concurrency; a handler not named here has none
     reserved_concurrency: dict[str, int] = field(default_factory=dict)
     # The user pool's mail through SES ("cognito_email": {"ses_identity_arn",
@@ -65,8 +72,6 @@ class Stage:
     architecture: str = "arm64"
     # The local emulator the stage is deployed to (`make emulate`), None for AWS.
     emulator: str | None = None
-    # The API's front door: "rest" (API Gateway REST API) or "http" (HTTP API).
-    api: str = "rest"
 
     @property
     def service_name(self) -> str:
@@ -149,6 +154,9 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         if value is not None:
             number = _number(value, f"{where}.lambda_functions.{handler}.reserved_concurrency", 0)
             reserved[handler] = int(number)
+    api = stage.get("api", config.get("api", REST_API))
+    if api not in FRONT_DOORS:
+        raise DeployError(f"{where}.api must be one of {', '.join(FRONT_DOORS)}, not {api!r}")
     mail = stage.get("cognito_email", {})
     arn = mail.get("ses_identity_arn")
     if arn is not None and not (isinstance(arn, str) and arn.startswith("arn:") and ":ses:" in arn
@@ -163,9 +171,6 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
     # Chalice's own lookup order for `xray`: the stage, else the top level.
     tracing = stage.get("xray", config.get("xray", False))
     emulator = stage.get("emulator")
-    api = stage.get("api", "rest")
-    if api not in API_KINDS:
-        raise DeployError(f"{where}.api must be one of {', '.join(API_KINDS)}, not {api!r}")
     architecture = (host_architecture() if emulator else
                     str(stage.get("lambda_architecture", config.get("lambda_architecture",
                                                                      "arm64"))))
@@ -178,10 +183,10 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         log_retention_days=int(retention),
         tracing=bool(tracing),
         api_stage=str(config.get("api_gateway_stage", "api")),
+        api=str(api),
         reserved_concurrency=reserved,
         architecture=architecture,
         emulator=str(emulator) if emulator else None,
-        api=str(api),
         ses_identity_arn=arn,
         mail_from=sender,
     )

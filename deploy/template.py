@@ -410,7 +410,7 @@ def sam_translator_version() -> str:
 
 # -- for a stand-in account (moto) only ----------------------------------------------
 
-_HTTP_METHODS = {
+OPENAPI_METHODS = {
     "get": "GET",
     "put": "PUT",
     "post": "POST",
@@ -464,17 +464,17 @@ def explicit_routes(template: dict[str, Any]) -> dict[str, Any]:
                 }
                 paths[prefix] = {"Ref": name}
         for verb, operation in operations.items():
-            if verb not in _HTTP_METHODS:
+            if verb not in OPENAPI_METHODS:
                 continue
             integration = operation["x-amazon-apigateway-integration"]
-            name = _unique(f"{REST_API}Method{_name(path)}{_HTTP_METHODS[verb]}", added, result)
+            name = _unique(f"{REST_API}Method{_name(path)}{OPENAPI_METHODS[verb]}", added, result)
             added[name] = {
                 "Type": "AWS::ApiGateway::Method",
                 "Metadata": ops.checkov_skip(PUBLIC_API),
                 "Properties": {
                     "RestApiId": api,
                     "ResourceId": paths[prefix],
-                    "HttpMethod": _HTTP_METHODS[verb],
+                    "HttpMethod": OPENAPI_METHODS[verb],
                     "AuthorizationType": "NONE",
                     "Integration": {
                         "Type": integration["type"].upper(),

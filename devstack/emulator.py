@@ -43,6 +43,9 @@ MINISTACK_SETTINGS = {
     "MINISTACK_REGION": emulator.REGION,
     "LOG_LEVEL": "WARNING",
 }
+# `python -m ministack` with its HTTP API honouring payload format 1.0 (the HTTP API
+# front door needs it; EMULATOR_GAPS["http_payload"]).
+LAUNCHER = Path(__file__).resolve().parent / "ministack_launch.py"
 OUTPUT_LINE = re.compile(r"^(Shop|API|Table|Dead-letter queue): +(\S+)$", re.M)
 Out = Callable[[str], None]
 
@@ -116,7 +119,7 @@ def start_ministack(port: int, log_path: Path, python: Path | None = None,
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # nosec B603: fixed argv, no shell
-            [str(python), "-m", "ministack"], stdout=log, stderr=subprocess.STDOUT,
+            [str(python), str(LAUNCHER)], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=env, cwd=log_path.parent, start_new_session=True)
     started = Emulator(port, process, log_path)
     deadline = time.monotonic() + READY_TIMEOUT
@@ -159,16 +162,28 @@ def deploy(endpoint: str, build_dir: Path | None = None, api: str = "rest",
             out(line.rstrip("\n"))
     code = process.wait(DEPLOY_TIMEOUT)
     output = "".join(lines)
-    found = dict(OUTPUT_LINE.findall(output))
-    if code != 0 or "Shop" not in found:
+    deployed = parse_deployed(output)
+    if code != 0 or deployed is None:
         raise RuntimeError(f"the emulated deploy failed (exit {code}):\n"
                            + "".join(lines[-15:]))
+    return deployed
+
+
+def parse_deployed(output: str) -> Deployed | None:
+    """What the deploy printed (URLs, table, queue); None until it printed them all."""
+    found = dict(OUTPUT_LINE.findall(output))
+    if not {"Shop", "API", "Table", "Dead-letter queue"} <= set(found):
+        return None
     return Deployed(found["Shop"], found["API"], found["Table"], found["Dead-letter queue"],
                     output)
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def run(port: int, api: str = "rest", state_dir: Path | None = None,
-        out: Out = print) -> int:
+        out: Out = _say) -> int:
     """`make emulate`: MiniStack, the deploy (smoke suite included), then serve until Ctrl-C."""
     state_dir = state_dir or PROJECT_DIR / "build" / "emulate"
     try:
@@ -188,14 +203,14 @@ def run(port: int, api: str = "rest", state_dir: Path | None = None,
         out(f"      make smoke BASE_URL={deployed.api}")
         out(f"      make redrive STAGE=emulated MINISTACK_PORT={port} replays its dead-letter "
             "queue; Ctrl-C stops MiniStack and the functions it runs")
-        sys.stdout.flush()
         while ministack.process.poll() is None:
             time.sleep(0.5)
         print(f"emulate: MiniStack stopped (exit {ministack.process.returncode}); see "
               f"{ministack.log_path}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        out("\n==> stopping MiniStack and the functions it runs")
+        out("")
+        out("==> stopping MiniStack and the functions it runs")
         return 0
     finally:
         ministack.stop()

@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from deploy import emulator as gaps
 from tests.e2e.test_accounts_live import PASSWORD, new_email
 from tests.emulated.conftest import EmulatedStack
 from tests.factories import JSON, add_body
@@ -70,10 +71,19 @@ def test_unknown_paths_answer_404_a_page_for_people_and_json_for_the_api(
     assert error(requests.get(f"{url}/api/orders/no-such-order", timeout=10), 404)
     page = requests.get(f"{url}/no-such-page", timeout=10)
     assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
-    # A known path, a method it lacks: API Gateway answers itself, in the stage's
-    # gateway response (deploy/template.py GATEWAY_RESPONSES), not in its own shape.
+    # A known path, a method it lacks: on REST API Gateway answers itself, in the
+    # stage's gateway response (deploy/template.py GATEWAY_RESPONSES); an HTTP API's
+    # catch-all brings it to the app (deploy/httpapi.py). The same answer either way.
     assert error(requests.delete(f"{url}/api/products", timeout=10), 404)["Code"] == (
         "NotFoundError")
+    # The root's other methods: an HTTP API's `ANY /` route brings them to Chalice,
+    # which answers 405 in its error shape. On REST, AWS answers them with the
+    # MISSING_AUTHENTICATION_TOKEN gateway response (404 in the error shape).
+    root = requests.post(f"{url}/", timeout=10)
+    if emulated_stack.api == "http":
+        assert error(root, 405)["Code"] == "MethodNotAllowedError"
+    else:
+        assert root.status_code == 403, gaps.EMULATOR_GAPS["root_method"]
 
 
 def test_the_pool_refuses_a_wrong_confirmation_code_and_takes_the_mailed_one(
@@ -88,6 +98,30 @@ def test_the_pool_refuses_a_wrong_confirmation_code_and_takes_the_mailed_one(
                        json={"email": email, "code": wrong}), 400)
     assert session.post(f"{url}/api/account/confirm", headers=JSON, timeout=10,
                         json={"email": email, "code": code}).status_code == 204
-    assert session.post(f"{url}/api/account/signin", headers=JSON, timeout=10,
-                        json={"email": email, "password": PASSWORD}).status_code == 200
+    signed_in = session.post(f"{url}/api/account/signin", headers=JSON, timeout=10,
+                             json={"email": email, "password": PASSWORD})
+    assert signed_in.status_code == 200
+    # Each cookie its own Set-Cookie line through either front door.
+    lines = signed_in.raw.headers.getlist("Set-Cookie")
+    assert sorted(line.split("=", 1)[0] for line in lines) == ["refresh", "session"], lines
     assert session.get(f"{url}/api/account", timeout=10).json() == {"email": email}
+
+
+def test_the_stage_is_served_by_the_front_door_it_asked_for(
+        emulated_stack: EmulatedStack) -> None:
+    stack = "chalice-cart-emulated"
+    http_apis = [a for a in emulated_stack.client("apigatewayv2").get_apis()["Items"]
+                 if a["Name"] == stack]
+    rest_apis = [a for a in emulated_stack.client("apigateway").get_rest_apis()["items"]
+                 if a["name"] == stack]
+    if emulated_stack.api == "rest":
+        assert (len(rest_apis), http_apis) == (1, [])
+        return
+    [api] = http_apis
+    assert rest_apis == []
+    v2 = emulated_stack.client("apigatewayv2")
+    [integration] = v2.get_integrations(ApiId=api["ApiId"])["Items"]
+    assert integration["PayloadFormatVersion"] == "1.0"
+    keys = {r["RouteKey"] for r in v2.get_routes(ApiId=api["ApiId"])["Items"]}
+    assert {"GET /api/products", "ANY /{proxy+}", "ANY /"} <= keys
+    assert emulated_stack.url.split("/_aws/execute-api/", 1)[1].startswith(api["ApiId"])

@@ -11,6 +11,7 @@ What the evaluator does not see (AWS does) is in docs/OPERATIONS.md.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,10 +19,16 @@ from typing import Any
 import requests
 
 from deploy.settings import load_stage
+from tests.e2e.helpers import wait_until
 from tests.emulated.conftest import EmulatedStack
 from tests.factories import JSON, add_body
 
+# One front door is enough: the functions' roles are the same behind either
+# (tests/emulated/conftest.py).
+ONE_FRONT_DOOR = True
+
 API_FUNCTION = load_stage("emulated").function_name("api_handler")
+STREAM_FUNCTION = load_stage("emulated").function_name("process_stream")
 
 
 @contextmanager
@@ -65,3 +72,27 @@ def test_an_action_missing_from_the_api_role_fails_the_request_that_needs_it(
     added = shopper.post(f"{url}/api/cart/items", headers=JSON, data=add_body("kettle", 1),
                          timeout=10)
     assert added.status_code == 201, added.text
+
+
+def test_an_action_missing_from_the_stream_role_fails_the_follow_up_and_the_emulator_drops_it(
+        emulated_stack: EmulatedStack) -> None:
+    """EMULATOR_GAPS["partial_batch"], asserted: a MiniStack that honours the function's
+    reported failure (as Lambda does: retry, then the dead-letter queue) fails this."""
+    shopper, url = requests.Session(), emulated_stack.url
+    sqs = emulated_stack.client("sqs")
+    with without_action(emulated_stack, STREAM_FUNCTION, "dynamodb:PutItem"):
+        added = shopper.post(f"{url}/api/cart/items", headers=JSON,
+                             data=add_body("scale", 1), timeout=10)
+        assert added.status_code == 201, added.text
+        sequence = wait_until(lambda: [
+            line for line in emulated_stack.function_log(STREAM_FUNCTION).splitlines()
+            if "stream_record_failed" in line and "AccessDenied" in line], timeout=20)
+    assert '"followup": "cart_summary"' in sequence[-1].replace('\\"', '"')
+    time.sleep(3)  # Lambda would retry now; MiniStack has moved on
+    assert shopper.get(f"{url}/api/cart/status", timeout=10).json()["itemCount"] == 0
+    assert sqs.receive_message(QueueUrl=emulated_stack.queue_url,
+                               VisibilityTimeout=0).get("Messages", []) == []
+    # The cart's next write rebuilds its summary from every line (the lost one included).
+    shopper.post(f"{url}/api/cart/items", headers=JSON, data=add_body("tote", 1), timeout=10)
+    wait_until(lambda: shopper.get(f"{url}/api/cart/status", timeout=10).json()[
+        "itemCount"] == 2, timeout=15)

@@ -25,6 +25,10 @@ from tests.e2e.helpers import wait_until
 from tests.emulated.conftest import EmulatedStack
 from tests.factories import JSON, add_body
 
+# One front door is enough: the stream, its mapping and the dead-letter queue are
+# the same behind either (tests/emulated/conftest.py).
+ONE_FRONT_DOOR = True
+
 STREAM_FUNCTION = load_stage("emulated").function_name("process_stream")
 GIVE_UP_SECONDS = 60  # deploy/emulator.py EMULATED_RECORD_AGE_SECONDS
 

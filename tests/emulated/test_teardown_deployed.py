@@ -1,6 +1,6 @@
-"""The stage redeployed unchanged, then destroyed: CloudFormation's answers on MiniStack.
+"""The stage redeployed unchanged, destroyed, then `make emulate` stopped with Ctrl-C.
 
-Runs last (file order): it removes the session's stage.
+Runs last (file order): it removes the session's stage and stops its MiniStack.
 """
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import subprocess  # nosec B404: runs `make deploy`/`make destroy`'s command as 
 import sys
 
 from deploy.settings import ROOT
+from devstack.background import alive
 from devstack.emulator import aws_environment
-from tests.emulated.conftest import BUILD_DIR, EmulatedStack
+from devstack.ports import port_is_free
+from tests.emulated.conftest import EmulatedStack
 
 
 def deploy_command(stack: EmulatedStack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -22,8 +24,7 @@ def deploy_command(stack: EmulatedStack, *args: str) -> subprocess.CompletedProc
 
 def test_a_redeploy_changes_nothing_and_destroy_leaves_nothing_behind(
         emulated_stack: EmulatedStack) -> None:
-    again = deploy_command(emulated_stack, "deploy", "--no-smoke", "--build-dir",
-                           str(BUILD_DIR))
+    again = deploy_command(emulated_stack, "deploy", "--no-smoke", "--api", emulated_stack.api)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "no changes: the stack already matches this build" in again.stdout
 
@@ -31,8 +32,20 @@ def test_a_redeploy_changes_nothing_and_destroy_leaves_nothing_behind(
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert "chalice-cart-emulated is gone" in gone.stdout
     assert emulated_stack.client("apigateway").get_rest_apis()["items"] == []
+    assert emulated_stack.client("apigatewayv2").get_apis()["Items"] == []
     assert emulated_stack.client("dynamodb").list_tables()["TableNames"] == []
     assert emulated_stack.client("lambda").list_functions()["Functions"] == []
     assert emulated_stack.client("cognito-idp").list_user_pools(MaxResults=10)[
         "UserPools"] == []
     assert emulated_stack.client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_ctrl_c_stops_ministack_and_every_function_it_started(
+        emulated_stack: EmulatedStack) -> None:
+    started = set(emulated_stack.pids)
+    assert started, "make emulate started no MiniStack"
+    assert emulated_stack.interrupt() == 0
+    assert "==> stopping MiniStack and the functions it runs" in emulated_stack.output()
+    left = [pid for pid in {*started, *emulated_stack.pids} if alive(pid)]
+    assert left == [], left
+    assert port_is_free(emulated_stack.port)

@@ -82,14 +82,26 @@ def test_each_function_alarms_on_its_errors_and_throttles() -> None:
 
 
 def test_the_api_alarms_on_5xx_and_on_p99_latency_of_its_stage() -> None:
-    found = alarms(PROD)
-    api = {"ApiName": "chalice-cart-prod", "Stage": "api"}
+    found = alarms(DEV)
+    api = {"ApiName": "chalice-cart-dev", "Stage": "api"}
+    assert DEV.api == "rest"
     assert _metric(found["Api5xxAlarm"]) == ("AWS/ApiGateway", "5XXError", api)
     latency = found["ApiLatencyAlarm"]
     assert _metric(latency) == ("AWS/ApiGateway", "Latency", api)
     assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == 1000
     # The names the dimensions point at are the ones the template gives.
-    assert resources(PROD)["RestAPI"]["Properties"]["Name"] == api["ApiName"]
+    assert resources(DEV)["RestAPI"]["Properties"]["Name"] == api["ApiName"]
+
+
+def test_an_http_api_stage_alarms_on_its_api_by_id_with_the_http_api_metric_names() -> None:
+    found = alarms(PROD)
+    api = {"ApiId": {"Ref": ops.HTTP_API}, "Stage": "api"}
+    assert PROD.api == "http"
+    assert _metric(found["Api5xxAlarm"]) == ("AWS/ApiGateway", "5xx", api)
+    assert _metric(found["ApiLatencyAlarm"]) == ("AWS/ApiGateway", "Latency", api)
+    body = resources(PROD)["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert '["AWS/ApiGateway","5xx","ApiId","${HttpApi}","Stage","api"]' in body
+    assert "ApiName" not in body and "5XXError" not in body
 
 
 DYNAMODB_CALL = re.compile(
