@@ -104,7 +104,7 @@ class CartMerger:
                                      m.account_after) for m in plan.moved]
             try:
                 self._merges.move_lines(anonymous_cart, account_cart, moves, now, epoch,
-                                        expiry_after(epoch))
+                                        expiry_after(epoch), (len(anonymous), len(account)))
             except CartChanged:
                 if attempt == MERGE_ATTEMPTS - 1:
                     raise

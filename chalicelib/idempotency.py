@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from dataclasses import dataclass
 
 from chalicelib.domain import DomainError, InvalidInput
 
 HEADER = "Idempotency-Key"
 TTL_SECONDS = 24 * 3600
+# A request's own token only has to outlive the request: botocore's re-sends
+# and the retries inside it end well within the function's 15 s.
+REQUEST_TTL_SECONDS = 3600
 # Printable ASCII, as a header carries it; the length bounds the sort key.
 _KEY = re.compile(r"[\x20-\x7e]{1,128}")
 
@@ -26,9 +30,13 @@ class KeyReused(DomainError):
 
 @dataclass(frozen=True)
 class IdempotentRequest:
+    """What makes one write land at most once: a shopper's key, or a token the
+    API minted for this one request (`minted`), so a re-send cannot apply twice."""
+
     key: str
     request_hash: str
     expires_at: int
+    minted: bool = False
 
 
 def key_from_header(value: str | None) -> str | None:
@@ -49,3 +57,17 @@ def request_hash(operation: str, body: object) -> str:
 def idempotent_request(key: str, operation: str, body: object,
                        now_epoch: int) -> IdempotentRequest:
     return IdempotentRequest(key, request_hash(operation, body), now_epoch + TTL_SECONDS)
+
+
+def minted_request(operation: str, body: object, now_epoch: int) -> IdempotentRequest:
+    """A token for a request without a key: the SDK's re-sends of its write find it taken."""
+    return IdempotentRequest(secrets.token_hex(16), request_hash(operation, body),
+                             now_epoch + REQUEST_TTL_SECONDS, minted=True)
+
+
+def request_for(key: str | None, operation: str, body: object,
+                now_epoch: int) -> IdempotentRequest:
+    """The shopper's key when there is one, else a token of this request's own."""
+    if key is None:
+        return minted_request(operation, body, now_epoch)
+    return idempotent_request(key, operation, body, now_epoch)

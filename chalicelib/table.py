@@ -6,18 +6,24 @@ TABLE_SPEC, so there is exactly one place where it is described.
 Key layout (single table, pk/sk strings):
 
     CATALOG         PRODUCT#<productId>    a product: name, description, price, image
+    CART#<cartId>   LINES                  the lines' header: lineCount, rev (TTL)
     CART#<cartId>   LINE#<productId>       one cart line (TTL)
     CART#<cartId>   SUMMARY                the cart summary cart-status reads (TTL)
     CART#<cartId>   ORDER#<orderId>        an order, reachable only from its cart
     CART#<cartId>   IDEMPOTENCY#<key>      a remembered response (TTL)
+    CART#<cartId>   REQUEST#<token>        one API request's write happened (TTL 1 h)
     CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
     CART#<cartId>   HOLDER#<productId>     does this cart hold the product (TTL once let go)
     CART#<cartId>   ADOPTEDBY              the one account that adopted this anonymous cart
     SESSION#<id>    REVOKED                a signed-out session: its tokens are refused (TTL)
     POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
+    STOCK#<productId>#<k>   STOCK          allotment k of the product's stock on hand,
+                                           with copies of its price and active flag
 
 Only LINE# and ORDER# items need a follow-up (followups.STREAM_FILTER_PATTERNS);
-SUMMARY, HOLDER# and POPULARITY# items are the follow-ups' own writes.
+SUMMARY, HOLDER# and POPULARITY# items are the follow-ups' own writes; LINES,
+IDEMPOTENCY# and REQUEST# items are written in the same transaction as the
+lines they guard ("LINES" does not begin with "LINE#": no filter matches it).
 """
 
 from __future__ import annotations
@@ -46,13 +52,19 @@ CATALOG_PK = "CATALOG"
 PRODUCT_PREFIX = "PRODUCT#"
 CART_PREFIX = "CART#"
 LINE_PREFIX = "LINE#"
+# The header sorts just before the lines: begins_with(sk, "LINE") reads both at once.
+LINES_SK = "LINES"
+LINES_AND_HEADER = "LINE"
 ORDER_PREFIX = "ORDER#"
 SUMMARY_SK = "SUMMARY"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
+REQUEST_PREFIX = "REQUEST#"
 # Not "ORDER#...": the order-confirmation filter and follow-up must never see one.
 ORDER_REF_PREFIX = "ORDERREF#"
 HOLDER_PREFIX = "HOLDER#"
 COUNTER_PREFIX = "POPULARITY#"
+STOCK_PREFIX = "STOCK#"
+STOCK_SK = "STOCK"
 ADOPTED_BY_SK = "ADOPTEDBY"
 SESSION_PREFIX = "SESSION#"
 REVOKED_SK = "REVOKED"
@@ -105,3 +117,8 @@ def product_sk(product_id: str) -> str:
 
 def counter_pk(shard: int) -> str:
     return f"{COUNTER_PREFIX}{shard}"
+
+
+def stock_pk(product_id: str, shard: int) -> str:
+    # One partition key per allotment: a flash sale's writes spread over partitions.
+    return f"{STOCK_PREFIX}{product_id}#{shard}"

@@ -39,7 +39,7 @@ ITERATOR_AGE_LIMIT_MS = 60_000
 API_P99_LATENCY_LIMIT_MS = 1_000
 # What the code calls on the table (chalicelib); ThrottledRequests and SystemErrors
 # exist only per operation, so an alarm sums them with metric math.
-TABLE_OPERATIONS = ("GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem",
+TABLE_OPERATIONS = ("GetItem", "Query", "PutItem", "UpdateItem",
                     "TransactWriteItems", "BatchGetItem", "BatchWriteItem")
 
 # One line per request, JSON for Logs Insights; no IP, no user agent, no query

@@ -1,29 +1,46 @@
-"""A cart's lines and its summary.
+"""A cart's lines, their header and the cart's summary.
 
+    CART#<cartId>   LINES              lineCount (an upper bound on the live lines,
+                                       exact unless a line expired), rev (TTL)
     CART#<cartId>   LINE#<productId>   one cart line (TTL)
     CART#<cartId>   SUMMARY            what cart-status reads, kept by the stream (TTL)
 
-Requests per operation (what bench/ measures):
-    add_line        1 UpdateItem; a new line also 1 Query (Select COUNT) for the cap
-                    (+1 PutItem when it replaces an expired line, +1 DeleteItem
-                    when a new line past the cap is taken back)
-    add_line_once   1 GetItem + 1 TransactWriteItems (line + key record) per attempt;
-                    a new line also 1 Query (Select COUNT)
-    set_quantity    1 UpdateItem;  remove_line  1 DeleteItem
-    list_lines      1 Query (consistent);  get_summary  1 GetItem (consistent)
-    put_summary     1 PutItem (conditional on its sequence);  renew_line  1 UpdateItem
+Every write is one TransactWriteItems that also Puts the request's record
+(store/keys.py: the shopper's Idempotency-Key or a token minted for the
+request), so a re-sent or late-landing attempt is cancelled by the record and
+applies nothing. The cap on distinct lines is the header's condition
+`lineCount < MAX_LINES`, evaluated by DynamoDB in the transaction that creates
+the line; removing a live line (remove, set to 0, checkout, a sign-in's move)
+takes one off in the same transaction. A header DynamoDB has not got (a cart
+older than the header, or one whose header expired) is made from a consistent
+count of the live lines; one that counts lines which expired since is
+corrected, on the condition that its `rev` has not moved, before an add is
+refused. Conflicts that applied nothing are retried inside the request
+(store/retry.py), never answered 409.
+
+Requests per operation (what bench/ measures; WCU for items under 1 KB):
+    add_line      existing line: 1 TransactWriteItems (record + line: 4 WCU)
+                  + 1 GetItem (the line after the add, consistent: 1 RCU)
+                  [+ 1 UpdateItem: a keyed add's record remembers the answer]
+                  new line: 1 TransactWriteItems that finds no line (4 WCU)
+                  + 1 TransactWriteItems (record + header + line: 6 WCU)
+                  [a cart's first line, or a stale header: + 1 Query (COUNT)
+                  + 1 PutItem or UpdateItem of the header]
+    set_quantity  1 TransactWriteItems (record + line: 4 WCU) + 1 GetItem
+    remove_line   1 TransactWriteItems (record + line + header: 6 WCU)
+    list_lines    1 Query (consistent);  get_summary  1 GetItem (consistent)
+    put_summary   1 PutItem (conditional on its sequence);  renew_line  1 UpdateItem
 """
 
 from __future__ import annotations
 
-import secrets
-import time
 from typing import Any
 
-from chalicelib import table
+from chalicelib import idempotency, table
+from chalicelib.catalog import NotEnoughStock
 from chalicelib.domain import (
+    CART_TTL_SECONDS,
     MAX_LINES,
-    CartChanged,
     CartLine,
     CartSummary,
     NotInCart,
@@ -47,41 +64,53 @@ from chalicelib.store.codec import (
     s,
     string,
 )
-from chalicelib.store.keys import DynamoIdempotencyKeys
+from chalicelib.store.keys import APPLIED, DynamoIdempotencyKeys
+from chalicelib.store.retry import Deadline
 
 _LINE_FIELDS = {"#q": "quantity", "#n": "name"}
-# Attempts of a keyed add whose line changed between its read and its write:
-# adds racing on one line each win a round, so the bound is about the number
-# of concurrent adds on one line a shopper can make; a jittered pause between
-# attempts (at most ADD_ONCE_PAUSE_MS) spreads them out. Worst case ~2 s, well
-# inside the API function's timeout.
-ADD_ONCE_ATTEMPTS = 60
-ADD_ONCE_PAUSE_MS = 100
 
 
-def _unchanged(old: Item | None) -> Item:
-    """Condition a write on the item being exactly as read (or still absent)."""
-    if old is None:
-        return {"ConditionExpression": "attribute_not_exists(pk)"}
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    parts = ["attribute_exists(pk)"]
-    for i, attribute in enumerate(("quantity", "updatedAt", table.TTL_ATTRIBUTE)):
-        names[f"#a{i}"] = attribute
-        if attribute in old:
-            parts.append(f"#a{i} = :a{i}")
-            values[f":a{i}"] = old[attribute]
-        else:
-            parts.append(f"attribute_not_exists(#a{i})")
-    condition: Item = {"ConditionExpression": " AND ".join(parts),
-                       "ExpressionAttributeNames": names}
-    if values:
-        condition["ExpressionAttributeValues"] = values
-    return condition
+class _Raced(Exception):
+    """Another write changed what this attempt relied on; nothing applied: try again."""
+
+
+def header_expiry(line_expires_at: int) -> int:
+    """The header outlives every line it counts: a line's add renews the line's expiry
+    alone, so the header keeps a whole cart's TTL of slack beyond the latest it saw."""
+    return line_expires_at + CART_TTL_SECONDS
+
+
+def header_change(table_name: str, cart_id: str, delta: int, counted: int,
+                  expires_at: int | None = None) -> Item:
+    """A transaction's Update of the header by `delta` lines; `counted` stands in for a
+    header DynamoDB has not got. A positive delta is refused past MAX_LINES."""
+    names = {"#c": "lineCount"}
+    values: Item = {":delta": n(delta), ":counted": n(counted), ":one": n(1)}
+    update = "SET #c = if_not_exists(#c, :counted) + :delta"
+    if expires_at is not None:
+        update += ", expiresAt = :hexp"
+        values[":hexp"] = n(header_expiry(expires_at))
+    action: Item = {
+        "TableName": table_name,
+        "Key": key(table.cart_pk(cart_id), table.LINES_SK),
+        "UpdateExpression": update + " ADD rev :one",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+    if delta > 0:
+        action["ConditionExpression"] = "attribute_not_exists(#c) OR #c <= :room"
+        values[":room"] = n(MAX_LINES - delta)
+        values[":delta"] = n(delta)
+    return {"Update": action}
+
+
+def _live_line(now_epoch: int) -> Item:
+    return {"ConditionExpression": "attribute_exists(pk) AND expiresAt > :epoch",
+            "ExpressionAttributeValues": {":epoch": n(now_epoch)}}
 
 
 class DynamoCarts:
-    """Cart lines and summaries in the single table."""
+    """Cart lines, their header and summaries in the single table."""
 
     def __init__(self, client: Any, table_name: str,
                  keys: DynamoIdempotencyKeys | None = None) -> None:
@@ -93,54 +122,169 @@ class DynamoCarts:
     def _line_key(cart_id: str, product_id: str) -> Item:
         return key(table.cart_pk(cart_id), table.line_sk(product_id))
 
-    def add_line(self, cart_id: str, product: Product, quantity: int,
-                 now: str, now_epoch: int, expires_at: int) -> CartLine:
-        """Add quantity to the line in one conditional UpdateItem.
+    @staticmethod
+    def _header_key(cart_id: str) -> Item:
+        return key(table.cart_pk(cart_id), table.LINES_SK)
 
-        A line it creates is counted against MAX_LINES afterwards, and taken
-        back if it went past: no read comes before the write, and the cap holds
-        for every answer given (adds racing past it all get the 409).
+    def _transact(self, actions: list[Item]) -> None:
+        with errors.translated():
+            self._client.transact_write_items(TransactItems=actions)
+
+    def _read_line(self, cart_id: str, product_id: str) -> CartLine | None:
+        with errors.translated():
+            item = self._client.get_item(TableName=self._table,
+                                         Key=self._line_key(cart_id, product_id),
+                                         ConsistentRead=True).get("Item")
+        return line_from_item(item) if item else None
+
+    # -- add ---------------------------------------------------------------------
+
+    def add_line(self, cart_id: str, product: Product, quantity: int, now: str,
+                 now_epoch: int, expires_at: int,
+                 once: IdempotentRequest | None = None) -> CartLine:
+        """Add quantity to the product's line, at most once for `once` (minted if None).
+
+        A keyed retry of an applied add gets the line the first call made.
         """
+        once = once or idempotency.minted_request(
+            "add_to_cart", {"productId": product.id, "quantity": quantity}, now_epoch)
+        deadline = Deadline()
+        while True:
+            try:
+                return self._add(cart_id, product, quantity, now, now_epoch, expires_at, once)
+            except (errors.StoreContended, _Raced):
+                deadline.pause("the line kept changing")
+
+    add_line_once = add_line  # the keyed and the unkeyed add are one write now
+
+    def _answered(self, cart_id: str, product: Product, quantity: int,
+                  answer: Item) -> CartLine:
+        """The line for a request that applied before (a re-send, or a keyed retry)."""
+        if answer is not APPLIED and answer:
+            return line_from_item(answer)
+        line = self._read_line(cart_id, product.id)
+        # Gone since (a checkout took it): what this request added is all we know.
+        return line or CartLine(product.id, product.name, product.price_cents, quantity)
+
+    def _add(self, cart_id: str, product: Product, quantity: int, now: str,
+             now_epoch: int, expires_at: int, once: IdempotentRequest) -> CartLine:
         line_key = self._line_key(cart_id, product.id)
         try:
-            with errors.translated():
-                response = self._client.update_item(
-                    TableName=self._table,
-                    Key=line_key,
-                    UpdateExpression=(
-                        "SET #q = if_not_exists(#q, :zero) + :q, productId = :pid, "
-                        "#n = :name, unitPriceCents = :price, updatedAt = :now, "
-                        "expiresAt = :exp"
-                    ),
-                    ConditionExpression=(
-                        "(attribute_not_exists(#q) OR #q <= :room) AND "
-                        "(attribute_not_exists(expiresAt) OR expiresAt > :epoch)"
-                    ),
-                    ExpressionAttributeNames=_LINE_FIELDS,
-                    ExpressionAttributeValues={
-                        ":zero": n(0), ":q": n(quantity), ":pid": s(product.id),
-                        ":name": s(product.name), ":price": n(product.price_cents),
-                        ":now": s(now), ":exp": n(expires_at),
-                        ":room": n(headroom(quantity)), ":epoch": n(now_epoch),
+            self._transact([
+                self._keys.put_action(cart_id, once, None, now, now_epoch),
+                {"Update": {
+                    "TableName": self._table,
+                    "Key": line_key,
+                    "UpdateExpression": (
+                        "SET #q = #q + :q, #n = :name, unitPriceCents = :price, "
+                        "updatedAt = :now, expiresAt = :exp"),
+                    "ConditionExpression": (
+                        "attribute_exists(#q) AND expiresAt > :epoch AND #q <= :room"),
+                    "ExpressionAttributeNames": _LINE_FIELDS,
+                    "ExpressionAttributeValues": {
+                        ":q": n(quantity), ":name": s(product.name),
+                        ":price": n(product.price_cents), ":now": s(now),
+                        ":exp": n(expires_at), ":epoch": n(now_epoch),
+                        # The line's new total within 99 and the stock on hand.
+                        ":room": n(min(headroom(quantity), product.stock - quantity)),
                     },
-                    ReturnValues="ALL_OLD",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }},
+            ])
         except errors.ConditionFailed as failed:
-            old = failed.item or {}
-            if is_live(expires(old), now_epoch):
-                raise QuantityLimitExceeded(integer(old, "quantity")) from failed
-            # The line expired but DynamoDB has not deleted it yet: start afresh.
-            line = self._replace_expired_line(line_key, old, product, quantity, now,
-                                              expires_at)
-            self._within_cap(cart_id, line_key, line, now_epoch)
-            return line
-        old_item: Item | None = response.get("Attributes")
-        line = CartLine(product.id, product.name, product.price_cents,
-                        integer(old_item, "quantity") + quantity, now, expires_at)
-        if old_item is None:
-            self._within_cap(cart_id, line_key, line, now_epoch)
+            answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
+            if answer is not None:
+                return self._answered(cart_id, product, quantity, answer)
+            old = failed.item_at(1)  # None: there is no line (moto returns it too)
+            if old is not None and is_live(expires(old), now_epoch):
+                if integer(old, "quantity") > headroom(quantity):
+                    raise QuantityLimitExceeded(integer(old, "quantity")) from failed
+                if integer(old, "quantity") + quantity > product.stock:
+                    raise NotEnoughStock(product, integer(old, "quantity") + quantity) \
+                        from failed
+                raise _Raced from failed  # it was created just now: add to it
+            return self._create(cart_id, product, quantity, now, now_epoch, expires_at, once)
+        line = self._read_line(cart_id, product.id)
+        if line is None:
+            line = CartLine(product.id, product.name, product.price_cents, quantity)
+        self._keys.answer(cart_id, once, line_to_map(line))
         return line
+
+    def _create(self, cart_id: str, product: Product, quantity: int, now: str,
+                now_epoch: int, expires_at: int, once: IdempotentRequest,
+                counted: bool = False) -> CartLine:
+        """Create the line and count it in the header, in one transaction; a header that
+        cannot be trusted is made from a count first (`counted`: done already)."""
+        line = CartLine(product.id, product.name, product.price_cents, quantity, now,
+                        expires_at)
+        item = {**self._line_key(cart_id, product.id), **line_to_map(line)["M"],
+                "updatedAt": s(now), table.TTL_ATTRIBUTE: n(expires_at)}
+        try:
+            self._transact([
+                self._keys.put_action(cart_id, once, line_to_map(line), now, now_epoch),
+                {"Update": {
+                    "TableName": self._table,
+                    "Key": self._header_key(cart_id),
+                    "UpdateExpression": "SET expiresAt = :hexp ADD lineCount :one, rev :one",
+                    "ConditionExpression": (
+                        "attribute_exists(lineCount) AND expiresAt > :epoch "
+                        "AND lineCount < :max"),
+                    "ExpressionAttributeValues": {
+                        ":hexp": n(header_expiry(expires_at)), ":one": n(1),
+                        ":epoch": n(now_epoch), ":max": n(MAX_LINES),
+                    },
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }},
+                # DynamoDB deletes expired lines late: an expired one is free to replace.
+                {"Put": {
+                    "TableName": self._table, "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk) OR expiresAt <= :epoch",
+                    "ExpressionAttributeValues": {":epoch": n(now_epoch)},
+                }},
+            ])
+        except errors.ConditionFailed as failed:
+            answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
+            if answer is not None:
+                return self._answered(cart_id, product, quantity, answer)
+            if failed.failed(1) and not counted:
+                self._make_room(cart_id, failed.item_at(1), now_epoch, expires_at)
+                # Not contention: the header is right now, go again at once.
+                return self._create(cart_id, product, quantity, now, now_epoch, expires_at,
+                                    once, counted=True)
+            raise _Raced from failed  # the line was created meanwhile, or the header moved
+        return line
+
+    def _make_room(self, cart_id: str, header: Item | None, now_epoch: int,
+                   expires_at: int) -> None:
+        """Make the header count the live lines when it cannot be trusted; TooManyLines
+        when the cart is full. Returns when the add is worth another attempt."""
+        if header is not None and is_live(expires(header), now_epoch) \
+                and integer(header, "lineCount") < MAX_LINES:
+            return  # it changed since: try again
+        counted = self.count_lines(cart_id, now_epoch)
+        if counted >= MAX_LINES:
+            raise TooManyLines(cart_id)
+        try:
+            with errors.translated():
+                if header is None or not is_live(expires(header), now_epoch):
+                    # Every line made since the count would have needed a live header.
+                    self._client.put_item(
+                        TableName=self._table,
+                        Item={**self._header_key(cart_id), "lineCount": n(counted),
+                              "rev": n(1), "expiresAt": n(header_expiry(expires_at))},
+                        ConditionExpression="attribute_not_exists(pk) OR expiresAt <= :epoch",
+                        ExpressionAttributeValues={":epoch": n(now_epoch)})
+                else:
+                    # Lines expired since they were counted: correct the count, unless
+                    # a line was made or removed since the header was read (rev moved).
+                    self._client.update_item(
+                        TableName=self._table, Key=self._header_key(cart_id),
+                        UpdateExpression="SET lineCount = :counted ADD rev :one",
+                        ConditionExpression="rev = :rev",
+                        ExpressionAttributeValues={":counted": n(counted), ":one": n(1),
+                                                   ":rev": header["rev"]})
+        except errors.ConditionFailed:
+            pass  # someone else got there first: the next attempt reads theirs
 
     def count_lines(self, cart_id: str, now_epoch: int) -> int:
         """The cart's live lines, counted by DynamoDB (one consistent Query, keys only)."""
@@ -159,84 +303,101 @@ class DynamoCarts:
         # A cart under the cap fits one page (1 MB) many times over.
         return int(response["Count"])
 
-    def _within_cap(self, cart_id: str, line_key: Item, line: CartLine,
-                    now_epoch: int) -> None:
-        """Take back a line just created past MAX_LINES, and refuse the add."""
-        if self.count_lines(cart_id, now_epoch) <= MAX_LINES:
-            return
-        try:
-            with errors.translated():
-                # Only if it is still just what this add made of it.
-                self._client.delete_item(
-                    TableName=self._table, Key=line_key,
-                    ConditionExpression="#q = :q AND updatedAt = :now",
-                    ExpressionAttributeNames={"#q": "quantity"},
-                    ExpressionAttributeValues={":q": n(line.quantity),
-                                               ":now": s(line.updated_at)},
-                )
-        except errors.ConditionFailed:
-            return  # another add landed on the line: it is in the cart for good
-        raise TooManyLines(cart_id)
+    # -- set and remove -------------------------------------------------------------
 
-    def _replace_expired_line(self, line_key: Item, old: Item, product: Product,
-                              quantity: int, now: str, expires_at: int) -> CartLine:
-        line = CartLine(product.id, product.name, product.price_cents, quantity, now)
-        try:
-            with errors.translated():
-                self._client.put_item(
-                    TableName=self._table,
-                    Item={**line_key, **line_to_map(line)["M"], "updatedAt": s(now),
-                          "expiresAt": n(expires_at)},
-                    ConditionExpression="expiresAt = :old",
-                    ExpressionAttributeValues={":old": old["expiresAt"]},
-                )
-        except errors.ConditionFailed as failed:
-            raise CartChanged("the line changed while it was renewed") from failed
+    def set_quantity(self, cart_id: str, product_id: str, quantity: int, now: str,
+                     now_epoch: int, expires_at: int,
+                     once: IdempotentRequest | None = None) -> CartLine:
+        """Set a live line's quantity; NotInCart when there is none."""
+        once = once or idempotency.minted_request(
+            "set_quantity", {"productId": product_id, "quantity": quantity}, now_epoch)
+        deadline = Deadline()
+        while True:
+            try:
+                self._transact([
+                    self._keys.put_action(cart_id, once, None, now, now_epoch),
+                    {"Update": {
+                        "TableName": self._table,
+                        "Key": self._line_key(cart_id, product_id),
+                        "UpdateExpression": "SET #q = :q, updatedAt = :now, expiresAt = :exp",
+                        "ConditionExpression": "attribute_exists(#q) AND expiresAt > :epoch",
+                        "ExpressionAttributeNames": {"#q": "quantity"},
+                        "ExpressionAttributeValues": {
+                            ":q": n(quantity), ":now": s(now), ":exp": n(expires_at),
+                            ":epoch": n(now_epoch),
+                        },
+                    }},
+                ])
+            except errors.StoreContended:
+                deadline.pause()
+                continue
+            except errors.ConditionFailed as failed:
+                if self._keys.replayed(failed, 0, cart_id, once, now_epoch) is None:
+                    raise NotInCart(product_id) from failed
+            break
+        line = self._read_line(cart_id, product_id)
+        if line is None:  # removed since: the set applied, and this is all it knows
+            return CartLine(product_id, "", 0, quantity, now, expires_at)
         return line
 
-    def set_quantity(self, cart_id: str, product_id: str, quantity: int,
-                     now: str, now_epoch: int, expires_at: int) -> CartLine:
-        """Set a live line's quantity; NotInCart when there is none."""
-        try:
-            with errors.translated():
-                response = self._client.update_item(
-                    TableName=self._table,
-                    Key=self._line_key(cart_id, product_id),
-                    UpdateExpression="SET #q = :q, updatedAt = :now, expiresAt = :exp",
-                    ConditionExpression="attribute_exists(#q) AND expiresAt > :epoch",
-                    ExpressionAttributeNames={"#q": "quantity"},
-                    ExpressionAttributeValues={
-                        ":q": n(quantity), ":now": s(now), ":exp": n(expires_at),
-                        ":epoch": n(now_epoch),
-                    },
-                    ReturnValues="ALL_NEW",
-                )
-        except errors.ConditionFailed as failed:
-            raise NotInCart(product_id) from failed
-        return line_from_item(response["Attributes"])
+    def remove_line(self, cart_id: str, product_id: str, now: str = "",
+                    now_epoch: int = 0, once: IdempotentRequest | None = None) -> None:
+        """Delete the live line and count it off; no live line is not an error."""
+        once = once or idempotency.minted_request(
+            "remove_from_cart", {"productId": product_id}, now_epoch)
+        deadline = Deadline()
+        counted = True
+        while True:
+            actions = [
+                self._keys.put_action(cart_id, once, None, now, now_epoch),
+                {"Delete": {"TableName": self._table,
+                            "Key": self._line_key(cart_id, product_id),
+                            **_live_line(now_epoch)}},
+            ]
+            if counted:
+                change = header_change(self._table, cart_id, -1, 0)
+                # A cart older than its header: the line goes, nothing to count off.
+                change["Update"]["ConditionExpression"] = "attribute_exists(lineCount)"
+                actions.append(change)
+            try:
+                self._transact(actions)
+            except errors.StoreContended:
+                deadline.pause()
+                continue
+            except errors.ConditionFailed as failed:
+                if failed.failed(2) and not failed.failed(0) and not failed.failed(1):
+                    counted = False
+                    continue
+                # The record: applied before. The line: none live, nothing to do.
+                self._keys.replayed(failed, 0, cart_id, once, now_epoch)
+            return
 
-    def remove_line(self, cart_id: str, product_id: str) -> None:
-        """Delete the line; deleting an absent line is not an error."""
-        with errors.translated():
-            self._client.delete_item(TableName=self._table,
-                                     Key=self._line_key(cart_id, product_id))
+    # -- reads ---------------------------------------------------------------------
 
     def list_lines(self, cart_id: str, now_epoch: int) -> list[CartLine]:
         return [line_from_item(item) for item in self.live_line_items(cart_id, now_epoch)]
 
     def live_line_items(self, cart_id: str, now_epoch: int) -> list[Item]:
         """The cart's live line items, read consistently (one Query, paged)."""
+        return self.lines_and_header(cart_id, now_epoch)[0]
+
+    def lines_and_header(self, cart_id: str, now_epoch: int) -> tuple[list[Item], Item | None]:
+        """The live line items and the header, in one consistent Query (the header's sort
+        key, LINES, sorts just before the lines)."""
         with errors.translated():
             items = query_all(
                 self._client,
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :line)",
                 ExpressionAttributeValues={
-                    ":pk": s(table.cart_pk(cart_id)), ":line": s(table.LINE_PREFIX),
+                    ":pk": s(table.cart_pk(cart_id)), ":line": s(table.LINES_AND_HEADER),
                 },
                 ConsistentRead=True,
             )
-        return [item for item in items if is_live(expires(item), now_epoch)]
+        header = next((item for item in items if string(item, "sk") == table.LINES_SK), None)
+        lines = [item for item in items if string(item, "sk").startswith(table.LINE_PREFIX)
+                 and is_live(expires(item), now_epoch)]
+        return lines, header
 
     def renew_line(self, cart_id: str, product_id: str, expires_at: int,
                    now_epoch: int) -> None:
@@ -252,63 +413,6 @@ class DynamoCarts:
                 )
         except errors.ConditionFailed:
             pass  # already renewed, or gone: nothing to do
-
-    def add_line_once(self, cart_id: str, product: Product, quantity: int, now: str,
-                      now_epoch: int, expires_at: int, once: IdempotentRequest) -> CartLine:
-        """add_line, applied once per key; a retry gets the line the first call made.
-
-        A transaction returns no new values, so the line is read and then
-        written on the condition that it is unchanged, in one transaction with
-        the key record that remembers the resulting line. Adds racing on the
-        line are retried here, not answered with a 409.
-        """
-        line_key = self._line_key(cart_id, product.id)
-        old: Item | None = None
-        read = False
-        counted = False
-        for attempt in range(ADD_ONCE_ATTEMPTS):
-            if not read:
-                with errors.translated():
-                    old = self._client.get_item(
-                        TableName=self._table, Key=line_key, ConsistentRead=True).get("Item")
-            live = old is not None and is_live(expires(old), now_epoch)
-            held = integer(old, "quantity") if live else 0
-            if held > headroom(quantity):
-                remembered = self._keys.remembered(cart_id, once, now_epoch)
-                if remembered is not None:
-                    return line_from_item(remembered)
-                raise QuantityLimitExceeded(held)
-            if not live and not counted:
-                if self.count_lines(cart_id, now_epoch) >= MAX_LINES:
-                    remembered = self._keys.remembered(cart_id, once, now_epoch)
-                    if remembered is not None:
-                        return line_from_item(remembered)
-                    raise TooManyLines(cart_id)
-                counted = True
-            line = CartLine(product.id, product.name, product.price_cents,
-                            held + quantity, now, expires_at)
-            item = {**line_key, **line_to_map(line)["M"], "updatedAt": s(now),
-                    "expiresAt": n(expires_at)}
-            try:
-                with errors.translated():
-                    self._client.transact_write_items(TransactItems=[
-                        self._keys.put_action(cart_id, once, line_to_map(line), now,
-                                              now_epoch),
-                        {"Put": {"TableName": self._table, "Item": item, **_unchanged(old),
-                                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
-                    ])
-            except errors.ConditionFailed as failed:
-                remembered = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
-                if remembered is not None:
-                    return line_from_item(remembered)
-                # The line changed since it was read: DynamoDB says how it is now
-                # (if it does not, read it again), and the next try waits a little.
-                old = failed.item_at(1)
-                read = old is not None
-                time.sleep(secrets.randbelow(1 + min(ADD_ONCE_PAUSE_MS, 10 * (attempt + 1))) / 1000)
-                continue
-            return line
-        raise CartChanged(cart_id)
 
     def get_summary(self, cart_id: str, now_epoch: int) -> CartSummary | None:
         with errors.translated():
@@ -351,4 +455,20 @@ class DynamoCarts:
                 )
         except errors.ConditionFailed:
             return False
+        return True
+
+    def reprice_line(self, cart_id: str, product_id: str, old_cents: int,
+                     new_cents: int) -> bool:
+        """Put today's price on a line that still holds the old one; False if it did not."""
+        try:
+            with errors.translated():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._line_key(cart_id, product_id),
+                    UpdateExpression="SET unitPriceCents = :new",
+                    ConditionExpression="unitPriceCents = :old",
+                    ExpressionAttributeValues={":new": n(new_cents), ":old": n(old_cents)},
+                )
+        except errors.ConditionFailed:
+            return False  # removed, or repriced by another checkout meanwhile
         return True

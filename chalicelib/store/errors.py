@@ -3,7 +3,11 @@
 Call sites say what they expect, by catching `ConditionFailed` around a
 conditional write; everything else is decided once, for every adapter:
 
-    busy          throttling, 5xx, timeouts, TransactionConflict(Exception)  -> StoreUnavailable
+    contended     TransactionConflict(Exception), TransactionInProgress, a transaction
+                  cancelled as throttled or conflicting: a quick, definite "not applied"
+                                                                   -> StoreContended
+    busy          throttling, 5xx, timeouts (botocore retried them already)
+                                                                   -> StoreUnavailable
     condition     ConditionalCheckFailed, also as a transaction's cancellation reason
                                                                    -> ConditionFailed
     rejected      ValidationException and other 4xx the request itself caused -> RequestRejected
@@ -31,7 +35,13 @@ from chalicelib.domain import StoreUnavailable
 Item = dict[str, Any]
 
 
+class StoreContended(StoreUnavailable):
+    """Another writer held the item and DynamoDB applied nothing: worth retrying
+    inside the request (store/retry.py) until its deadline, then a 503."""
+
+
 class Outcome(enum.Enum):
+    CONTENDED = "contended"
     BUSY = "busy"
     CONDITION_FAILED = "condition failed"
     REJECTED = "rejected"
@@ -47,6 +57,9 @@ BUSY_CODES = frozenset({
     "InternalServerError",
     "ServiceUnavailable",
     "LimitExceededException",
+})
+# Error codes that mean "another writer holds the item; nothing applied": quick answers.
+CONTENDED_CODES = frozenset({
     "TransactionInProgressException",
     "TransactionConflictException",
 })
@@ -113,6 +126,8 @@ def classify(exc: BaseException) -> Outcome:
         return Outcome.BUG
     code = _code(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in CONTENDED_CODES:
+        return Outcome.CONTENDED
     if code in BUSY_CODES or status >= 500:
         return Outcome.BUSY
     if code == "ConditionalCheckFailedException":
@@ -120,7 +135,7 @@ def classify(exc: BaseException) -> Outcome:
     if code == "TransactionCanceledException":
         reasons = set(_reason_codes(exc))
         if reasons & BUSY_REASONS:
-            return Outcome.BUSY
+            return Outcome.CONTENDED
         if "ConditionalCheckFailed" in reasons:
             return Outcome.CONDITION_FAILED
         return Outcome.REJECTED  # ValidationError, ItemCollectionSizeLimitExceeded...
@@ -150,6 +165,8 @@ def translated() -> Iterator[None]:
         yield
     except (ClientError, BotoConnectionError, HTTPClientError) as exc:
         outcome = classify(exc)
+        if outcome is Outcome.CONTENDED:
+            raise StoreContended(_code(exc) if isinstance(exc, ClientError) else "") from exc
         if outcome is Outcome.BUSY:
             name = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
             raise StoreUnavailable(name or "HTTP 5xx") from exc

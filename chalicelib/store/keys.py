@@ -1,7 +1,20 @@
-"""Idempotency key records: CART#<cartId> / IDEMPOTENCY#<key>, a remembered response (TTL).
+"""Request records: what makes every cart write land at most once.
 
-A key record is never written alone: it is one action of the transaction
-that makes the change it remembers (carts.add_line_once, orders.checkout).
+    CART#<cartId>   IDEMPOTENCY#<key>   a shopper's Idempotency-Key: the request's
+                                        hash and, once known, its answer (TTL 24 h)
+    CART#<cartId>   REQUEST#<token>     a token the API minted for one request
+                                        without a key (TTL 1 h)
+
+A record is never written alone: its Put (attribute_not_exists) is one action
+of the transaction that makes the change it guards (carts.py, orders.py). A
+re-send of that transaction (botocore's retry after a timeout, or a write that
+landed late) is cancelled by the record it finds, so it applies nothing, and
+the caller answers from the record (or reads the line) instead.
+
+Requests per operation (what bench/ measures):
+    put_action    none of its own (one action of the caller's transaction)
+    answer        1 UpdateItem (a keyed add remembers the line it made)
+    remembered    1 GetItem (consistent)
 """
 
 from __future__ import annotations
@@ -14,46 +27,68 @@ from chalicelib.idempotency import IdempotentRequest, KeyReused
 from chalicelib.store import errors
 from chalicelib.store.codec import Item, expires, key, n, s, string
 
+# What `replayed` returns for a request that applied and remembers no answer
+# (a minted token, or a keyed add whose answer is not written yet).
+APPLIED: Item = {}
+
 
 def replay(record: Item, once: IdempotentRequest) -> Item:
-    """The response a key record remembers, if it was made for this very request."""
+    """The response a record remembers (APPLIED if none), if made for this very request."""
     if string(record, "requestHash") != once.request_hash:
         raise KeyReused(once.key)
-    return record["response"]["M"]  # type: ignore[no-any-return]
+    response = record.get("response")
+    return response["M"] if response else APPLIED  # type: ignore[no-any-return]
 
 
 class DynamoIdempotencyKeys:
-    """Key records under the cart they belong to."""
+    """Request records under the cart they belong to."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
     def _key(self, cart_id: str, once: IdempotentRequest) -> Item:
-        return key(table.cart_pk(cart_id), table.IDEMPOTENCY_PREFIX + once.key)
+        prefix = table.REQUEST_PREFIX if once.minted else table.IDEMPOTENCY_PREFIX
+        return key(table.cart_pk(cart_id), prefix + once.key)
 
-    def put_action(self, cart_id: str, once: IdempotentRequest, response: Item,
+    def put_action(self, cart_id: str, once: IdempotentRequest, response: Item | None,
                    now: str, now_epoch: int) -> Item:
-        """The transaction's Put of a key record: it fails while a live record holds the key."""
+        """The transaction's Put of a record: it fails while a live record holds the key."""
+        item: Item = {
+            **self._key(cart_id, once),
+            "requestHash": s(once.request_hash),
+            "createdAt": s(now),
+            table.TTL_ATTRIBUTE: n(once.expires_at),
+        }
+        if response is not None:
+            item["response"] = response
         return {"Put": {
             "TableName": self._table,
-            "Item": {
-                **self._key(cart_id, once),
-                "requestHash": s(once.request_hash),
-                "response": response,
-                "createdAt": s(now),
-                table.TTL_ATTRIBUTE: n(once.expires_at),
-            },
+            "Item": item,
             # DynamoDB deletes expired records late: an expired one is free.
             "ConditionExpression": "attribute_not_exists(pk) OR expiresAt <= :epoch",
             "ExpressionAttributeValues": {":epoch": n(now_epoch)},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }}
 
+    def answer(self, cart_id: str, once: IdempotentRequest, response: Item) -> None:
+        """Remember the answer of a keyed request whose transaction could not hold it."""
+        if once.minted:
+            return  # only this request could ask again, and it is answering now
+        with errors.translated():
+            self._client.update_item(
+                TableName=self._table, Key=self._key(cart_id, once),
+                UpdateExpression="SET #r = if_not_exists(#r, :r)",
+                ConditionExpression="requestHash = :h",
+                ExpressionAttributeNames={"#r": "response"},
+                ExpressionAttributeValues={":r": response, ":h": s(once.request_hash)},
+            )
+
     def replayed(self, failed: errors.ConditionFailed, index: int, cart_id: str,
                  once: IdempotentRequest, now_epoch: int) -> Item | None:
-        """The remembered response when the key record (action `index`) cancelled
-        the transaction; None when something else did. KeyReused for another request."""
+        """When the record (action `index`) cancelled the transaction, the request
+        applied before: its remembered response, or APPLIED. None when something
+        else cancelled it. KeyReused when the key was used for another request."""
         if not failed.failed(index):
             return None
         record = failed.item_at(index)
@@ -63,7 +98,7 @@ class DynamoIdempotencyKeys:
 
     def remembered(self, cart_id: str, once: IdempotentRequest,
                    now_epoch: int) -> Item | None:
-        """The response a live key record remembers, None when there is none."""
+        """The response a live record remembers (APPLIED if none); None when there is none."""
         with errors.translated():
             record = self._client.get_item(
                 TableName=self._table, Key=self._key(cart_id, once), ConsistentRead=True,

@@ -19,9 +19,14 @@ so a second account signing in on the same browser (a shared computer) adopts
 neither the lines nor the orders the first one adopted, whatever cookie the
 browser still holds.
 
+The lines' headers (store/carts.py) change in the same transaction: the
+account's counts the lines it gains (refused past MAX_LINES), the anonymous
+cart's the lines it loses.
+
 Requests per operation (what bench/ measures):
     claim        1 conditional PutItem
-    move_lines   1 TransactWriteItems per 50 lines (2 actions per line; the limit is 100)
+    move_lines   1 TransactWriteItems per 49 lines (2 actions per line + 2 headers;
+                 the limit is 100)
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ from typing import Any
 from chalicelib import table
 from chalicelib.domain import CartChanged, CartLine
 from chalicelib.store import errors
+from chalicelib.store.carts import header_change
 from chalicelib.store.codec import Item, key, n, s
 
 MAX_TRANSACTION_ACTIONS = 100
 ACTIONS_PER_MOVE = 2
+HEADER_ACTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -116,17 +123,27 @@ class DynamoCartMerges:
         return True
 
     def move_lines(self, anonymous_cart: str, account_cart: str, moves: Sequence[LineMove],
-                   now: str, now_epoch: int, expires_at: int) -> None:
+                   now: str, now_epoch: int, expires_at: int,
+                   counted: tuple[int, int] = (0, 0)) -> None:
         """Apply the moves; CartChanged if a line changed since it was read.
 
         Each transaction holds whole moves, so whatever a cancelled one left
         behind is still in the anonymous cart, for the next attempt to read.
+        `counted`: the live lines read in the anonymous and the account cart,
+        which stand in for a header either has not got.
         """
-        per_transaction = MAX_TRANSACTION_ACTIONS // ACTIONS_PER_MOVE
+        per_transaction = (MAX_TRANSACTION_ACTIONS - HEADER_ACTIONS) // ACTIONS_PER_MOVE
         for start in range(0, len(moves), per_transaction):
-            actions = [action for move in moves[start:start + per_transaction]
+            batch = moves[start:start + per_transaction]
+            actions = [action for move in batch
                        for action in self._actions(anonymous_cart, account_cart, move,
                                                    now, now_epoch, expires_at)]
+            gained = sum(1 for move in batch if move.account is None)
+            if gained:
+                actions.append(header_change(self._table, account_cart, gained,
+                                             counted[1], expires_at))
+            actions.append(header_change(self._table, anonymous_cart, -len(batch),
+                                         counted[0]))
             try:
                 with errors.translated():
                     self._client.transact_write_items(TransactItems=actions)

@@ -1,21 +1,36 @@
 """Orders: CART#<cartId> / ORDER#<orderId>, reachable only from their cart.
 
 Requests per operation (what bench/ measures):
-    checkout       1 Query (the lines, consistent) + 1 TransactWriteItems
-                   (order Put + one Delete per line [+ key record Put])
+    checkout       1 Query (the lines and their header, consistent) + 1 TransactWriteItems
+                   (order Put + one Delete per line + header Update + request record Put
+                   [+ the hooks' actions]); again from the Query while the cart changes
     get_order      1 GetItem (consistent: the order page follows checkout's 201 at once)
     confirm_order  1 UpdateItem
+
+The checkout transaction hook: a `CheckoutHook` adds its own actions to the
+transaction (a catalog ConditionCheck, a stock decrement...) and turns the
+cancellation of one of them into a domain error, so whatever it guards is
+decided by DynamoDB in the same transaction that places the order.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from chalicelib import table
-from chalicelib.domain import CURRENCY, CartChanged, EmptyCart, Order, TooManyLines
+from chalicelib.domain import (
+    CURRENCY,
+    CartChanged,
+    CartLine,
+    DomainError,
+    EmptyCart,
+    Order,
+    TooManyLines,
+)
 from chalicelib.idempotency import IdempotentRequest
 from chalicelib.store import errors
-from chalicelib.store.carts import DynamoCarts
+from chalicelib.store.carts import DynamoCarts, header_change
 from chalicelib.store.codec import (
     Item,
     key,
@@ -25,39 +40,56 @@ from chalicelib.store.codec import (
     order_from_item,
     s,
 )
-from chalicelib.store.keys import DynamoIdempotencyKeys
+from chalicelib.store.keys import APPLIED, DynamoIdempotencyKeys
 
 # DynamoDB's limit on one transaction's actions; checkout takes the order, one
-# delete per line and the key record (domain.MAX_LINES keeps carts well inside).
+# delete per line, the header and the request record (domain.MAX_LINES keeps
+# carts well inside), and whatever the hooks add.
 TRANSACTION_ACTIONS = 100
+
+
+class CheckoutHook(Protocol):
+    """Extra actions in checkout's transaction, and what their refusal means."""
+
+    def actions(self, cart_id: str, lines: Sequence[CartLine], now_epoch: int) -> list[Item]:
+        """TransactItems to add (ConditionCheck, Update...); [] for none."""
+        ...
+
+    def refused(self, index: int, reason: str, item: Item | None) -> DomainError | None:
+        """The domain error for its action `index` (of those it returned) cancelled with
+        `reason` and the old `item`; None to treat it as the cart having changed."""
+        ...
 
 
 class DynamoOrders:
     def __init__(self, client: Any, table_name: str, carts: DynamoCarts,
-                 keys: DynamoIdempotencyKeys) -> None:
+                 keys: DynamoIdempotencyKeys,
+                 hooks: Sequence[CheckoutHook] = ()) -> None:
         self._client = client
         self._table = table_name
         self._carts = carts
         self._keys = keys
+        self.hooks: list[CheckoutHook] = list(hooks)
 
     def checkout(self, cart_id: str, order_id: str, now: str, now_epoch: int,
-                 once: IdempotentRequest | None = None) -> Order:
+                 once: IdempotentRequest, hooks: Sequence[CheckoutHook] = ()) -> Order:
         """Place an order from the cart's live lines in one transaction.
 
         Each line is deleted on the condition that it still holds what the
-        order was built from, so a concurrent change cancels the checkout
-        instead of slipping in between. With `once`, the key record that
-        remembers the order is part of the same transaction.
+        order was built from (and is live), so a concurrent change cancels the
+        checkout (CartChanged: the service reads the cart again) instead of
+        slipping in between; the order holds exactly the lines it deleted. The
+        request's record holds the order: a re-sent transaction (a lost
+        response) is cancelled by it and answers the order it placed.
+        `hooks` run after the repository's own: this attempt's (the stock takes).
         """
-        items = self._carts.live_line_items(cart_id, now_epoch)
+        items, header = self._carts.lines_and_header(cart_id, now_epoch)
         if not items:
-            # An empty cart may be the first checkout's doing: its retry replays.
-            remembered = self._keys.remembered(cart_id, once, now_epoch) if once else None
-            if remembered is not None:
+            # An empty cart may be this request's own doing (or a keyed retry's).
+            remembered = self._keys.remembered(cart_id, once, now_epoch)
+            if remembered:
                 return order_from_item(remembered)
             raise EmptyCart(cart_id)
-        if len(items) + 2 > TRANSACTION_ACTIONS:
-            raise TooManyLines(cart_id)  # a cart from before the cap: never a 500
         lines = [line_from_item(item) for item in items]
         pk = s(table.cart_pk(cart_id))
         order_item = {
@@ -79,24 +111,40 @@ class DynamoOrders:
             actions.append({"Delete": {
                 "TableName": self._table,
                 "Key": {"pk": pk, "sk": item["sk"]},
-                "ConditionExpression": "#q = :q AND updatedAt = :u",
+                "ConditionExpression": "#q = :q AND updatedAt = :u AND expiresAt > :epoch",
                 "ExpressionAttributeNames": {"#q": "quantity"},
                 "ExpressionAttributeValues": {
-                    ":q": item["quantity"], ":u": item["updatedAt"],
+                    ":q": item["quantity"], ":u": item["updatedAt"], ":epoch": n(now_epoch),
                 },
             }})
-        if once is not None:
-            response = {"M": {k: v for k, v in order_item.items() if k not in ("pk", "sk")}}
-            actions.append(self._keys.put_action(cart_id, once, response, now, now_epoch))
+        if header is not None:
+            change = header_change(self._table, cart_id, -len(items), 0)
+            change["Update"]["ConditionExpression"] = "attribute_exists(lineCount)"
+            actions.append(change)
+        response = {"M": {k: v for k, v in order_item.items() if k not in ("pk", "sk")}}
+        record_index = len(actions)
+        actions.append(self._keys.put_action(cart_id, once, response, now, now_epoch))
+        hooked: list[tuple[CheckoutHook, int, int]] = []
+        for hook in [*self.hooks, *hooks]:
+            extra = hook.actions(cart_id, lines, now_epoch)
+            hooked.append((hook, len(actions), len(extra)))
+            actions.extend(extra)
+        if len(actions) > TRANSACTION_ACTIONS:
+            raise TooManyLines(cart_id)  # a cart from before the cap: never a 500
         try:
             with errors.translated():
                 self._client.transact_write_items(TransactItems=actions)
         except errors.ConditionFailed as failed:
-            if once is not None:
-                remembered = self._keys.replayed(failed, len(actions) - 1, cart_id, once,
-                                                 now_epoch)
-                if remembered is not None:
-                    return order_from_item(remembered)
+            remembered = self._keys.replayed(failed, record_index, cart_id, once, now_epoch)
+            if remembered is not None and remembered is not APPLIED:
+                return order_from_item(remembered)
+            for hook, first, count in hooked:
+                for index in range(first, first + count):
+                    if failed.failed(index):
+                        refusal = hook.refused(index - first, failed.reasons[index],
+                                               failed.item_at(index))
+                        if refusal is not None:
+                            raise refusal from failed
             raise CartChanged(cart_id) from failed
         return order_from_item(order_item)
 

@@ -12,8 +12,16 @@ It also makes moto behave as real DynamoDB does where moto never would:
     in flight, and a plain write to one of its items fails with
     TransactionConflictException (another transaction on them: TransactionConflict);
   - `stale()`: an eventually consistent read does not see the items written
-    since (GetItem answers no item, Query and BatchGetItem leave them out)
-    until `catch_up()`, as a lagging replica would;
+    since (by any write: PutItem, UpdateItem, DeleteItem, TransactWriteItems,
+    BatchWriteItem; GetItem answers no item, Query and BatchGetItem leave them
+    out) until `catch_up()`, as a lagging replica would;
+  - "late": a store stalled past the SDK's read timeout. The attempt times
+    out for botocore (which re-sends it) and is applied `late_seconds` later
+    all the same, as the requests queued in a SIGSTOPped server land once it
+    resumes: a retry may land before or after it;
+  - `chaos(seed, rate)`: every attempt of a DynamoDB call meets a fault drawn
+    with a fixed seed (throttling, 5xx, timeouts, lost responses, late writes,
+    cancelled transactions) with probability `rate`: for history-checking runs.
   - `throttle(prefix, times)`: writes to items whose partition key starts with
     `prefix` are throttled (a hot key): ProvisionedThroughputExceededException,
     or a transaction cancelled with ThrottlingError for that action.
@@ -23,11 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
@@ -41,7 +51,7 @@ ERRORS = {
 }
 # A connect timeout never reaches the table either; a lost response follows
 # a write that moto did apply (a read timeout on the way back).
-TIMEOUTS = ("connect-timeout", "response-lost")
+TIMEOUTS = ("connect-timeout", "response-lost", "late")
 # DynamoDB's way of saying a transaction was throttled: not retried by botocore.
 CANCELLED = "transaction-throttled"
 # Another transaction (or a plain write) held one of its items: not retried either.
@@ -62,6 +72,7 @@ def error_response(url: str, code: str, status: int, **extra: Any) -> AWSRespons
 Hook = Callable[[], None]
 Key = tuple[str, str]
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+BATCH_WRITE = "BatchWriteItem"
 READS = ("GetItem", "Query", "Scan", "BatchGetItem")
 TRANSACTION_LIMIT = 100
 
@@ -82,6 +93,10 @@ def request_keys(operation: str, body: dict[str, Any]) -> list[Key]:
         return keys
     if operation == "BatchGetItem":
         return [_key(k) for table in body["RequestItems"].values() for k in table["Keys"]]
+    if operation == BATCH_WRITE:
+        return [_key(next(iter(request.values())).get("Key")
+                     or next(iter(request.values()))["Item"])
+                for table in body["RequestItems"].values() for request in table]
     return []
 
 
@@ -107,6 +122,11 @@ class Faults:
         self._fresh: set[Key] = set()
         self._hot: dict[str, int] = {}
         self._serial: threading.Lock | None = None
+        self._lock = threading.Lock()
+        self._chaos: tuple[random.Random, float, tuple[str, ...]] | None = None
+        self.late_seconds = 0.3
+        self._late: list[threading.Thread] = []
+        self.late_errors: list[Exception] = []
 
     def __enter__(self) -> Faults:
         events = self._client.meta.events
@@ -115,6 +135,7 @@ class Faults:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.settle()
         events = self._client.meta.events
         events.unregister("before-send", self)
         events.register("before-send", botocore_stubber)
@@ -131,8 +152,45 @@ class Faults:
         return self
 
     def heal(self) -> None:
-        self._plan.clear()
-        self._always.clear()
+        with self._lock:
+            self._plan.clear()
+            self._always.clear()
+            self._chaos = None
+
+    def chaos(self, seed: int, rate: float,
+              kinds: tuple[str, ...] = (*KINDS,)) -> Faults:
+        """Each DynamoDB attempt meets one of `kinds` with probability `rate` (seeded)."""
+        self._chaos = (random.Random(seed), rate, kinds)
+        return self
+
+    def settle(self) -> None:
+        """Wait until every late write has landed."""
+        while True:
+            with self._lock:
+                pending = list(self._late)
+                self._late.clear()
+            if not pending:
+                return
+            for thread in pending:
+                thread.join()
+            assert not self.late_errors, self.late_errors
+
+    def _draw(self, operation: str) -> str | None:
+        with self._lock:
+            queued = self._plan.get(operation)
+            if queued:
+                return queued.pop(0)
+            if operation in self._always:
+                return self._always[operation]
+            if self._chaos is None or operation not in (*WRITES, *READS,
+                                                       "TransactWriteItems", BATCH_WRITE):
+                return None
+            rng, rate, kinds = self._chaos
+            if rng.random() >= rate:
+                return None
+            usable = [k for k in kinds if operation == "TransactWriteItems"
+                      or k not in (CANCELLED, CONFLICTED)]
+            return rng.choice(usable)
 
     def before(self, operation: str, hook: Hook) -> Faults:
         """Run hook once, just before the next attempt of the operation reaches the table."""
@@ -231,14 +289,15 @@ class Faults:
 
     def __call__(self, request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
         operation = event_name.rsplit(".", 1)[-1]
-        self.attempts.append(operation)
+        with self._lock:
+            self.attempts.append(operation)
         real = self._realism(request, operation)
         if real is not None:
             return real
-        queued = self._plan.get(operation)
-        kind = queued.pop(0) if queued else self._always.get(operation)
+        kind = self._draw(operation)
         if kind is not None:
-            self.injected.append((operation, kind))
+            with self._lock:
+                self.injected.append((operation, kind))
         if kind in ERRORS:
             code, status = ERRORS[kind]
             return error_response(request.url, code, status)
@@ -262,10 +321,10 @@ class Faults:
                     hook()
             finally:
                 self._in_flight.difference_update(keys)
-        with self._serial or contextlib.nullcontext():
-            response = botocore_stubber(event_name=event_name, request=request, **kwargs)
-        if operation in (*WRITES, "TransactWriteItems") and self._stale:
-            self._fresh.update(keys)
+        if kind == "late":
+            self._land_late(operation, keys, event_name, request, kwargs)
+            raise ReadTimeoutError(endpoint_url=request.url)
+        response = self._apply(operation, keys, event_name, request, kwargs)
         if operation in READS and response is not None:
             response = self._stale_read(operation, body, response)
         for hook in self._after.pop(operation, []):
@@ -273,6 +332,35 @@ class Faults:
         if kind == "response-lost":
             raise ReadTimeoutError(endpoint_url=request.url)
         return response
+
+    def _apply(self, operation: str, keys: list[Key], event_name: str, request: Any,
+               kwargs: dict[str, Any]) -> AWSResponse | None:
+        with self._serial or contextlib.nullcontext():
+            response = botocore_stubber(event_name=event_name, request=request, **kwargs)
+        if operation in (*WRITES, "TransactWriteItems", BATCH_WRITE) and self._stale:
+            self._fresh.update(keys)
+        return response
+
+    def _land_late(self, operation: str, keys: list[Key], event_name: str, request: Any,
+                   kwargs: dict[str, Any]) -> None:
+        """Apply the attempt `late_seconds` from now, whatever botocore does meanwhile."""
+        headers = HTTPHeaders()
+        for name, value in request.headers.items():
+            headers[name] = value
+        frozen = AWSPreparedRequest(request.method, request.url, headers, request.body,
+                                    stream_output=False)
+
+        def land() -> None:
+            time.sleep(self.late_seconds)
+            try:
+                self._apply(operation, keys, event_name, frozen, kwargs)
+            except Exception as exc:  # a test should fail on it, not a thread die silently
+                self.late_errors.append(exc)
+
+        thread = threading.Thread(target=land, daemon=True)
+        with self._lock:
+            self._late.append(thread)
+        thread.start()
 
 
 class Exhausted:

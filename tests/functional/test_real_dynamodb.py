@@ -102,7 +102,7 @@ def fill(client, cookie, count, start=0):
 
 @pytest.fixture
 def big_catalog(repo):
-    from chalicelib.catalog import SEED
+    from tests.factories import SEED
     base = SEED[0]
     import dataclasses
     repo.seed_products([dataclasses.replace(base, id=f"p{i:03d}", name=f"Product {i:03d}")
@@ -210,7 +210,9 @@ def test_concurrent_keyed_adds_on_one_line_all_apply(client, cart, faults):
         answers = list(pool.map(add, range(40)))
     print(f"\n40 keyed adds, 8 threads: {time.perf_counter() - started:.1f} s, "
           f"{faults.attempts.count('TransactWriteItems')} transactions")
-    assert sorted(answers) == list(range(2, 42))
+    # Each add answers the line as read right after its transaction: adds that
+    # landed meanwhile show in it, so answers may repeat, never go past the sum.
+    assert all(2 <= answer <= 41 for answer in answers) and max(answers) == 41
     assert quantities(client, cart)["kettle"] == 41
     assert threading.active_count() >= 1
 
@@ -230,8 +232,17 @@ def test_a_throttled_counter_shard_moves_to_another_and_counts_exactly(client, s
     assert [k for _, k in faults.injected] == [f"hot-key {table.COUNTER_PREFIX}"] * 2
 
 
-def test_a_hot_cart_key_throttled_past_the_retries_is_a_503_and_changes_nothing(
+def test_a_hot_cart_key_throttled_a_few_times_is_retried_inside_the_request(
         client, cart, faults):
+    # A transaction cancelled as throttled applied nothing: the request tries again.
     faults.throttle(table.cart_pk(cart_id(cart)), times=3)
+    response = request(client, "POST", "/api/cart/items", cart, add_body("kettle", 1))
+    assert (response.status_code, body(response)["quantity"]) == (201, 2)
+    assert quantities(client, cart) == {"espresso-cup": 2, "kettle": 2}
+
+
+def test_a_hot_cart_key_throttled_past_the_deadline_is_a_503_and_changes_nothing(
+        client, cart, faults):
+    faults.throttle(table.cart_pk(cart_id(cart)), times=10_000)
     assert_busy(request(client, "POST", "/api/cart/items", cart, add_body("kettle", 1)))
     assert quantities(client, cart) == {"espresso-cup": 2, "kettle": 1}

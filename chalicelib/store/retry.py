@@ -1,0 +1,44 @@
+"""Retries inside one API request, bounded by an explicit deadline.
+
+A conflict DynamoDB answered quickly (a transaction cancelled because
+another writer held an item, or a cart that changed between a checkout's read
+and its write) applied nothing, so it is retried here, never answered 409.
+The deadline leaves room for one more call at botocore's worst (3 attempts x
+(1 s connect + 2 s read) + backoff, under 12 s: runtime.py) inside the API
+function's 15 s timeout; past it the answer is a 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from chalicelib.domain import StoreUnavailable
+
+DEADLINE_SECONDS = 2.5
+FIRST_PAUSE_SECONDS = 0.005
+MAX_PAUSE_SECONDS = 0.1
+
+
+class Deadline:
+    """Pause between attempts with full jitter; StoreUnavailable once past the deadline."""
+
+    def __init__(self, seconds: float = DEADLINE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._end = clock() + seconds
+        self.attempts = 0
+
+    def pause(self, why: str = "the store is contended") -> None:
+        """Wait before the next attempt; StoreUnavailable if it would start past the deadline."""
+        cap = min(MAX_PAUSE_SECONDS, FIRST_PAUSE_SECONDS * 2 ** min(self.attempts, 10))
+        self.attempts += 1
+        delay = self._jitter() * cap
+        if self._clock() + delay >= self._end:
+            raise StoreUnavailable(f"{why} past the request's deadline")
+        self._sleep(delay)
