@@ -33,6 +33,7 @@ from chalicelib import (
     metrics,
     openapi,
     presenters,
+    request_guard,
     runtime,
     sessions,
     validation,
@@ -43,6 +44,7 @@ from chalicelib.accounts import (
     AccountsUnavailable,
     BadCredentials,
     EmailTaken,
+    MailUnavailable,
     NotConfirmed,
     TooManyAttempts,
     WeakPassword,
@@ -92,6 +94,13 @@ def log_requests(event: Request, get_response: Callable[[Request], Response]) ->
         finally:
             logging_setup.log_request(ACCESS_LOG, event.method, event.path, status, started)
             metrics.record_request(recorded, event.method, event.path, status)
+
+
+@app.middleware("http")
+def refuse_cross_origin_writes(event: Request,
+                               get_response: Callable[[Request], Response]) -> Response:
+    # Also: HEAD answered without a body, HSTS behind https (chalicelib/request_guard.py).
+    return request_guard.guard(event, get_response, os.environ.get("SHOP_ORIGINS"))
 
 
 @app.middleware("http")
@@ -192,6 +201,11 @@ def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return Response(body={"Code": "ServiceUnavailable",
                                   "Message": "accounts are not set up on this stage"},
                             status_code=503)
+        except MailUnavailable:
+            return Response(body={"Code": "ServiceUnavailable",
+                                  "Message": "mail cannot be sent right now; "
+                                             "try again later"},
+                            status_code=503)
         except StoreUnavailable:
             return _store_unavailable()
         except (ProductWithdrawn, PriceChanged, OutOfStock, NotEnoughStock) as exc:
@@ -224,7 +238,7 @@ def _json_body() -> Any:
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(f"Unsupported media type: {content_type}")
     try:
-        return json.loads(request.raw_body)
+        return json.loads(request.raw_body, object_pairs_hook=validation.unique_keys)
     except (ValueError, RecursionError) as exc:
         # Deeply nested JSON makes json.loads raise RecursionError, which
         # Chalice (catching ValueError only) would answer with a 500.
@@ -420,7 +434,7 @@ def confirm_sign_up() -> Response:
 def sign_in() -> Response:
     anonymous_cart = _anonymous_cart()
     signed_in = runtime.account_service().sign_in(_json_body(), anonymous_cart)
-    response = Response(body=presenters.signed_in_json(signed_in.identity.email,
+    response = Response(body=presenters.signed_in_json(signed_in.identity.shown_email,
                                                        signed_in.merge), status_code=200)
     values = [sessions.session_cookie(signed_in.tokens.id_token, _secure())]
     if signed_in.tokens.refresh_token:
@@ -435,6 +449,12 @@ def sign_in() -> Response:
 @_http_errors
 def sign_out() -> Response:
     _no_body()
+    id_tokens, refresh = sessions.tokens_from_header(_request().headers.get("cookie"))
+    if id_tokens or refresh:
+        try:  # revoked for good: copies of these cookies are refused from now on
+            runtime.account_service().sign_out(id_tokens, refresh)
+        except AccountsUnavailable:  # no pool on this stage: no token was ever valid
+            pass
     response = Response(body="", status_code=204)
     _add_cookies(response, sessions.signed_out_cookies(_secure()))
     return response
@@ -446,7 +466,7 @@ def get_account() -> dict[str, Any]:
     identity = _session().identity
     if identity is None:
         raise UnauthorizedError("not signed in")
-    return {"email": identity.email}
+    return {"email": identity.shown_email}
 
 
 @app.route("/api/openapi.json", methods=["GET"])
@@ -501,7 +521,9 @@ def view_cart() -> Response:
 def _account_email() -> str | None:
     """For the header: who is signed in, None when nobody is."""
     identity = _session().identity
-    return identity.email if identity else None
+    if identity is None:
+        return None
+    return identity.shown_email or "an account whose e-mail is not verified yet"
 
 
 @app.route("/account", methods=["GET"])
@@ -573,6 +595,11 @@ def route_not_found() -> Response:
                         status_code=404)
     return web.render("error.html", _base(), 404, status=None, heading="Page not found",
                       message="There is no page at this address.")
+
+
+# HEAD for every page and GET route: the GET view, its body dropped by the guard.
+request_guard.answer_head(
+    app.routes, lambda path, view: app.route(path, methods=["HEAD"])(view))
 
 
 # -- stream follow-ups ----------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from chalicelib import accounts, validation
 from chalicelib.accounts import (
+    REFRESH_TOKEN_SECONDS,
     Identity,
     MergeResult,
     OrderSummary,
@@ -35,6 +36,7 @@ from chalicelib.domain import (
 from chalicelib.store.carts import DynamoCarts
 from chalicelib.store.history import DynamoOrderHistory
 from chalicelib.store.merges import DynamoCartMerges, LineMove
+from chalicelib.store.revocations import DynamoRevocations
 from chalicelib.tokens import ExpiredToken, InvalidToken, TokenVerifier
 
 Clock = Callable[[], float]
@@ -82,6 +84,10 @@ class CartMerger:
         """Read both carts, plan, move; again from the top if a line changed meanwhile."""
         from chalicelib.services import iso
 
+        # One account per anonymous cart, ever: on a shared browser the next
+        # account to sign in adopts nothing the first one adopted.
+        if not self._merges.claim(anonymous_cart, account_cart):
+            return MergeResult(())
         # Orders first: they never change, so linking them again is harmless.
         self._history.link(account_cart, anonymous_cart, self._history.orders_of(anonymous_cart))
         for attempt in range(MERGE_ATTEMPTS):
@@ -141,10 +147,13 @@ class OrderHistory:
 
 class AccountService:
     def __init__(self, cognito: CognitoAccounts, verifier: TokenVerifier,
-                 merger: CartMerger) -> None:
+                 merger: CartMerger, revocations: DynamoRevocations,
+                 clock: Clock = time.time) -> None:
         self._cognito = cognito
         self._verifier = verifier
         self._merger = merger
+        self._revocations = revocations
+        self._clock = clock
 
     def sign_up(self, body: object) -> str:
         fields = validation.fields(body, ("email", "password"))
@@ -189,12 +198,14 @@ class AccountService:
         expired: Identity | None = None
         for token in id_tokens:
             try:
-                return Session(self._verifier.verify(token))
+                identity = self._verifier.verify(token)
             except ExpiredToken as exc:
                 expired = expired or exc.identity
+                continue
             except InvalidToken:
                 continue
-        if expired is None or refresh_token is None:
+            return SIGNED_OUT if self._revoked(identity) else Session(identity)
+        if expired is None or refresh_token is None or self._revoked(expired):
             return SIGNED_OUT
         fresh = self._cognito.refresh(refresh_token)
         if fresh is None:
@@ -206,4 +217,32 @@ class AccountService:
         # A refresh token of someone else's never turns one session into another.
         if identity.subject != expired.subject:
             return SIGNED_OUT
+        if identity.session_id != expired.session_id and self._revoked(identity):
+            return SIGNED_OUT
         return Session(identity, fresh)
+
+    def _revoked(self, identity: Identity) -> bool:
+        """Signed out of this session: one strongly consistent GetItem."""
+        return bool(identity.session_id) and self._revocations.is_revoked(
+            identity.session_id, int(self._clock()))
+
+    def sign_out(self, id_tokens: list[str], refresh_token: str | None) -> None:
+        """End the session for good, not just in this browser.
+
+        Every session the cookies name is recorded as revoked (so copies of its ID
+        tokens are refused until they could no longer be refreshed), then Cognito
+        revokes the refresh token (so it buys no new one). Both are safe to repeat.
+        """
+        sessions = set()
+        for token in id_tokens:
+            try:
+                sessions.add(self._verifier.verify(token).session_id)
+            except ExpiredToken as exc:
+                sessions.add(exc.identity.session_id)
+            except InvalidToken:
+                continue
+        until = int(self._clock()) + REFRESH_TOKEN_SECONDS
+        for session_id in sorted(s for s in sessions if s):
+            self._revocations.revoke(session_id, until)
+        if refresh_token:
+            self._cognito.revoke(refresh_token)

@@ -26,6 +26,10 @@ PASSWORD_POLICY = {
     "RequireNumbers": True,
     "RequireSymbols": False,
 }
+# The pool's refresh-token validity (sessions.py and user_pool.py read it from here):
+# a revoked session's record lasts as long as any of its tokens could.
+REFRESH_TOKEN_DAYS = 30
+REFRESH_TOKEN_SECONDS = REFRESH_TOKEN_DAYS * 24 * 3600
 EMAIL_MAX_LENGTH = 254
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _CODE = re.compile(r"^[0-9A-Za-z]{1,16}$")
@@ -59,12 +63,28 @@ class TooManyAttempts(DomainError):
     """Cognito throttled the sign-in, sign-up or confirmation: retry later."""
 
 
+class MailUnavailable(DomainError):
+    """Cognito cannot send the pool's mail now (its sending quota is spent): a 503."""
+
+
 @dataclass(frozen=True)
 class Identity:
-    """A verified signed-in shopper: Cognito's `sub` and the e-mail it vouches for."""
+    """A verified signed-in shopper: Cognito's `sub`, the e-mail, and the session.
+
+    The e-mail is shown only once Cognito says it is verified (`email_verified`):
+    an address nobody proved to own is no one's to display. `session_id` is the
+    token's `origin_jti` (the same for every token of one sign-in), which sign-out
+    revokes.
+    """
 
     subject: str
     email: str
+    email_verified: bool = False
+    session_id: str = ""
+
+    @property
+    def shown_email(self) -> str | None:
+        return self.email if self.email_verified else None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from chalicelib.accounts import (
     BadCredentials,
     EmailTaken,
+    MailUnavailable,
     NotConfirmed,
     Tokens,
     TooManyAttempts,
@@ -32,6 +33,10 @@ _THROTTLED = frozenset({"TooManyRequestsException", "LimitExceededException",
                         "TooManyFailedAttemptsException"})
 _WRONG_CODE = frozenset({"CodeMismatchException", "ExpiredCodeException"})
 _BAD_CREDENTIALS = frozenset({"NotAuthorizedException", "UserNotFoundException"})
+# On a call that sends mail (sign-up sends the code), LimitExceededException is
+# the pool's e-mail quota, not the shopper's attempts: waiting a minute will not
+# help, so it is a 503 that says so (docs/OPERATIONS.md: send through SES).
+_MAIL_FAILED = frozenset({"LimitExceededException", "CodeDeliveryFailureException"})
 
 
 def _code(exc: ClientError) -> str:
@@ -49,20 +54,24 @@ class CognitoAccounts:
         self._client = client
         self._client_id = client_id
 
-    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            with store_errors():
+    def _call(self, operation: str, sends_mail: bool = False, **kwargs: Any) -> dict[str, Any]:
+        # Cognito's own quota codes are named here, before the one classifier
+        # (which reads LimitExceededException as a busy store) sees the rest.
+        with store_errors():
+            try:
                 response: dict[str, Any] = getattr(self._client, operation)(
                     ClientId=self._client_id, **kwargs)
                 return response
-        except ClientError as exc:
-            if _code(exc) in _THROTTLED:
-                raise TooManyAttempts(_code(exc)) from exc
-            raise
+            except ClientError as exc:
+                if sends_mail and _code(exc) in _MAIL_FAILED:
+                    raise MailUnavailable(_code(exc)) from exc
+                if _code(exc) in _THROTTLED:
+                    raise TooManyAttempts(_code(exc)) from exc
+                raise
 
     def sign_up(self, email: str, password: str) -> None:
         try:
-            self._call("sign_up", Username=email, Password=password,
+            self._call("sign_up", sends_mail=True, Username=email, Password=password,
                        UserAttributes=[{"Name": "email", "Value": email}])
         except ClientError as exc:
             if _code(exc) == "UsernameExistsException":
@@ -117,3 +126,17 @@ class CognitoAccounts:
         result = response.get("AuthenticationResult") or {}
         token = result.get("IdToken")
         return str(token) if token else None
+
+    def revoke(self, refresh_token: str) -> None:
+        """Revoke the refresh token (and the access tokens it bought) for good.
+
+        A token Cognito does not know, or already revoked, is fine: the goal is
+        that it buys nothing more, and it does not.
+        """
+        try:
+            self._call("revoke_token", Token=refresh_token)
+        except ClientError as exc:
+            if _code(exc) in {"NotAuthorizedException", "UnsupportedTokenTypeException",
+                              "InvalidParameterException"}:
+                return
+            raise

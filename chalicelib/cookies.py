@@ -11,7 +11,12 @@ import secrets
 from chalicelib.domain import CART_TTL_SECONDS
 
 COOKIE_NAME = "cart"
-_CART_ID = re.compile(r"^[0-9a-f]{32}$")
+_CART_ID = re.compile(r"[0-9a-f]{32}")
+# ASCII digits only: str.isdigit() is true for '²' (which int() refuses) and for
+# Arabic-Indic digits (which int() reads); neither belongs in a cookie of ours.
+_ISSUED = re.compile(r"[0-9]{1,12}")
+# An HMAC-SHA256 in unpadded URL-safe base64; hmac.compare_digest raises on non-ASCII.
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")
 _CLOCK_SKEW = 300
 
 
@@ -35,7 +40,8 @@ def verify(secret: bytes, value: str, now: int) -> str | None:
     if len(parts) != 3:
         return None
     cart_id, issued_text, signature = parts
-    if not _CART_ID.match(cart_id) or not issued_text.isdigit() or len(issued_text) > 12:
+    if not (_CART_ID.fullmatch(cart_id) and _ISSUED.fullmatch(issued_text)
+            and _SIGNATURE.fullmatch(signature)):
         return None
     issued = int(issued_text)
     if not hmac.compare_digest(signature, _signature(secret, cart_id, issued)):

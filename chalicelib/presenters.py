@@ -162,7 +162,7 @@ def order_summary_json(order: OrderSummary) -> dict[str, Any]:
     }
 
 
-def signed_in_json(email: str, merge: MergeResult) -> dict[str, Any]:
+def signed_in_json(email: str | None, merge: MergeResult) -> dict[str, Any]:
     """Who signed in, and what the merge could not keep (over 99, or no room)."""
     return {
         "email": email,

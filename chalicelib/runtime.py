@@ -22,6 +22,7 @@ from chalicelib.repository import DynamoCartRepository, store_errors
 from chalicelib.services import CartService, CatalogCache
 from chalicelib.store.history import DynamoOrderHistory
 from chalicelib.store.merges import DynamoCartMerges
+from chalicelib.store.revocations import DynamoRevocations
 from chalicelib.tokens import TokenVerifier
 
 # Bounded retries and timeouts that fit inside the API function's 15 s Lambda
@@ -72,6 +73,10 @@ def _client(service: str, attempts: int = MAX_ATTEMPTS) -> Any:
 
 def dynamodb_client() -> Any:
     return _client("dynamodb")
+
+
+def cognito_client() -> Any:
+    return _client("cognito-idp")
 
 
 def table_name() -> str:
@@ -192,7 +197,7 @@ def order_history() -> OrderHistory:
 def account_service() -> AccountService:
     """AccountsUnavailable when the stage has no user pool configured."""
     if "accounts" not in _cache:
-        client = _client("cognito-idp")
+        client = cognito_client()
         repo = repository()
         catalog = catalog_cache()
         merger = CartMerger(repo.carts, DynamoCartMerges(dynamodb_client(), table_name()),
@@ -200,7 +205,7 @@ def account_service() -> AccountService:
                             max_lines=MAX_LINES)
         _cache["accounts"] = AccountService(
             CognitoAccounts(client, _cognito_setting("COGNITO_CLIENT_ID")),
-            token_verifier(), merger)
+            token_verifier(), merger, DynamoRevocations(dynamodb_client(), table_name()))
     return _cache["accounts"]  # type: ignore[no-any-return]
 
 

@@ -13,14 +13,13 @@ import re
 from collections.abc import Iterator
 
 from chalicelib import cookies
+from chalicelib.accounts import REFRESH_TOKEN_DAYS
 
 SESSION_COOKIE = "session"
 REFRESH_COOKIE = "refresh"
-# The pool's refresh-token validity (deploy/cognito.py sets it from this).
-REFRESH_TOKEN_DAYS = 30
 SESSION_MAX_AGE = REFRESH_TOKEN_DAYS * 24 * 3600
 # A JWT and Cognito's refresh token are URL-safe base64 and dots; anything else is junk.
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-.=+/]{16,4096}$")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.=+/]{16,4096}")
 
 
 def _values(header: str | None, name: str) -> Iterator[str]:
@@ -29,7 +28,7 @@ def _values(header: str | None, name: str) -> Iterator[str]:
         key, _, value = part.strip().partition("=")
         if key == name:
             value = value.strip().strip('"')
-            if _TOKEN.match(value):
+            if _TOKEN.fullmatch(value):
                 yield value
 
 

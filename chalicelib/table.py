@@ -14,6 +14,8 @@ Key layout (single table, pk/sk strings):
     CART#<cartId>   REQUEST#<token>        one API request's write happened (TTL 1 h)
     CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
     CART#<cartId>   HOLDER#<productId>     does this cart hold the product (TTL once let go)
+    CART#<cartId>   ADOPTEDBY              the one account that adopted this anonymous cart
+    SESSION#<id>    REVOKED                a signed-out session: its tokens are refused (TTL)
     POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
     COUNTS          SNAPSHOT               every product's `inCarts`, summed from the shards
     COUNTS          LEASE                  who is computing the next snapshot
@@ -69,6 +71,9 @@ SNAPSHOT_SK = "SNAPSHOT"
 LEASE_SK = "LEASE"
 STOCK_PREFIX = "STOCK#"
 STOCK_SK = "STOCK"
+ADOPTED_BY_SK = "ADOPTEDBY"
+SESSION_PREFIX = "SESSION#"
+REVOKED_SK = "REVOKED"
 
 
 def create_table(client: Any, table_name: str) -> str:

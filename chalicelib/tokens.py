@@ -125,7 +125,11 @@ class TokenVerifier:
             raise InvalidToken("no e-mail or subject")
         if not isinstance(claims["exp"], int | float):
             raise InvalidToken("exp is not a number")
-        identity = Identity(subject=claims["sub"], email=email.lower())
+        # Cognito writes the claim as a JSON boolean; moto, from the attribute, as "true".
+        verified = claims.get("email_verified") in (True, "true")
+        session = claims.get("origin_jti") or claims.get("jti") or ""
+        identity = Identity(subject=claims["sub"], email=email.lower(), email_verified=verified,
+                            session_id=session if isinstance(session, str) else "")
         if claims["exp"] + LEEWAY_SECONDS <= self._clock():
             raise ExpiredToken(identity)
         return identity

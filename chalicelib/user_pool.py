@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.accounts import PASSWORD_POLICY
-from chalicelib.sessions import REFRESH_TOKEN_DAYS
+from chalicelib.accounts import PASSWORD_POLICY, REFRESH_TOKEN_DAYS
 
 ID_TOKEN_MINUTES = 60
 
@@ -24,6 +23,9 @@ USER_POOL_SPEC: dict[str, Any] = {
         "RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}],
     },
     "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": False},
+    # A new e-mail takes effect only once the code sent to it is entered: until
+    # then the verified one stays (and the app shows only a verified e-mail).
+    "UserAttributeUpdateSettings": {"AttributesRequireVerificationBeforeUpdate": ["email"]},
 }
 
 APP_CLIENT_SPEC: dict[str, Any] = {

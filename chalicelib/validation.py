@@ -46,6 +46,20 @@ def _fields(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     return body
 
 
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook: a key given twice is refused, not resolved.
+
+    `{"quantity": 1, "quantity": 50}` means 1 to one parser and 50 to another; a
+    body that two readers could understand differently is not accepted at all.
+    """
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise InvalidInput(f"the field {name!r} appears more than once")
+        result[name] = value
+    return result
+
+
 def add_item(body: Any) -> tuple[str, int]:
     """Validate `{"productId", "quantity"}` for add-to-cart."""
     fields = _fields(body, ("productId", "quantity"))

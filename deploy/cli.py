@@ -1,14 +1,16 @@
 """`python -m deploy {package,deploy,destroy,env} --stage NAME` (what `make` runs).
 
-package  build build/<stage>/out/{deployment.zip,sam.json,expanded.json}; no AWS
-         calls (expanded.json: the SAM transform run here, what checkov reads)
+package  build build/<stage>/out/{deployment.zip,sam.json,expanded.json,stand-in.json};
+         no AWS calls (expanded.json: what the deploy sends AWS, the SAM transform run
+         here; stand-in.json: what it sends a stand-in; checkov reads both)
 deploy   build, upload, expand the SAM transform, create or update the stack,
          seed the products the catalog lacks (--reseed: load catalog/products.csv
          as `make catalog` does),
          print the URL (build/<stage>/out/deploy-template.json is what
-         CloudFormation got), then run the smoke suite against that URL
-         (--no-smoke skips it; exit 1 when it fails); --alarm-email subscribes
-         an address to the alarm topic
+         CloudFormation got, and what checkov read first: --no-checkov skips
+         it), then run the smoke suite against that URL (--no-smoke skips it;
+         exit 1 when it fails); --alarm-email subscribes an address to the
+         alarm topic
 destroy  delete the stack and what the deploy keeps beside it
 env      print exports that point `chalice local` at the deployed table
 redrive  run the dead-letter queue's failed stream batches through the follow-ups
@@ -116,8 +118,13 @@ def deploy(
     builder: Callable[[Stage, str], Build] = build,
     alarm_email: str | None = None,
     reseed: bool = False,
+    scan: bool = True,
 ) -> dict[str, str]:
-    """Build, upload, create or update the stack, seed the catalog; the stack outputs."""
+    """Build, upload, create or update the stack, seed the catalog; the stack outputs.
+
+    `scan`: checkov reads the very template CloudFormation is about to receive,
+    and a finding stops the deploy before anything changes.
+    """
     endpoint = emulator.check_endpoint(stage, account.stand_in) if stage.emulator else None
     out(
         f"==> stage {stage.name}: stack {stage.stack_name} in account "
@@ -146,7 +153,11 @@ def deploy(
     stack = CloudFormationStack(account.client("cloudformation"), stage.stack_name, out, sleep)
     parameters = _stack_parameters(stage, stack, alarm_email)
     with_code = tpl.with_code(built.template, bucket, code_key)
-    expanded = tpl.expand(with_code, parameters, account.region)
+    # An emulator (MiniStack) reads the OpenAPI Body; a plain stand-in (moto) does not;
+    # an HTTP API's routes are resources of their own already (deploy/httpapi.py).
+    expanded = tpl.for_cloudformation(
+        with_code, parameters, account.region,
+        stand_in=bool(account.stand_in) and endpoint is None and stage.api != HTTP_API)
     out(
         f"==> expanded the AWS::Serverless transform here (aws-sam-translator "
         f"{tpl.sam_translator_version()}): {len(expanded['Resources'])} resources"
@@ -159,19 +170,22 @@ def deploy(
             f"pool's keys from {endpoint}; a failing stream batch is given up after "
             f"{emulator.EMULATED_RECORD_AGE_SECONDS} s (deploy/emulator.py EMULATOR_GAPS)"
         )
-    # An HTTP API's routes are resources of their own already (deploy/httpapi.py).
     elif account.stand_in and stage.api != HTTP_API:
-        expanded = tpl.explicit_routes(expanded)
         out(
             f"==> {account.stand_in} is a stand-in, not AWS: the API's routes go in as "
             "explicit API Gateway resources (moto ignores a RestApi's OpenAPI Body)"
         )
+    if stage.production and not stage.ses_identity_arn:
+        out("==> warning: the user pool sends mail with Cognito's own small daily quota; "
+            "set cognito_email.ses_identity_arn for this stage (docs/OPERATIONS.md)")
     template, template_key = _template_argument(account, bucket, stage, built, expanded)
+    if scan:
+        _scan([built.template_path.with_name("deploy-template.json")], out)
     stack.deploy(
         template,
         parameters=parameters,
         tags={"app": stage.app_name, "stage": stage.name},
-        protected=frozenset({tpl.TABLE}) if stage.production else frozenset(),
+        protected=tpl.protected_resources(stage),
     )
     outputs = stack.outputs()
     seed(account, outputs["TableName"], reseed, out)
@@ -289,18 +303,30 @@ def package(
     built = builder(stage, region)
     out(f"{_relative(built)}  ({built.zip_path.stat().st_size:,} bytes)")
     out(f"{built.template_path}")
-    # The transform as the deploy runs it; the code's place is the deploy's to say.
+    # What the deploy sends, made by the deploy's own function (for AWS, and for a
+    # stand-in such as moto or MiniStack); the code's place is the deploy's to say.
     placeholder = tpl.with_code(built.template, "code-bucket-of-the-deploy", "package.zip")
     parameters = {tpl.SECRET_PARAMETER: stage.secret_parameter}
-    expanded_path = built.template_path.with_name("expanded.json")
-    expanded_path.write_text(json.dumps(tpl.expand(placeholder, parameters, region), indent=1))
-    out(f"{expanded_path}")
+    paths = []
+    # A stand-in gets a REST API's routes as resources; an HTTP API's are resources already.
+    variants = [("expanded.json", False)] + (
+        [("stand-in.json", True)] if stage.api != HTTP_API else [])
+    for name, stand_in in variants:
+        path = built.template_path.with_name(name)
+        path.write_text(json.dumps(
+            tpl.for_cloudformation(placeholder, parameters, region, stand_in), indent=1))
+        out(f"{path}")
+        paths.append(path)
     if scan:
-        result = checkov([expanded_path])
-        out(f"checkov: {result.summary()}")
-        if result.failed:
-            raise DeployError("checkov failed: " + "; ".join(result.failed))
+        _scan(paths, out)
     return built
+
+
+def _scan(paths: list[Path], out: Out) -> None:
+    result = checkov(paths)
+    out(f"checkov: {result.summary()} ({', '.join(path.name for path in paths)})")
+    if result.failed:
+        raise DeployError("checkov failed: " + "; ".join(result.failed))
 
 
 def _explain(exc: BaseException) -> str:
@@ -348,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         "only add the products the catalog lacks)",
     )
     parser.add_argument(
-        "--no-checkov", action="store_true", help="package: skip the checkov scan"
+        "--no-checkov", action="store_true",
+        help="package, deploy: skip the checkov scan of the template CloudFormation gets"
     )
     parser.add_argument(
         "--build-dir",
@@ -379,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                 builder=builder,
                 alarm_email=args.alarm_email,
                 reseed=args.reseed,
+                scan=not args.no_checkov,
             )
             if args.smoke and not smoke_deployed(outputs, account,
                                                  served=stage.emulator is not None):

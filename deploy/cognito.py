@@ -19,7 +19,7 @@ import copy
 from typing import Any
 
 from chalicelib.user_pool import APP_CLIENT_SPEC, USER_POOL_SPEC
-from deploy.settings import Stage
+from deploy.settings import Stage, kept_data_policies
 
 USER_POOL = "UserPool"
 USER_POOL_CLIENT = "UserPoolClient"
@@ -31,14 +31,30 @@ def _pool(stage: Stage) -> dict[str, Any]:
     # but names the pool with UserPoolName.
     properties["UserPoolName"] = stage.stack_name
     properties["DeletionProtection"] = "ACTIVE" if stage.production else "INACTIVE"
-    # Accounts outlive a stack in production, as the table does.
-    policy = "Retain" if stage.production else "Delete"
+    properties["EmailConfiguration"] = email_configuration(stage)
+    # Accounts outlive a stack in production, as the table does: every cart and
+    # order an account has hangs off its `sub`, which a new pool would not keep.
+    # The deploy refuses a change set that would (or may) replace it (cli.py).
     return {
         "Type": "AWS::Cognito::UserPool",
-        "DeletionPolicy": policy,
-        "UpdateReplacePolicy": policy,
+        **kept_data_policies(stage),
         "Properties": properties,
     }
+
+
+def email_configuration(stage: Stage) -> dict[str, str]:
+    """The pool's mail: through the stage's SES identity when it names one.
+
+    Cognito's own sender (COGNITO_DEFAULT) has a small daily quota meant for
+    trying things out; past it sign-up answers 503 "mail cannot be sent right
+    now". Production names a verified SES identity (docs/OPERATIONS.md).
+    """
+    if not stage.ses_identity_arn:
+        return {"EmailSendingAccount": "COGNITO_DEFAULT"}
+    configuration = {"EmailSendingAccount": "DEVELOPER", "SourceArn": stage.ses_identity_arn}
+    if stage.mail_from:
+        configuration["From"] = stage.mail_from
+    return configuration
 
 
 def _client(stage: Stage) -> dict[str, Any]:

@@ -4,9 +4,10 @@ Besides Chalice's own keys (`xray`, `reserved_concurrency` per function, which
 Chalice writes into its template itself) a deployable stage carries what
 Chalice has no key for: `api_throttling` {`rate_limit`, `burst_limit`} for the
 API stage, `log_retention_days` for every log group of the stack
-(docs/OPERATIONS.md, "Capacity") and `api`, the front door: `rest` (Chalice's
+(docs/OPERATIONS.md, "Capacity"), `api`, the front door: `rest` (Chalice's
 own REST API) or `http` (the same app behind an HTTP API, deploy/httpapi.py;
-docs/OPERATIONS.md, "Front door").
+docs/OPERATIONS.md, "Front door"), and `cognito_email` {`ses_identity_arn`,
+`from`} to send the user pool's mail through SES (docs/OPERATIONS.md, "Security").
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class Stage:
     api: str = REST_API  # the front door: REST_API or HTTP_API
     # handler -> reserved concurrency; a handler not named here has none
     reserved_concurrency: dict[str, int] = field(default_factory=dict)
+    # The user pool's mail through SES ("cognito_email": {"ses_identity_arn",
+    # "from"}); without it, Cognito's own sender and its small daily quota.
+    ses_identity_arn: str | None = None
+    mail_from: str | None = None
     # Lambda's `Architectures`: .chalice/config.json lambda_architecture, or for an
     # emulated stage this machine's (the emulator runs the functions here).
     architecture: str = "arm64"
@@ -84,6 +89,18 @@ class Stage:
 
     def function_name(self, handler: str) -> str:
         return f"{self.stack_name}-{handler}"
+
+
+def kept_data_policies(stage: Stage) -> dict[str, str]:
+    """Production data outlives the stack; a failed first create leaves no orphan.
+
+    RetainExceptOnCreate keeps the resource when the stack is deleted, but
+    deletes it when the stack's first create rolls back (nothing in it yet).
+    UpdateReplacePolicy knows no such value: a replaced resource is kept.
+    """
+    if not stage.production:
+        return {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+    return {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
 
 
 def host_architecture(machine: str | None = None) -> str:
@@ -140,6 +157,17 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
     api = stage.get("api", config.get("api", REST_API))
     if api not in FRONT_DOORS:
         raise DeployError(f"{where}.api must be one of {', '.join(FRONT_DOORS)}, not {api!r}")
+    mail = stage.get("cognito_email", {})
+    arn = mail.get("ses_identity_arn")
+    if arn is not None and not (isinstance(arn, str) and arn.startswith("arn:") and ":ses:" in arn
+                                and ":identity/" in arn):
+        raise DeployError(f"{where}.cognito_email.ses_identity_arn must be an SES identity's "
+                          f"ARN (arn:aws:ses:<region>:<account>:identity/<address or domain>), "
+                          f"not {arn!r}")
+    sender = mail.get("from")
+    if sender is not None and (not isinstance(sender, str) or "@" not in sender):
+        raise DeployError(f"{where}.cognito_email.from must be an e-mail address "
+                          f"(\"Shop <no-reply@example.com>\"), not {sender!r}")
     # Chalice's own lookup order for `xray`: the stage, else the top level.
     tracing = stage.get("xray", config.get("xray", False))
     emulator = stage.get("emulator")
@@ -159,4 +187,6 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         reserved_concurrency=reserved,
         architecture=architecture,
         emulator=str(emulator) if emulator else None,
+        ses_identity_arn=arn,
+        mail_from=sender,
     )

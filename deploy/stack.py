@@ -48,6 +48,10 @@ def _answer(exc: ResponseParserError) -> str:
     return " ".join(body.split())[:300]
 
 
+# A change set's Replacement values that may lose a resource's data.
+REPLACES = frozenset({"True", "Conditional"})
+
+
 class CloudFormationStack:
     """Create, update or delete one stack and show what CloudFormation does."""
 
@@ -207,7 +211,8 @@ class CloudFormationStack:
             c["ResourceChange"] for c in change_set.get("Changes", []) if "ResourceChange" in c
         ]
         for change in changes:
-            replace = "  (REPLACEMENT)" if change.get("Replacement") == "True" else ""
+            replace = {"True": "  (REPLACEMENT)", "Conditional": "  (MAY REPLACE)"}.get(
+                change.get("Replacement", ""), "")
             self._out(
                 f"  {change['Action']:<7} {change.get('ResourceType', ''):<34} "
                 f"{change['LogicalResourceId']}{replace}"
@@ -282,7 +287,8 @@ class CloudFormationStack:
         replaced = sorted(
             c["LogicalResourceId"]
             for c in changes
-            if c.get("Replacement") == "True" and c["LogicalResourceId"] in protected
+            # "Conditional": CloudFormation cannot tell before it runs, so it may.
+            if c.get("Replacement") in REPLACES and c["LogicalResourceId"] in protected
         )
         if replaced:
             self._client.delete_change_set(ChangeSetName=created["Id"])

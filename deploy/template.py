@@ -29,7 +29,7 @@ from chalicelib.table import cloudformation_properties
 from deploy import cognito
 from deploy import operations as ops
 from deploy.runtimes import runtime_problem
-from deploy.settings import Stage
+from deploy.settings import Stage, kept_data_policies
 
 TABLE = "CartTable"
 DEAD_LETTER_QUEUE = "FollowupDeadLetterQueue"
@@ -92,6 +92,15 @@ FUNCTION_SKIPS = (
     ("CKV_AWS_116", "Never invoked asynchronously (API Gateway and a stream mapping); the "
      "stream mapping's on-failure destination is the dead-letter queue"),
 )
+# API Gateway methods as a stand-in gets them (explicit_routes): on AWS they sit in
+# the RestApi's OpenAPI Body, where checkov does not look, and are just as open.
+PUBLIC_API = (
+    "CKV_AWS_59",
+    "A public shop: browsing, the cart and sign-in are for anonymous visitors, so no "
+    "method can require an API Gateway authorizer; the app authenticates what needs it "
+    "(HMAC-signed cart cookie, Cognito ID token verified on every request, cross-origin "
+    "writes refused) and the stage throttle caps every route",
+)
 NO_RESERVED_CONCURRENCY = (
     "CKV_AWS_115",
     "This stage reserves no concurrency (a new account's quota can be as low as 10); set "
@@ -113,15 +122,13 @@ def event_id(handler: str) -> str:
 def _table_resource(stage: Stage) -> dict[str, Any]:
     properties = copy.deepcopy(cloudformation_properties())
     properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
-    policy = "Retain" if stage.production else "Delete"
     return {
         "Type": "AWS::DynamoDB::Table",
         "Metadata": ops.checkov_skip(
             ("CKV_AWS_119", "Encrypted at rest with the AWS-owned key; a customer-managed KMS "
              "key is out of scope for a reference stack"),
         ),
-        "DeletionPolicy": policy,
-        "UpdateReplacePolicy": policy,
+        **kept_data_policies(stage),
         "Properties": properties,
     }
 
@@ -382,6 +389,19 @@ def expand(template: dict[str, Any], parameters: dict[str, str], region: str) ->
     return expanded
 
 
+def protected_resources(stage: Stage) -> frozenset[str]:
+    """What the deploy must never replace: carts and orders, and the accounts (their
+    `sub`s) they hang off. Dev stages may lose both."""
+    return frozenset({TABLE, cognito.USER_POOL}) if stage.production else frozenset()
+
+
+def for_cloudformation(template: dict[str, Any], parameters: dict[str, str], region: str,
+                       stand_in: bool) -> dict[str, Any]:
+    """Exactly what CloudFormation receives: what the deploy sends, what checkov reads."""
+    expanded = expand(template, parameters, region)
+    return explicit_routes(expanded) if stand_in else expanded
+
+
 def sam_translator_version() -> str:
     from samtranslator import __version__
 
@@ -450,6 +470,7 @@ def explicit_routes(template: dict[str, Any]) -> dict[str, Any]:
             name = _unique(f"{REST_API}Method{_name(path)}{OPENAPI_METHODS[verb]}", added, result)
             added[name] = {
                 "Type": "AWS::ApiGateway::Method",
+                "Metadata": ops.checkov_skip(PUBLIC_API),
                 "Properties": {
                     "RestApiId": api,
                     "ResourceId": paths[prefix],

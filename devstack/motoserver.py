@@ -40,7 +40,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-from devstack import faults
+from devstack import cognito_gaps, faults
 from devstack.moto_memory import bound_memory
 from devstack.pool_snapshot import FILE_NAME as ACCOUNTS_FILE
 from devstack.pool_snapshot import PoolSnapshot
@@ -280,6 +280,7 @@ CONTROLS["accounts-restore"] = _restore_accounts
 
 def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | None = None,
           snapshot_interval: float = 1.0, ttl_interval: float = DEFAULT_INTERVAL) -> None:
+    cognito_gaps.install()  # RevokeToken and email_verified, as Cognito has them
     refused = bound_memory()
     if refused:
         print(f"devstack moto: moto's internals changed (a new moto?): not applied: "

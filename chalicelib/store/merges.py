@@ -9,11 +9,22 @@ concurrent sign-in never adds a line twice (the second finds the anonymous
 line gone, and its transaction is cancelled), and an add that lands between
 the read and the write cancels it too, so it is read again rather than lost.
 
+One account per anonymous cart, ever: before anything moves, the sign-in
+claims the anonymous cart for the account,
+
+    CART#<anonymous>  ADOPTEDBY          `accountCart`, put on the condition that no
+                                         other account holds the claim (no TTL)
+
+so a second account signing in on the same browser (a shared computer) adopts
+neither the lines nor the orders the first one adopted, whatever cookie the
+browser still holds.
+
 The lines' headers (store/carts.py) change in the same transaction: the
 account's counts the lines it gains (refused past MAX_LINES), the anonymous
 cart's the lines it loses.
 
 Requests per operation (what bench/ measures):
+    claim        1 conditional PutItem
     move_lines   1 TransactWriteItems per 49 lines (2 actions per line + 2 headers;
                  the limit is 100)
 """
@@ -91,6 +102,25 @@ class DynamoCartMerges:
                 **_as_read(move.anonymous),
             }},
         ]
+
+    def claim(self, anonymous_cart: str, account_cart: str) -> bool:
+        """Bind the anonymous cart to this account; False if another account holds it.
+
+        Claiming again for the same account succeeds: a retried sign-in, or the
+        account signing in again on the browser that still holds lines it left behind.
+        """
+        try:
+            with errors.translated():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={**key(table.cart_pk(anonymous_cart), table.ADOPTED_BY_SK),
+                          "accountCart": s(account_cart)},
+                    ConditionExpression="attribute_not_exists(pk) OR accountCart = :account",
+                    ExpressionAttributeValues={":account": s(account_cart)},
+                )
+        except errors.ConditionFailed:
+            return False
+        return True
 
     def move_lines(self, anonymous_cart: str, account_cart: str, moves: Sequence[LineMove],
                    now: str, now_epoch: int, expires_at: int,

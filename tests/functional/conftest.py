@@ -169,6 +169,9 @@ def user_pool(aws: None, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
 
     from chalicelib import tokens
     from chalicelib import user_pool as pools
+    from devstack import cognito_gaps
+
+    cognito_gaps.install()  # RevokeToken and email_verified, as Cognito has them
 
     pool_id, client_id, _ = pools.ensure_user_pool(
         boto3.client("cognito-idp"), POOL_NAME, POOL_NAME)

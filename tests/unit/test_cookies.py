@@ -52,3 +52,22 @@ def test_new_cart_ids_are_random_and_well_formed():
     ids = {cookies.new_cart_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(cookies.verify(SECRET, cookies.sign(SECRET, i, NOW), NOW) == i for i in ids)
+
+
+def test_an_issued_time_in_other_digits_reads_as_no_cart():
+    # '²'.isdigit() is true and int('²') raises; int('١٢٣') reads 123.
+    for issued in ("²", "١٢٣", "１２３", "1²", "+1", " 1", "1_0", "9" * 13):
+        value = f"{CART}.{issued}.{cookies.sign(SECRET, CART, NOW).rsplit('.', 1)[1]}"
+        assert cookies.verify(SECRET, value, NOW) is None, issued
+        assert cookies.cart_id_from_header(SECRET, f"cart={value}", NOW) is None
+
+
+def test_a_cart_id_with_a_trailing_newline_reads_as_no_cart():
+    value = cookies.sign(SECRET, CART + "\n", NOW)
+    assert cookies.verify(SECRET, value, NOW) is None
+
+
+def test_a_signature_with_non_ascii_characters_reads_as_no_cart():
+    # hmac.compare_digest raises TypeError on non-ASCII str: found by the fuzz test.
+    for signature in ("é" * 43, "A" * 42 + "é", "", "A" * 44):
+        assert cookies.verify(SECRET, f"{CART}.{NOW}.{signature}", NOW) is None

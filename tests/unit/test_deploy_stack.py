@@ -160,6 +160,22 @@ def test_change_set_that_would_replace_a_protected_table_is_deleted_not_run(
         )
 
 
+@pytest.mark.parametrize("replacement", ["True", "Conditional"])
+@pytest.mark.parametrize(("resource", "kind"), [("CartTable", "AWS::DynamoDB::Table"),
+                                                ("UserPool", "AWS::Cognito::UserPool")])
+def test_a_change_that_may_replace_the_table_or_the_user_pool_is_deleted_not_run(
+    cfn: tuple[Any, Stubber], resource: str, kind: str, replacement: str,
+) -> None:
+    # A new pool means new `sub`s: every account's cart and orders orphaned.
+    client, stub = cfn
+    change_set(stub, [{"Action": "Modify", "LogicalResourceId": resource,
+                       "ResourceType": kind, "Replacement": replacement}])
+    stub.add_response("delete_change_set", {}, {"ChangeSetName": "cs-1"})
+    with pytest.raises(DeployError, match=f"would replace {resource} and lose its data"):
+        driver(client, []).deploy({"TemplateBody": "{}"}, {}, {},
+                                  protected=frozenset({"CartTable", "UserPool"}))
+
+
 @pytest.mark.parametrize("status", ["ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"])
 def test_stack_left_empty_by_an_unfinished_first_create_is_deleted_before_creating_again(
     cfn: tuple[Any, Stubber], status: str

@@ -48,7 +48,10 @@ def test_logical_ids_match_the_names_chalice_gives_functions() -> None:
 def test_production_table_is_retained_and_dev_table_deleted() -> None:
     prod = tpl.merge_template(PROD, HANDLERS)["Resources"]["CartTable"]
     dev = tpl.merge_template(DEV, HANDLERS)["Resources"]["CartTable"]
-    assert prod["DeletionPolicy"] == prod["UpdateReplacePolicy"] == "Retain"
+    # Kept when the stack goes, and when a change replaces it; a failed first
+    # create (an empty table) is not left behind.
+    assert (prod["DeletionPolicy"], prod["UpdateReplacePolicy"]) == (
+        "RetainExceptOnCreate", "Retain")
     assert dev["DeletionPolicy"] == dev["UpdateReplacePolicy"] == "Delete"
 
 
@@ -316,3 +319,8 @@ def test_a_path_api_gateway_cannot_route_is_a_404_in_the_error_shape_not_a_403()
     rendered = body.replace("$context.httpMethod", "PATCH")
     assert json.loads(rendered) == {"Code": "NotFoundError",
                                     "Message": "no route for PATCH at this path"}
+
+
+def test_production_deploys_guard_the_table_and_the_user_pool_against_replacement() -> None:
+    assert tpl.protected_resources(PROD) == {"CartTable", "UserPool"}
+    assert tpl.protected_resources(DEV) == frozenset()
