@@ -52,9 +52,12 @@ ROUTES: dict[str, dict[str, int]] = {
     # the merge of an anonymous cart of 2 lines and 1 order into the account's:
     # the orders (Query) and their references (BatchWriteItem); each cart's
     # lines (Query x 2); one transaction moving the lines
-    "POST /api/account/signin": {"Query": 3, "BatchWriteItem": 1, "TransactWriteItems": 1},
-    "POST /api/account/signout": {},
-    "GET /api/account": {},
+    # and the session's record (PutItem), which sign-out writes off and a signed-in
+    # request reads (GetItem)
+    "POST /api/account/signin": {"Query": 3, "BatchWriteItem": 1, "TransactWriteItems": 1,
+                                 "PutItem": 1},
+    "POST /api/account/signout": {"PutItem": 1},
+    "GET /api/account": {"GetItem": 1},
 }
 
 # What each declared cache (chalicelib/caching.py) reads when it is refilled.
