@@ -193,7 +193,12 @@ class CartService:
         if quantity == 0:
             self._repo.remove_line(cart_id, product_id, now, epoch)
             return None
-        check_orderable(self._catalog.get(self._repo, product_id), quantity)
+        try:
+            product = self._catalog.get(self._repo, product_id)
+        except UnknownProduct:
+            # never in the catalog, so in no cart: the route's 404, as before stock
+            raise NotInCart(product_id) from None
+        check_orderable(product, quantity)
         return self._repo.set_quantity(cart_id, product_id, quantity, now, epoch,
                                        expiry_after(epoch))
 
