@@ -188,13 +188,18 @@ def _what_a_shopper_sees(stack: LiveStack, shopper: requests.Session,
 
 
 def test_a_cart_and_its_order_survive_a_restart_and_the_restore_is_not_replayed(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a shopper sees settles once the caches have turned over: the catalog's
+    # stock (2 s here, as for the live stack) and inCarts (the shared snapshot's 2 s
+    # plus each process's 1 s: services.COUNTS*).
+    monkeypatch.setenv("CATALOG_CACHE_SECONDS", "2")
+    quiet = 4.0
     state = tmp_path / "restarted-stack"
     stack = start_stack(state)
     shopper = requests.Session()  # one cookie jar: the same shopper after the restart
     try:
         order_id = _checked_out(stack, shopper)
-        before = _settled(lambda: _what_a_shopper_sees(stack, shopper, order_id))
+        before = _settled(lambda: _what_a_shopper_sees(stack, shopper, order_id), quiet)
         assert before["order"]["status"] == "CONFIRMED" and before["status"]["itemCount"] == 1
     finally:
         assert stack.stop() == 0
@@ -202,7 +207,7 @@ def test_a_cart_and_its_order_survive_a_restart_and_the_restore_is_not_replayed(
     stack = start_stack(state)
     try:
         assert "items restored from" in stack.output()
-        time.sleep(1.0)  # were the restore's records delivered, the counters would move
+        time.sleep(quiet)  # were the restore's records delivered, the counters would move
         after = _what_a_shopper_sees(stack, shopper, order_id)
     finally:
         stack.stop()
