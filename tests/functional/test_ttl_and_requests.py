@@ -73,8 +73,8 @@ def calls(client, cart):
     ("GET", "/api/products", None, ["Query"] * COUNTER_SHARDS),
     ("POST", "/api/cart/checkout", None, ["Query", "TransactWriteItems"]),
 ])
-def test_each_cart_operation_makes_the_requests_its_store_documents(client, cart, calls, method, path,
-                                                     payload, expected):
+def test_each_cart_operation_makes_the_requests_its_store_documents(
+        client, cart, calls, method, path, payload, expected):
     response = request(client, method, path, cart, payload)
     assert response.status_code < 300
     assert calls == expected
