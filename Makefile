@@ -11,7 +11,7 @@ STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 CHECKOV_VENV := $(VENV)/checkov
 
-.PHONY: install browser run reset logs test lint unit functional e2e bench smoke soak package deploy destroy redrive clean
+.PHONY: install browser run reset logs test lint unit functional e2e bench smoke soak package deploy destroy redrive clean ministack emulate emulated
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
@@ -27,6 +27,19 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# MiniStack, the local AWS emulator of `make emulate` and tests/emulated, in a venv of
+# its own: its botocore pin clashes with moto's. It runs the deployed functions with
+# its own interpreter, so that is the Lambda runtime's Python too.
+MINISTACK_VENV := $(VENV)/ministack
+MINISTACK_STAMP := $(MINISTACK_VENV)/.installed
+$(MINISTACK_STAMP): requirements-ministack.txt | $(STAMP)
+	test -x $(MINISTACK_VENV)/bin/python || $(PYTHON) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/python -m pip install --quiet --upgrade "pip<26.3"
+	$(MINISTACK_VENV)/bin/python -m pip install --quiet -r requirements-ministack.txt
+	touch $(MINISTACK_STAMP)
+
+ministack: $(MINISTACK_STAMP)
 
 # The browser tests drive an installed Chrome or Chromium (CHROME_PATH, Playwright's
 # own if you installed it, then the system's; devstack/browser.py). Only on
@@ -62,7 +75,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r app.py chalicelib devstack deploy bench smoke -c pyproject.toml
 
-test: install browser lint
+test: install ministack browser lint
 	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests
 
 unit: install
@@ -83,9 +96,22 @@ soak: install
 	HISTORY_OPS=$(SOAK_OPS) HISTORY_SEED=$(SOAK_SEED) HISTORY_PRIVATE=6 HISTORY_SHARED=4 \
 	HISTORY_FAULT_RATE=0.15 $(BIN)/pytest tests/functional/test_history.py -q -p no:randomly
 
+# The deployed stack on MiniStack, a local AWS emulator, on 127.0.0.1:$(MINISTACK_PORT):
+# the `emulated` stage deployed by `python -m deploy` (what `make deploy` runs), its
+# smoke suite, then `Shop: <url>` until Ctrl-C stops MiniStack and every function it
+# runs (README "Run the deployed stack offline"). API=http: the HTTP API front door.
+MINISTACK_PORT ?= 4566
+API ?= rest
+emulate: install ministack
+	exec $(BIN)/python -m devstack emulate --port "$(MINISTACK_PORT)" --api "$(API)"
+
+# The tests against the deployed package on MiniStack only (part of `make test`).
+emulated: install ministack browser
+	CHROME_PATH="$(BROWSER_PATH)" $(BIN)/pytest tests/emulated
+
 # Every benchmark (bench/), each table printed, all of them written to
 # docs/PERFORMANCE.md with the machine, date and command. Loopback only, ~4 min.
-bench: install
+bench: install ministack
 	$(BIN)/python -m bench --command "make bench"
 
 # The shopper's journey over HTTP against any running stack: `make run` in
@@ -109,8 +135,9 @@ deploy: install
 		$(if $(EMAIL),--alarm-email $(EMAIL)) $(if $(filter 1,$(RESEED)),--reseed)
 
 # The dead-letter queue's failed stream batches, run through the follow-ups again.
+# STAGE=emulated: the dead-letter queue of `make emulate`'s MiniStack (MINISTACK_PORT).
 redrive: install
-	$(BIN)/python -m deploy redrive --stage $(STAGE)
+	MINISTACK_PORT="$(MINISTACK_PORT)" $(BIN)/python -m deploy redrive --stage $(STAGE)
 
 destroy: install
 	$(BIN)/python -m deploy destroy --stage $(STAGE)

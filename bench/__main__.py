@@ -53,13 +53,16 @@ TITLES = {
               "limit reached is an account quota (issue 11)"),
     "cost": ("8. Cost model", "dollars per 1M API requests of the declared mix, everything "
              "it pulls in, arm64 against x86_64, prices stated"),
-    "hot_line": ("9. Keyed against unkeyed adds on one hot line",
+    "emulated": ("9. The deployed package on MiniStack beside make run",
+                 "cold first response of the deployed API function, and warm p50/p95 per "
+                 "route over HTTP against `make run`'s, side by side (`make emulate`)"),
+    "hot_line": ("10. Keyed against unkeyed adds on one hot line",
                  "16 threads on one line: keyed ≤ 3x unkeyed, same run (issue 16)"),
 }
 # The package is built before the cold start, which imports the app from it too;
 # the cost model prices the scale model's footprint.
 ORDER = ("capacity", "overhead", "package", "cold_start", "stream_lag", "load", "scale",
-         "cost", "hot_line")
+         "cost", "emulated", "hot_line")
 
 
 class Settings:
@@ -69,10 +72,12 @@ class Settings:
         self.cold_runs = 10 if quick else 15
         self.lag_writes = 20 if quick else 200
         self.load_seconds = 6.0 if quick else 30.0
+        self.emulated_rounds = 10 if quick else 60
+        self.emulated_cold_runs = 3 if quick else 7
 
 
 class SharedStack:
-    """One `python -m devstack run` for sections 5 and 6, started on first use."""
+    """One `python -m devstack run` for sections 5, 6 and 9, started on first use."""
 
     def __init__(self) -> None:
         self._stack: Any = None
@@ -160,6 +165,12 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
         mod.run(section, results)
 
+    def emulated(section: Section, results: dict[str, Section]) -> None:
+        from bench import emulated as mod
+
+        mod.run(section, results, stack=stack.get(), rounds=settings.emulated_rounds,
+                cold_runs=settings.emulated_cold_runs)
+
     def hot_line(section: Section, results: dict[str, Section]) -> None:
         from bench import hot_line as mod
 
@@ -167,7 +178,7 @@ def _runners(settings: Settings, stack: SharedStack) -> dict[str, Callable[..., 
 
     return {"capacity": capacity, "overhead": overhead, "cold_start": cold_start,
             "package": package, "stream_lag": lag, "load": load, "scale": scale,
-            "cost": cost, "hot_line": hot_line}
+            "cost": cost, "emulated": emulated, "hot_line": hot_line}
 
 
 def _git(*args: str) -> str:
@@ -250,13 +261,21 @@ def update(existing: str, sections: list[Section], started: datetime.datetime,
     kept += [s.markdown().removeprefix("## ") + "\n" for s in titles.values()]
     head = kept[0].splitlines()
     rows = {section.title: section for section in sections}
+
+    def row(section: Section) -> str:
+        outcome = f"crashed: {section.error.strip().splitlines()[-1]}" if section.error \
+            else section.result
+        return f"| {section.title} | {section.target} | {outcome.replace('|', '/')} |"
+
+    last_row = None
     for index, line in enumerate(head):
         cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("|"):
+            last_row = index
         if line.startswith("|") and cells and cells[0] in rows:
-            section = rows[cells[0]]
-            outcome = f"crashed: {section.error.strip().splitlines()[-1]}" if section.error \
-                else section.result
-            head[index] = f"| {section.title} | {section.target} | {outcome.replace('|', '/')} |"
+            head[index] = row(rows.pop(cells[0]))
+    if last_row is not None:  # a section the last full run did not have
+        head[last_row + 1:last_row + 1] = [row(section) for section in rows.values()]
     names = ", ".join(s.title.split(".")[0] for s in sections)
     head = [line for line in head if not line.startswith(f"- Sections {names} re-run")]
     at = next((i for i, line in enumerate(head) if line.startswith("- Code:")), len(head) - 1)

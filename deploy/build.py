@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy import httpapi
 from deploy import template as tpl
-from deploy.settings import ROOT, DeployError, Stage
+from deploy.settings import HTTP_API, ROOT, DeployError, Stage
 
 BUILD_ROOT = ROOT / "build"
 # cryptography (RS256 for Cognito ID tokens) is ~5 MB of aarch64 wheel; Lambda takes
@@ -30,9 +31,12 @@ EXCLUDED_PACKAGES = ("boto3", "botocore", "s3transfer", "moto", "pytest", "_pyte
 ASSET_DIRS = ("templates", "static")
 # Chalice imports app.py to package it; the real value comes from the template.
 PLACEHOLDER_ENV = ("TABLE_STREAM_ARN", "TABLE_NAME")
-# Compiled code for another machine than Lambda arm64 (Linux aarch64): by a file's
-# name (PEP 3149 tags, e.g. .cpython-313-x86_64-linux-gnu.so) or its wheel's tags.
-FOREIGN_MACHINE = re.compile(r"x86_64|amd64|i686|win32|win_|macosx|darwin|ppc64|s390x|armv7")
+# Compiled code names its machine: in a file's name (PEP 3149 tags, e.g.
+# .cpython-313-x86_64-linux-gnu.so) or in its wheel's tags. Lambda runs Linux on
+# these two; anything else named here is foreign to both.
+LINUX_MACHINE = {"arm64": "aarch64", "x86_64": "x86_64"}
+MACHINE_NAMES = re.compile(
+    r"x86_64|amd64|aarch64|arm64|i686|win32|win_|macosx|darwin|ppc64|s390x|armv7")
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
@@ -59,7 +63,7 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
 
 
-def _copy_sources(src: Path) -> None:
+def _copy_sources(src: Path, stage: Stage) -> None:
     """Fresh sources in `src`, keeping Chalice's wheel cache in .chalice/deployments."""
     for stale in ("app.py", "chalicelib", "vendor", "requirements.txt"):
         path = src / stale
@@ -75,6 +79,12 @@ def _copy_sources(src: Path) -> None:
     shutil.copytree(ROOT / "chalicelib", src / "chalicelib", ignore=_ignore)
     for config in (ROOT / ".chalice").glob("*.json"):
         shutil.copy2(config, src / ".chalice" / config.name)
+    # Chalice picks the wheels by lambda_architecture: the stage's own (an
+    # emulated stage's is this machine's, see deploy.settings).
+    config_path = src / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["stages"][stage.name]["lambda_architecture"] = stage.architecture
+    config_path.write_text(json.dumps(config, indent=2))
     for assets in ASSET_DIRS:
         if (ROOT / assets).is_dir():
             shutil.copytree(ROOT / assets, src / "vendor" / assets, ignore=_ignore)
@@ -121,7 +131,8 @@ def asset_files(root: Path = ROOT) -> list[str]:
     return files
 
 
-def check_zip(zip_path: Path, root: Path = ROOT) -> list[str]:
+def check_zip(zip_path: Path, root: Path = ROOT,
+              architecture: str = tpl.ARCHITECTURE) -> list[str]:
     """What is wrong with the deployment package; empty when it is fine."""
     problems: list[str] = []
     size = zip_path.stat().st_size
@@ -134,7 +145,7 @@ def check_zip(zip_path: Path, root: Path = ROOT) -> list[str]:
             for name in names
             if name.endswith(".dist-info/WHEEL")
         }
-    problems += foreign_binaries(names, wheels)
+    problems += foreign_binaries(names, wheels, architecture)
     required = ["app.py", "chalicelib/__init__.py", *asset_files(root)]
     problems += [f"{name} is missing from the package" for name in required if name not in names]
     top_level = {name.split("/", 1)[0] for name in names}
@@ -146,21 +157,28 @@ def check_zip(zip_path: Path, root: Path = ROOT) -> list[str]:
     return problems
 
 
-def foreign_binaries(names: set[str], wheels: dict[str, str]) -> list[str]:
-    """Compiled files or wheels in the package built for another machine than arm64."""
+def _foreign(file_name: str, machine: str) -> bool:
+    found = MACHINE_NAMES.findall(file_name)
+    return bool(found) and machine not in found
+
+
+def foreign_binaries(names: set[str], wheels: dict[str, str],
+                     architecture: str = tpl.ARCHITECTURE) -> list[str]:
+    """Compiled files or wheels in the package built for another machine than Lambda's."""
+    machine = LINUX_MACHINE[architecture]
     problems = [
-        f"{name} is compiled for another machine than Lambda {tpl.ARCHITECTURE}"
+        f"{name} is compiled for another machine than Lambda {architecture}"
         for name in sorted(names)
-        if name.endswith(NATIVE_SUFFIXES) and FOREIGN_MACHINE.search(name.rsplit("/", 1)[-1])
+        if name.endswith(NATIVE_SUFFIXES) and _foreign(name.rsplit("/", 1)[-1], machine)
     ]
     for name, text in sorted(wheels.items()):
         tags = [line.split(":", 1)[1].strip() for line in text.splitlines()
                 if line.startswith("Tag:")]
         platforms = {tag.rsplit("-", 1)[-1] for tag in tags}
-        if platforms and not any(p == "any" or "aarch64" in p for p in platforms):
+        if platforms and not any(p == "any" or machine in p for p in platforms):
             problems.append(
                 f"{name.split('/', 1)[0]} is a wheel for {', '.join(sorted(platforms))}, "
-                f"not Lambda {tpl.ARCHITECTURE} (linux aarch64)"
+                f"not Lambda {architecture} (linux {machine})"
             )
     return problems
 
@@ -225,7 +243,7 @@ def build(stage: Stage, region: str, build_root: Path = BUILD_ROOT) -> Build:
     """Package `stage`: build/<stage>/out/{deployment.zip,sam.json}."""
     work = build_root / stage.name
     src, out = work / "src", work / "out"
-    _copy_sources(src)
+    _copy_sources(src, stage)
     handlers = stream_handlers()
     merge = work / "merge.json"
     merge.write_text(json.dumps(tpl.merge_template(stage, handlers), indent=2))
@@ -234,8 +252,13 @@ def build(stage: Stage, region: str, build_root: Path = BUILD_ROOT) -> Build:
     _run_chalice_package(stage, src, merge, out, region)
     template_path = out / "sam.json"
     template: dict[str, Any] = json.loads(template_path.read_text())
-    problems = tpl.check_template(template, handlers, tracing=stage.tracing)
-    problems += check_zip(out / "deployment.zip")
+    if stage.api == HTTP_API:
+        # Chalice writes a REST API; this stage's front door is an HTTP API.
+        template = httpapi.transform(template, stage)
+        template_path.write_text(json.dumps(template, indent=2))
+    problems = tpl.check_template(template, handlers, tracing=stage.tracing,
+                                  architecture=stage.architecture)
+    problems += check_zip(out / "deployment.zip", architecture=stage.architecture)
     if problems:
         raise DeployError("the package is not deployable: " + "; ".join(problems))
     return Build(out / "deployment.zip", template_path, template, handlers)

@@ -17,6 +17,7 @@ redrive  run the dead-letter queue's failed stream batches through the follow-up
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -40,15 +41,18 @@ from botocore.parsers import ResponseParserError
 from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
 from deploy import account as acct
+from deploy import emulator
 from deploy import operations as ops
 from deploy import redrive as rd
 from deploy import template as tpl
 from deploy.build import BUILD_ROOT, Build, build, checkov
-from deploy.settings import ROOT, DeployError, Stage, load_stage, say
+from deploy.settings import FRONT_DOORS, HTTP_API, ROOT, DeployError, Stage, load_stage, say
 from deploy.stack import CloudFormationStack
 
 Out = Callable[[str], None]
 PACKAGE_REGION = "us-east-1"  # `package` alone needs a region only to satisfy Chalice
+# moto's CloudFormation skips every AWS::ApiGatewayV2 resource (MiniStack's builds them).
+NO_HTTP_API = "its CloudFormation skips AWS::ApiGatewayV2 resources"
 
 
 def _relative(build_result: Build) -> str:
@@ -107,9 +111,11 @@ def deploy(
     reseed: bool = False,
 ) -> dict[str, str]:
     """Build, upload, create or update the stack, seed the catalog; the stack outputs."""
+    endpoint = emulator.check_endpoint(stage, account.stand_in) if stage.emulator else None
     out(
         f"==> stage {stage.name}: stack {stage.stack_name} in account "
         f"{account.account_id}, {account.region}"
+        + (f" on the {stage.emulator} emulator at {endpoint}" if endpoint else "")
     )
     built = builder(stage, account.region)
     out(f"==> built {_relative(built)} ({built.zip_path.stat().st_size:,} bytes) and its template")
@@ -118,12 +124,15 @@ def deploy(
         f"==> cookie-signing key: {'created' if created else 'kept'} "
         f"SSM SecureString {stage.secret_parameter}"
     )
-    logging_role = acct.ensure_api_logging_role(account, sleep)
-    out(
-        f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
-        if logging_role
-        else "==> API Gateway logs through the role the account already has (kept)"
-    )
+    if stage.api == HTTP_API:
+        out("==> front door: an HTTP API (its access logs need no account logging role)")
+    else:
+        logging_role = acct.ensure_api_logging_role(account, sleep)
+        out(
+            f"==> API Gateway logs through {logging_role} (set now: the account had no role)"
+            if logging_role
+            else "==> API Gateway logs through the role the account already has (kept)"
+        )
     bucket = acct.ensure_bucket(account, stage)
     code_key = acct.upload(account, bucket, stage.name, built.zip_path, ".zip")
     out(f"==> uploaded the package to s3://{bucket}/{code_key}")
@@ -135,7 +144,16 @@ def deploy(
         f"==> expanded the AWS::Serverless transform here (aws-sam-translator "
         f"{tpl.sam_translator_version()}): {len(expanded['Resources'])} resources"
     )
-    if account.stand_in:
+    if endpoint:
+        left_out = emulator.left_out(expanded)
+        expanded = emulator.adapt(expanded, endpoint)
+        out(
+            f"==> emulated stage: left out {', '.join(left_out)}; the API fetches the "
+            f"pool's keys from {endpoint}; a failing stream batch is given up after "
+            f"{emulator.EMULATED_RECORD_AGE_SECONDS} s (deploy/emulator.py EMULATOR_GAPS)"
+        )
+    # An HTTP API's routes are resources of their own already (deploy/httpapi.py).
+    elif account.stand_in and stage.api != HTTP_API:
         expanded = tpl.explicit_routes(expanded)
         out(
             f"==> {account.stand_in} is a stand-in, not AWS: the API's routes go in as "
@@ -152,9 +170,19 @@ def deploy(
     seed(account, outputs["TableName"], reseed, out)
     # Keep only what the stack now points at (a rollback needs nothing older).
     acct.delete_objects(account, bucket, stage.name, keep={code_key, template_key or code_key})
+    if endpoint:
+        # The smoke suite (Python) reaches the path form; a browser the shop's host.
+        outputs["ShopURL"], outputs["EndpointURL"] = emulator.urls(endpoint, outputs, stage)
     out("")
-    out(f"Shop:              {outputs['EndpointURL']}")
-    if account.stand_in:
+    if "EndpointURL" not in outputs:  # a stand-in that cannot build the API
+        out(f"Shop:              none: {account.stand_in} made no API ({NO_HTTP_API})")
+    else:
+        out(f"Shop:              {outputs.get('ShopURL', outputs['EndpointURL'])}")
+    if endpoint:
+        out(f"API:               {outputs['EndpointURL']}")
+        out("                   (the same stage for clients that do not resolve *.localhost: "
+            "make smoke, Python)")
+    if account.stand_in and not endpoint:
         out("                   (what the stand-in's stack reports: nothing serves it)")
     out(f"Table:             {outputs['TableName']}")
     out(f"Dead-letter queue: {outputs['DeadLetterQueueUrl']}")
@@ -205,10 +233,13 @@ def local_env(stage: Stage, account: acct.Account, out: Out = say) -> None:
 
 
 def smoke_deployed(outputs: dict[str, str], account: acct.Account, out: Out = say,
-                   run: Callable[..., int] | None = None) -> bool:
-    """The smoke suite against the URL the deploy printed; True when it passed."""
+                   run: Callable[..., int] | None = None, served: bool = False) -> bool:
+    """The smoke suite against the URL the deploy printed; True when it passed.
+
+    `served`: the stand-in serves the stack (the emulated stage), so the suite runs.
+    """
     url = outputs.get("EndpointURL", "")
-    if account.stand_in:
+    if account.stand_in and not served:
         out("==> smoke suite skipped: the stand-in's stack serves no HTTP")
         return True
     if run is None:
@@ -318,12 +349,19 @@ def main(argv: list[str] | None = None) -> int:
         default=BUILD_ROOT,
         help="where the package is built, under <dir>/<stage>/ (default: build/)",
     )
+    parser.add_argument("--api", choices=FRONT_DOORS, default=None,
+                        help="the API's front door: API Gateway REST or HTTP API "
+                        "(default: the stage's `api`; docs/OPERATIONS.md, Front door)")
     parser.add_argument("--no-smoke", dest="smoke", action="store_false",
                         help="deploy: do not run the smoke suite afterwards")
     args = parser.parse_args(argv)
     builder = functools.partial(build, build_root=args.build_dir.resolve())
     try:
         stage = load_stage(args.stage)
+        if args.api and args.api != stage.api:
+            stage = dataclasses.replace(stage, api=args.api)
+        if stage.emulator:
+            emulator.point_at_emulator(os.environ)
         if args.command == "package":
             package(stage, builder=builder, scan=not args.no_checkov)
         elif args.command == "deploy":
@@ -335,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                 alarm_email=args.alarm_email,
                 reseed=args.reseed,
             )
-            if args.smoke and not smoke_deployed(outputs, account):
+            if args.smoke and not smoke_deployed(outputs, account,
+                                                 served=stage.emulator is not None):
                 return 1
         elif args.command == "env":
             local_env(stage, acct.connect())

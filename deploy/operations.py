@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from deploy.settings import HTTP_API as HTTP_API_DOOR
 from deploy.settings import Stage
 
 METRICS_NAMESPACE = "ChaliceCart"
@@ -31,6 +32,8 @@ ALARM_EMAIL_PARAMETER = "AlarmEmail"
 HAS_ALARM_EMAIL = "HasAlarmEmail"
 DASHBOARD = "OperationsDashboard"
 ACCESS_LOG_GROUP = "ApiAccessLogGroup"
+# The HTTP API's logical id (deploy/httpapi.py): its metrics are per ApiId.
+HTTP_API = "HttpApi"
 
 ITERATOR_AGE_LIMIT_MS = 60_000
 API_P99_LATENCY_LIMIT_MS = 1_000
@@ -104,6 +107,27 @@ def _dimensions(**values: Any) -> list[dict[str, Any]]:
     return [{"Name": k, "Value": v} for k, v in values.items()]
 
 
+def api_metric_names(stage: Stage) -> dict[str, str]:
+    """API Gateway's metric names for this stage's front door (an HTTP API's are lower case)."""
+    if stage.api == HTTP_API_DOOR:
+        return {"4xx": "4xx", "5xx": "5xx"}
+    return {"4xx": "4XXError", "5xx": "5XXError"}
+
+
+def api_dimensions(stage: Stage, sub: bool = False) -> list[Any]:
+    """The API stage's metric dimensions as name, value, ...: a REST API's by name,
+    an HTTP API's by id (`sub`: as an Fn::Sub reference, else as a Ref)."""
+    if stage.api == HTTP_API_DOOR:
+        api_id: Any = f"${{{HTTP_API}}}" if sub else {"Ref": HTTP_API}
+        return ["ApiId", api_id, "Stage", stage.api_stage]
+    return ["ApiName", stage.stack_name, "Stage", stage.api_stage]
+
+
+def _api_dimensions(stage: Stage) -> list[dict[str, Any]]:
+    flat = api_dimensions(stage)
+    return [{"Name": flat[i], "Value": flat[i + 1]} for i in range(0, len(flat), 2)]
+
+
 def _function_ref(logical_id: str) -> dict[str, str]:
     return {"Ref": logical_id}  # a function's Ref is its name
 
@@ -131,8 +155,8 @@ def alarms(
             threshold=1, period=300,
             metric={
                 "Namespace": "AWS/ApiGateway",
-                "MetricName": "5XXError",
-                "Dimensions": _dimensions(ApiName=stage.stack_name, Stage=stage.api_stage),
+                "MetricName": api_metric_names(stage)["5xx"],
+                "Dimensions": _api_dimensions(stage),
                 "Statistic": "Sum",
             },
         ),
@@ -144,7 +168,7 @@ def alarms(
             metric={
                 "Namespace": "AWS/ApiGateway",
                 "MetricName": "Latency",
-                "Dimensions": _dimensions(ApiName=stage.stack_name, Stage=stage.api_stage),
+                "Dimensions": _api_dimensions(stage),
                 "ExtendedStatistic": "p99",
             },
         ),
@@ -298,7 +322,8 @@ def _widget(title: str, metrics: list[list[Any]], stat: str, x: int, y: int,
 def dashboard_body(stage: Stage, functions: dict[str, str], stream_functions: list[str],
                    table: str, queue: str) -> str:
     """The dashboard's JSON, for Fn::Sub: ${...} are the stack's names."""
-    api = ["ApiName", stage.stack_name, "Stage", stage.api_stage]
+    api = api_dimensions(stage, sub=True)
+    errors = api_metric_names(stage)
     service = ["service", stage.service_name]
     names = {handler: stage.function_name(handler) for handler in functions}
     stream_names = [
@@ -307,7 +332,7 @@ def dashboard_body(stage: Stage, functions: dict[str, str], stream_functions: li
     business = [name for name, unit in BUSINESS_METRICS if unit == "Count"]
     widgets = [
         _widget("API requests, 4XX, 5XX",
-                [["AWS/ApiGateway", m, *api] for m in ("Count", "4XXError", "5XXError")],
+                [["AWS/ApiGateway", m, *api] for m in ("Count", errors["4xx"], errors["5xx"])],
                 "Sum", 0, 0),
         _widget("API latency p50 / p99 (ms)",
                 [["AWS/ApiGateway", "Latency", *api, {"stat": s}] for s in ("p50", "p99")],

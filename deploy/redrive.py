@@ -40,6 +40,16 @@ GONE = frozenset({"TrimmedDataAccessException", "ExpiredIteratorException",
                   "ResourceNotFoundException"})
 
 
+def _sequence_number(value: object) -> str:
+    """A stream sequence number exactly as the stream wrote it: GetShardIterator
+    looks it up as a string, so reformatting it (a zero-padded one as an int)
+    would name no record. ValueError when it is not a decimal number."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"sequence number {text!r} is not a decimal number")
+    return text
+
+
 @dataclass(frozen=True)
 class BatchInfo:
     """Where a failed batch's records are: Lambda's DDBStreamBatchInfo."""
@@ -58,8 +68,8 @@ class BatchInfo:
             return cls(
                 stream_arn=str(info["streamArn"]),
                 shard_id=str(info["shardId"]),
-                start_sequence=str(int(info["startSequenceNumber"])),
-                end_sequence=str(int(info["endSequenceNumber"])),
+                start_sequence=_sequence_number(info["startSequenceNumber"]),
+                end_sequence=_sequence_number(info["endSequenceNumber"]),
                 batch_size=int(info["batchSize"]),
             )
         except (KeyError, TypeError, ValueError) as exc:  # json's errors are ValueErrors

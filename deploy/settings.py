@@ -3,13 +3,16 @@
 Besides Chalice's own keys (`xray`, `reserved_concurrency` per function, which
 Chalice writes into its template itself) a deployable stage carries what
 Chalice has no key for: `api_throttling` {`rate_limit`, `burst_limit`} for the
-API stage and `log_retention_days` for every log group of the stack
-(docs/OPERATIONS.md, "Capacity").
+API stage, `log_retention_days` for every log group of the stack
+(docs/OPERATIONS.md, "Capacity") and `api`, the front door: `rest` (Chalice's
+own REST API) or `http` (the same app behind an HTTP API, deploy/httpapi.py;
+docs/OPERATIONS.md, "Front door").
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,14 @@ LOCAL_STAGES = frozenset({"local"})
 DEFAULT_RATE_LIMIT = 50.0
 DEFAULT_BURST_LIMIT = 100
 DEFAULT_LOG_RETENTION_DAYS = 14
+# The front doors a stage can have: Chalice's REST API, or an HTTP API in front
+# of the same function (deploy/httpapi.py). A stage that names none keeps REST.
+REST_API = "rest"
+HTTP_API = "http"
+FRONT_DOORS = (REST_API, HTTP_API)
+# Lambda's names for the machines it runs on, by what platform.machine() says.
+MACHINE_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64",
+                         "arm64": "arm64"}
 # The values CloudWatch Logs accepts for RetentionInDays.
 LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
@@ -48,8 +59,14 @@ class Stage:
     log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     tracing: bool = True
     api_stage: str = "api"  # Chalice's api_gateway_stage: the URL's first segment
+    api: str = REST_API  # the front door: REST_API or HTTP_API
     # handler -> reserved concurrency; a handler not named here has none
     reserved_concurrency: dict[str, int] = field(default_factory=dict)
+    # Lambda's `Architectures`: .chalice/config.json lambda_architecture, or for an
+    # emulated stage this machine's (the emulator runs the functions here).
+    architecture: str = "arm64"
+    # The local emulator the stage is deployed to (`make emulate`), None for AWS.
+    emulator: str | None = None
 
     @property
     def service_name(self) -> str:
@@ -67,6 +84,14 @@ class Stage:
 
     def function_name(self, handler: str) -> str:
         return f"{self.stack_name}-{handler}"
+
+
+def host_architecture(machine: str | None = None) -> str:
+    """Lambda's name for this machine's architecture; DeployError for another."""
+    name = (machine or platform.machine()).lower()
+    if name not in MACHINE_ARCHITECTURES:
+        raise DeployError(f"Lambda runs on x86_64 or arm64 only, not on this {name}")
+    return MACHINE_ARCHITECTURES[name]
 
 
 def load_stage(name: str, config_path: Path = CONFIG) -> Stage:
@@ -112,8 +137,15 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         if value is not None:
             number = _number(value, f"{where}.lambda_functions.{handler}.reserved_concurrency", 0)
             reserved[handler] = int(number)
+    api = stage.get("api", config.get("api", REST_API))
+    if api not in FRONT_DOORS:
+        raise DeployError(f"{where}.api must be one of {', '.join(FRONT_DOORS)}, not {api!r}")
     # Chalice's own lookup order for `xray`: the stage, else the top level.
     tracing = stage.get("xray", config.get("xray", False))
+    emulator = stage.get("emulator")
+    architecture = (host_architecture() if emulator else
+                    str(stage.get("lambda_architecture", config.get("lambda_architecture",
+                                                                     "arm64"))))
     return Stage(
         app_name=str(config["app_name"]),
         name=name,
@@ -123,5 +155,8 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         log_retention_days=int(retention),
         tracing=bool(tracing),
         api_stage=str(config.get("api_gateway_stage", "api")),
+        api=str(api),
         reserved_concurrency=reserved,
+        architecture=architecture,
+        emulator=str(emulator) if emulator else None,
     )

@@ -310,6 +310,7 @@ def check_template(
     stream_handlers: Iterable[str],
     today: date | None = None,
     tracing: bool = True,
+    architecture: str = ARCHITECTURE,
 ) -> list[str]:
     """What is wrong with a merged template; empty when it is deployable on `today`."""
     today = today or date.today()
@@ -334,10 +335,10 @@ def check_template(
         runtime = runtime_problem(properties.get("Runtime"), today)
         if runtime:
             problems.append(f"{name}: {runtime}")
-        if properties.get("Architectures") != [ARCHITECTURE]:
+        if properties.get("Architectures") != [architecture]:
             problems.append(
                 f"{name}: architectures {properties.get('Architectures')} are not "
-                f"[{ARCHITECTURE!r}] (.chalice/config.json lambda_architecture)"
+                f"[{architecture!r}] (.chalice/config.json lambda_architecture)"
             )
         wanted = "Active" if tracing else "PassThrough"
         if properties.get("Tracing") != wanted:
@@ -389,7 +390,7 @@ def sam_translator_version() -> str:
 
 # -- for a stand-in account (moto) only ----------------------------------------------
 
-_HTTP_METHODS = {
+OPENAPI_METHODS = {
     "get": "GET",
     "put": "PUT",
     "post": "POST",
@@ -443,16 +444,16 @@ def explicit_routes(template: dict[str, Any]) -> dict[str, Any]:
                 }
                 paths[prefix] = {"Ref": name}
         for verb, operation in operations.items():
-            if verb not in _HTTP_METHODS:
+            if verb not in OPENAPI_METHODS:
                 continue
             integration = operation["x-amazon-apigateway-integration"]
-            name = _unique(f"{REST_API}Method{_name(path)}{_HTTP_METHODS[verb]}", added, result)
+            name = _unique(f"{REST_API}Method{_name(path)}{OPENAPI_METHODS[verb]}", added, result)
             added[name] = {
                 "Type": "AWS::ApiGateway::Method",
                 "Properties": {
                     "RestApiId": api,
                     "ResourceId": paths[prefix],
-                    "HttpMethod": _HTTP_METHODS[verb],
+                    "HttpMethod": OPENAPI_METHODS[verb],
                     "AuthorizationType": "NONE",
                     "Integration": {
                         "Type": integration["type"].upper(),

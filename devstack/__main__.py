@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
                                   "tests use (apt-get installs one on Debian/Ubuntu)")
     browser.add_argument("--no-install", action="store_true", help="only look")
 
+    emulate = commands.add_parser("emulate", help="MiniStack with the emulated stage "
+                                  "deployed to it, until Ctrl-C (`make emulate`)")
+    emulate.add_argument("--port", type=_port, default=4566, help="MiniStack (default 4566)")
+    emulate.add_argument("--api", choices=("rest", "http"), default="rest",
+                         help="the API's front door (default rest)")
+    emulate.add_argument("--state-dir", type=Path, default=PROJECT_DIR / "build" / "emulate",
+                         help="MiniStack's log and working directory (default build/emulate)")
+
     moto = commands.add_parser("moto", help="only the moto server")
     moto.add_argument("--host", default="127.0.0.1")
     moto.add_argument("--port", type=_port, default=8001)
@@ -125,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.browser import main as browser_main
 
         return browser_main(install=not args.no_install)
+    if args.command == "emulate":
+        from devstack.emulator import run as emulate
+
+        return emulate(args.port, api=args.api, state_dir=args.state_dir)
     from devstack.motoserver import serve
 
     serve(args.host, args.port, snapshot=args.snapshot, table_name=args.table)

@@ -99,7 +99,8 @@ def _build(stage_name: str, work: Path) -> Built:
     parameters = {tpl.SECRET_PARAMETER: stage.secret_parameter}
     expanded = tpl.expand(template, parameters, REGION)
     (work / f"{stage.name}-expanded.json").write_text(json.dumps(expanded, indent=1))
-    stand_in = tpl.explicit_routes(expanded)
+    # What a moto stand-in gets (an HTTP API's routes are resources already).
+    stand_in = tpl.explicit_routes(expanded) if stage.api == "rest" else expanded
     (work / f"{stage.name}-stand-in.json").write_text(json.dumps(stand_in, indent=1))
     return Built(stage, built, template, expanded, path)
 
@@ -211,15 +212,22 @@ def test_the_package_carries_only_wheels_built_for_arm64(dev: Built) -> None:
 def test_the_api_stage_is_traced_throttled_per_stage_and_writes_access_logs(
     dev: Built, prod: Built
 ) -> None:
-    for built, (rate, burst) in ((dev, (50, 100)), (prod, (1000, 2000))):
-        [stage] = _resources(built.expanded, "AWS::ApiGateway::Stage").values()
-        properties = stage["Properties"]
-        assert properties["TracingEnabled"] is True
-        [throttle] = properties["MethodSettings"]
-        assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (rate, burst)
-        setting = properties["AccessLogSetting"]
-        assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
-        assert json.loads(setting["Format"])["requestId"] == "$context.requestId"
+    # dev's front door is Chalice's REST API, prod's an HTTP API (deploy/httpapi.py).
+    assert (dev.stage.api, prod.stage.api) == ("rest", "http")
+    [stage] = _resources(dev.expanded, "AWS::ApiGateway::Stage").values()
+    properties = stage["Properties"]
+    assert properties["TracingEnabled"] is True
+    [throttle] = properties["MethodSettings"]
+    assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (50, 100)
+    setting = properties["AccessLogSetting"]
+    [http_stage] = _resources(prod.expanded, "AWS::ApiGatewayV2::Stage").values()
+    http = http_stage["Properties"]
+    assert http["DefaultRouteSettings"]["ThrottlingRateLimit"] == 1000
+    assert http["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 2000
+    assert not _resources(prod.expanded, "AWS::ApiGateway::Stage")
+    for built, log in ((dev, setting), (prod, http["AccessLogSettings"])):
+        assert log["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+        assert json.loads(log["Format"])["requestId"] == "$context.requestId"
         group = built.expanded["Resources"]["ApiAccessLogGroup"]["Properties"]
         assert group["RetentionInDays"] == built.stage.log_retention_days
     prod_functions = _resources(prod.expanded, "AWS::Lambda::Function")
@@ -261,7 +269,10 @@ def test_api_gateway_own_errors_go_out_in_chalice_error_shape_inside_the_openapi
     dev: Built, prod: Built
 ) -> None:
     error = '{"Code":"$context.error.responseType","Message":$context.error.messageString}'
-    for built in (dev, prod):
+    # prod's HTTP API has no gateway responses: its catch-alls bring every
+    # unknown route to the app (tests/functional/test_http_api.py).
+    assert "RestAPI" not in prod.expanded["Resources"]
+    for built in (dev,):
         body = built.expanded["Resources"]["RestAPI"]["Properties"]["Body"]
         responses = dict(body["x-amazon-apigateway-gateway-responses"])
         assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED",
@@ -280,6 +291,26 @@ def test_api_gateway_own_errors_go_out_in_chalice_error_shape_inside_the_openapi
         }
     # In the Body, not as resources, which a Body update would silently drop.
     assert not _resources(dev.expanded, "AWS::ApiGateway::GatewayResponse")
+
+
+def test_the_http_api_has_a_route_for_every_route_chalice_made_and_one_integration(
+    dev: Built, prod: Built
+) -> None:
+    chalice_made = {
+        (verb.upper(), path)
+        for path, item in dev.expanded["Resources"]["RestAPI"]["Properties"]["Body"][
+            "paths"].items()
+        for verb in item
+    }
+    keys = {r["Properties"]["RouteKey"] for r in _resources(
+        prod.expanded, "AWS::ApiGatewayV2::Route").values()}
+    greedy = {(m, p) for m, p in chalice_made if p.endswith("+}")}
+    assert {f"{m} {p}" for m, p in chalice_made - greedy} | {"ANY /{proxy+}", "ANY /"} == keys
+    [integration] = _resources(prod.expanded, "AWS::ApiGatewayV2::Integration").values()
+    assert integration["Properties"]["PayloadFormatVersion"] == "1.0"
+    [permission] = _resources(prod.expanded, "AWS::Lambda::Permission").values()
+    assert permission["Properties"]["SourceArn"]["Fn::Sub"].endswith(":${HttpApi}/*")
+    assert prod.expanded["Outputs"]["EndpointURL"]["Value"]["Fn::Sub"].endswith("/api/")
 
 
 def test_a_change_to_the_gateway_responses_deploys_the_api_again(dev: Built) -> None:
@@ -603,6 +634,8 @@ MOTO_GAPS = {
     "alarms": "no AWS::CloudWatch::Alarm in its CloudFormation: the stack has no alarms",
     "subscription": "no AWS::SNS::Subscription in its CloudFormation: no e-mail subscribed",
     "tracing": "its Lambda drops TracingConfig: every function reads PassThrough",
+    "http_api": "no AWS::ApiGatewayV2 resource in its CloudFormation: an HTTP API stage's "
+    "stack goes up without its API (MiniStack builds it: make emulate API=http)",
 }
 
 
@@ -638,10 +671,12 @@ def _stand_in_env(moto_url: str, home: Path) -> dict[str, str]:
     }
 
 
-def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run(command: str, env: dict[str, str],
+         stage: str = "dev") -> subprocess.CompletedProcess[str]:
     """`make deploy|destroy STAGE=dev` without make's install check."""
     return subprocess.run(  # nosec B603
-        [sys.executable, "-m", "deploy", command, "--stage", "dev", "--build-dir", str(TEST_BUILD)],
+        [sys.executable, "-m", "deploy", command, "--stage", stage, "--build-dir",
+         str(TEST_BUILD)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -1337,3 +1372,64 @@ def test_deploy_whose_stack_completes_seeds_the_catalog_and_prints_the_shop_url(
         ExpressionAttributeValues={":pk": {"S": table.CATALOG_PK}},
     )["Items"]
     assert sorted(i["productId"]["S"] for i in items) == sorted(p.id for p in SEED)
+
+
+# -- an HTTP API stage against the moto stand-in -----------------------------------
+
+PROD_STACK = "chalice-cart-prod"
+
+
+@dataclass(frozen=True)
+class HttpLifecycle:
+    deployed: subprocess.CompletedProcess[str]
+    sent: dict[str, Any]  # the template the stand-in's stack holds
+    resources: dict[str, str]
+    functions: list[str]
+    http_apis: list[dict[str, Any]]
+    destroyed: subprocess.CompletedProcess[str]
+    left: list[str]  # stacks after the destroy
+
+
+@pytest.fixture(scope="module")
+def http_lifecycle(prod: Built, tmp_path_factory: pytest.TempPathFactory) -> HttpLifecycle:
+    """`make deploy STAGE=prod` (its front door an HTTP API), then destroy, on moto."""
+    home = tmp_path_factory.mktemp("home-http")
+    with _moto_server() as moto_url:
+        env = _stand_in_env(moto_url, home)
+        deployed = _run("deploy", env, "prod")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+        cfn = session.client("cloudformation", endpoint_url=moto_url)
+        sent = dict(cfn.get_template(StackName=PROD_STACK)["TemplateBody"])
+        resources = {r["LogicalResourceId"]: r["ResourceType"] for r in cfn.list_stack_resources(
+            StackName=PROD_STACK)["StackResourceSummaries"]}
+        functions = [f["FunctionName"] for f in session.client(
+            "lambda", endpoint_url=moto_url).list_functions()["Functions"]]
+        apis = session.client("apigatewayv2", endpoint_url=moto_url).get_apis()["Items"]
+        destroyed = _run("destroy", env, "prod")
+        left = [s["StackName"] for s in cfn.describe_stacks()["Stacks"]
+                if s["StackStatus"] != "DELETE_COMPLETE"]
+    return HttpLifecycle(deployed, sent, resources, functions, apis, destroyed, left)
+
+
+def test_an_http_api_stage_deploys_to_the_moto_stand_in_and_is_destroyed(
+    http_lifecycle: HttpLifecycle, prod: Built
+) -> None:
+    deployed = http_lifecycle.deployed
+    assert "==> front door: an HTTP API" in deployed.stdout
+    assert "explicit API Gateway resources" not in deployed.stdout  # routes are resources
+    # The stack got the HTTP API as the template tests see it ...
+    sent = http_lifecycle.sent["Resources"]
+    routes = [r for r in sent.values() if r["Type"] == "AWS::ApiGatewayV2::Route"]
+    assert len(routes) == len(_resources(prod.expanded, "AWS::ApiGatewayV2::Route")) > 20
+    assert "RestAPI" not in sent
+    # ... and moto built everything but the API.
+    assert http_lifecycle.resources["CartTable"] == "AWS::DynamoDB::Table"
+    assert set(http_lifecycle.functions) == {f"{PROD_STACK}-api_handler",
+                                             f"{PROD_STACK}-process_stream"}
+    assert "HttpApi" not in http_lifecycle.resources, MOTO_GAPS["http_api"]
+    assert http_lifecycle.http_apis == [], MOTO_GAPS["http_api"]
+    assert re.search(r"^Shop: +none: .*AWS::ApiGatewayV2", deployed.stdout, re.M), deployed.stdout
+    assert http_lifecycle.destroyed.returncode == 0, http_lifecycle.destroyed.stderr
+    assert http_lifecycle.left == []

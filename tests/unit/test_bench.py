@@ -327,3 +327,18 @@ def test_a_partial_run_replaces_only_its_own_sections_and_summary_rows() -> None
     assert "0.5x: holds" in updated
     assert "Sections 7 re-run on 2026-01-03 03:04 UTC" in updated
     assert updated.count("## 7. Scale model") == 1
+
+
+def test_a_partial_run_of_a_new_section_adds_its_summary_row() -> None:
+    from bench.__main__ import update
+
+    first = Section("cold_start", "3. Cold start", "≤ 1.15x", result="0.5x: holds")
+    text = render([first], datetime.datetime(2026, 1, 2, 3, 4), 12.0, "make bench",
+                  ["- Machine: test box", "- Code: commit abc"])
+    new = Section("emulated", "9. On the emulator", "side by side", result="1.00x")
+    updated = update(text, [new], datetime.datetime(2026, 1, 3, 3, 4),
+                     "python -m bench --only emulated", ["- Code: commit def"])
+    rows = [line for line in updated.split("\n## ")[0].splitlines() if line.startswith("| ")]
+    assert rows[-2:] == ["| 3. Cold start | ≤ 1.15x | 0.5x: holds |",
+                         "| 9. On the emulator | side by side | 1.00x |"]
+    assert updated.count("## 9. On the emulator") == 1

@@ -82,14 +82,26 @@ def test_each_function_alarms_on_its_errors_and_throttles() -> None:
 
 
 def test_the_api_alarms_on_5xx_and_on_p99_latency_of_its_stage() -> None:
-    found = alarms(PROD)
-    api = {"ApiName": "chalice-cart-prod", "Stage": "api"}
+    found = alarms(DEV)
+    api = {"ApiName": "chalice-cart-dev", "Stage": "api"}
+    assert DEV.api == "rest"
     assert _metric(found["Api5xxAlarm"]) == ("AWS/ApiGateway", "5XXError", api)
     latency = found["ApiLatencyAlarm"]
     assert _metric(latency) == ("AWS/ApiGateway", "Latency", api)
     assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == 1000
     # The names the dimensions point at are the ones the template gives.
-    assert resources(PROD)["RestAPI"]["Properties"]["Name"] == api["ApiName"]
+    assert resources(DEV)["RestAPI"]["Properties"]["Name"] == api["ApiName"]
+
+
+def test_an_http_api_stage_alarms_on_its_api_by_id_with_the_http_api_metric_names() -> None:
+    found = alarms(PROD)
+    api = {"ApiId": {"Ref": ops.HTTP_API}, "Stage": "api"}
+    assert PROD.api == "http"
+    assert _metric(found["Api5xxAlarm"]) == ("AWS/ApiGateway", "5xx", api)
+    assert _metric(found["ApiLatencyAlarm"]) == ("AWS/ApiGateway", "Latency", api)
+    body = resources(PROD)["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert '["AWS/ApiGateway","5xx","ApiId","${HttpApi}","Stage","api"]' in body
+    assert "ApiName" not in body and "5XXError" not in body
 
 
 DYNAMODB_CALL = re.compile(
@@ -307,3 +319,20 @@ def test_the_dashboard_s_business_metrics_are_the_ones_the_code_emits() -> None:
     assert (metrics.DEFAULT_NAMESPACE, metrics.DIMENSION) == (ops.METRICS_NAMESPACE, "service")
     assert metrics.NAMESPACE_VARIABLE in tpl.metrics_environment(DEV)
     assert metrics.SERVICE_VARIABLE in tpl.metrics_environment(DEV)
+
+
+def test_an_on_failure_record_s_sequence_numbers_are_kept_as_the_stream_wrote_them() -> None:
+    # MiniStack writes them zero-padded and GetShardIterator matches the string:
+    # as an int, "00...10" became "10" and the batch read as trimmed.
+    from deploy.redrive import BatchInfo
+
+    body = json.dumps({"DDBStreamBatchInfo": {
+        "streamArn": "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/s",
+        "shardId": "shardId-00000000000000000000-00000000",
+        "startSequenceNumber": "000000017964240107230000000010",
+        "endSequenceNumber": "000000017964240107230000000012", "batchSize": 3}})
+    info = BatchInfo.from_message(body)
+    assert (info.start_sequence, info.end_sequence) == (
+        "000000017964240107230000000010", "000000017964240107230000000012")
+    with pytest.raises(ValueError, match="not a DynamoDB stream on-failure record"):
+        BatchInfo.from_message(body.replace('"000000017964240107230000000010"', '"1e5"'))

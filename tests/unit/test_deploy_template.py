@@ -163,7 +163,7 @@ def test_secret_parameter_and_function_names_are_per_stage() -> None:
 def test_stage_local_is_refused_and_unknown_stages_are_named() -> None:
     with pytest.raises(DeployError, match="local stack"):
         load_stage("local")
-    with pytest.raises(DeployError, match="deployable stages: dev, prod"):
+    with pytest.raises(DeployError, match="deployable stages: dev, emulated, prod"):
         load_stage("staging")
     assert load_stage("prod").production and not load_stage("dev").production
 
