@@ -1,42 +1,71 @@
 # chalice-cart: the project's vocabulary. Every target installs what it needs.
 SHELL := /bin/bash
+# Set-up needs only `make` and any Python 3. That Python installs uv (pinned with
+# hashes in requirements-tools.lock) into .venv-tools; uv then makes each venv and
+# fills it from its lock file (every package, transitive ones included, pinned
+# with hashes: `make lock` writes them from the requirements-*.txt beside them).
 # The venv's Python is the Lambda runtime's (python3.13, .chalice/config.json):
-# what is tested and run locally is what is deployed. PYTHON=... overrides.
+# what is tested and run locally is what is deployed. scripts/lambda-python finds
+# an installed one (PATH, pyenv); with none, uv fetches a managed CPython 3.13.
+# PYTHON=... overrides; INSTALLER=pip uses pip with the same lock files instead of
+# uv (and is what happens, with a warning, when uv cannot be installed).
 LAMBDA_PYTHON := 3.13
 PYTHON ?= $(shell scripts/lambda-python $(LAMBDA_PYTHON))
+BOOTSTRAP_PYTHON ?= $(shell command -v python3 || command -v python)
+INSTALLER ?= uv
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAGE ?= dev
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON)
 CHECKOV_VENV := $(VENV)/checkov
+# Every lock file `make lock` writes. A new venv: add its requirements-<name>.txt,
+# its lock here, run `make lock`, then `$(call sync_venv,<dir>,<lock>)` in its rule.
+LOCKS := requirements-dev.lock requirements-checkov.lock requirements-ministack.lock
 
-.PHONY: install browser run reset logs test lint unit functional e2e bench smoke soak package deploy destroy redrive clean ministack emulate emulated
+.PHONY: install lock browser run reset logs catalog test lint unit functional e2e bench smoke soak package deploy destroy redrive clean ministack emulate emulated
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
-	@test -n "$(PYTHON)" || { echo "Python $(LAMBDA_PYTHON) not found: install it (python.org, \
-	'brew install python@$(LAMBDA_PYTHON)', 'apt-get install python$(LAMBDA_PYTHON)' or \
-	'pyenv install $(LAMBDA_PYTHON)'), or run make PYTHON=/path/to/python$(LAMBDA_PYTHON)" >&2; exit 1; }
-	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(LAMBDA_PYTHON)".split("."))))' \
-		2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/python -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip<26.3"
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+$(UV): requirements-tools.lock
+	@scripts/bootstrap-uv "$(BOOTSTRAP_PYTHON)" $(TOOLS) requirements-tools.lock
+
+# $(call sync_venv,DIR,LOCK): DIR a venv of the Lambda runtime's Python holding
+# exactly what LOCK pins (hashes checked), made anew if its Python is another.
+define sync_venv
+	@$(1)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(LAMBDA_PYTHON)".split("."))))' \
+		2>/dev/null || scripts/make-venv "$(INSTALLER)" "$(UV)" "$(or $(PYTHON),$(LAMBDA_PYTHON))" $(1)
+	scripts/sync-venv "$(INSTALLER)" "$(UV)" $(1) $(2)
+endef
+
+$(STAMP): requirements.txt requirements-dev.lock requirements-checkov.lock \
+		| $(if $(filter uv,$(INSTALLER)),$(UV))
+	$(call sync_venv,$(VENV),requirements-dev.lock)
+	$(call sync_venv,$(CHECKOV_VENV),requirements-checkov.lock)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve every lock file from its requirements-*.txt (hashes included):
+# after changing a pin. Kept versions stay unless UPGRADE=1.
+UPGRADE ?= 0
+lock: $(UV)
+	@for lock in requirements-tools.lock $(LOCKS); do \
+		cp "$$lock" "$$lock.new" 2>/dev/null || true; \
+		$(UV) pip compile --quiet --generate-hashes --universal --custom-compile-command "make lock" \
+			--python-version $(LAMBDA_PYTHON) $(if $(filter 1,$(UPGRADE)),--upgrade) \
+			"$${lock%.lock}.txt" -o "$$lock.new" || { rm -f "$$lock.new"; exit 1; }; \
+		if cmp -s "$$lock" "$$lock.new"; then rm "$$lock.new"; echo "$$lock: unchanged"; \
+		else mv "$$lock.new" "$$lock"; echo "$$lock: written"; fi; \
+	done
 
 # MiniStack, the local AWS emulator of `make emulate` and tests/emulated, in a venv of
 # its own: its botocore pin clashes with moto's. It runs the deployed functions with
 # its own interpreter, so that is the Lambda runtime's Python too.
 MINISTACK_VENV := $(VENV)/ministack
 MINISTACK_STAMP := $(MINISTACK_VENV)/.installed
-$(MINISTACK_STAMP): requirements-ministack.txt | $(STAMP)
-	test -x $(MINISTACK_VENV)/bin/python || $(PYTHON) -m venv $(MINISTACK_VENV)
-	$(MINISTACK_VENV)/bin/python -m pip install --quiet --upgrade "pip<26.3"
-	$(MINISTACK_VENV)/bin/python -m pip install --quiet -r requirements-ministack.txt
+$(MINISTACK_STAMP): requirements-ministack.lock | $(STAMP)
+	$(call sync_venv,$(MINISTACK_VENV),requirements-ministack.lock)
 	touch $(MINISTACK_STAMP)
 
 ministack: $(MINISTACK_STAMP)
@@ -57,13 +86,23 @@ BROWSER_PATH = $$($(BIN)/python -m devstack browser --no-install)
 MOTO_PORT ?= 8001
 RELOAD ?= 0
 VERBOSE ?= 0
+# TTL_SWEEP: seconds between expiries of items past their TTL (devstack/ttl.py; 0: never).
+TTL_SWEEP ?= 60
 RUN = $(BIN)/python -m devstack run --port "$(PORT)" --moto-port "$(MOTO_PORT)" \
-	--reload "$(RELOAD)" --verbose "$(VERBOSE)"
+	--reload "$(RELOAD)" --verbose "$(VERBOSE)" --ttl-interval "$(TTL_SWEEP)"
 run: install
 	exec $(RUN)
 
 reset: install
 	exec $(RUN) --fresh
+
+# Load a catalog file (docs/OPERATIONS.md "Managing the catalog"): into the local
+# stack's table (the `make run` on MOTO_PORT), or with STAGE=<stage> into a deployed
+# (or emulated) stage's. The whole file is checked first; a bad line writes nothing.
+catalog: install
+	@test -n "$(FILE)" || { echo "usage: make catalog FILE=catalog/products.csv [STAGE=dev]" >&2; exit 2; }
+	$(BIN)/python -m deploy.catalog "$(FILE)" --moto-port "$(MOTO_PORT)" \
+		$(if $(filter command line environment,$(origin STAGE)),--stage "$(STAGE)")
 
 # Follow what the running stack writes (every process's output, one file).
 logs:
@@ -143,4 +182,4 @@ destroy: install
 	$(BIN)/python -m deploy destroy --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) build .pytest_cache .mypy_cache .ruff_cache

@@ -48,6 +48,7 @@ from chalicelib.accounts import (
     WeakPassword,
     WrongCode,
 )
+from chalicelib.catalog import NotEnoughStock, OutOfStock, PriceChanged, ProductWithdrawn
 from chalicelib.domain import (
     MAX_LINES,
     CartChanged,
@@ -193,6 +194,10 @@ def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
                             status_code=503)
         except StoreUnavailable:
             return _store_unavailable()
+        except (ProductWithdrawn, PriceChanged, OutOfStock, NotEnoughStock) as exc:
+            checkout_view = view.__name__ == "checkout"
+            return Response(body=presenters.catalog_conflict(exc, checkout_view),
+                            status_code=409)
         except DomainError as exc:  # a new rule without a mapping is still a 4xx
             raise BadRequestError(str(exc)) from exc
     return wrapper
@@ -352,8 +357,7 @@ def remove_from_cart(product_id: str) -> Response:
 @app.route("/api/cart", methods=["GET"])
 @_http_errors
 def display_cart() -> dict[str, Any]:
-    lines, cart_totals = runtime.cart_service().display_cart(_current_cart())
-    return presenters.cart_json(lines, cart_totals)
+    return presenters.cart_view_json(*runtime.cart_service().cart_view(_current_cart()))
 
 
 @app.route("/api/cart/status", methods=["GET"])
@@ -476,7 +480,9 @@ def _html_errors(view: Callable[..., Response]) -> Callable[..., Response]:
 def browse_shop() -> Response:
     service, cart_id = runtime.cart_service(), _current_cart()
     lines, _ = service.display_cart(cart_id)
-    return web.render("shop.html", _base(), products=service.list_products(),
+    products, page, pages = presenters.shop_page(service.list_products(),
+                                                 _request().query_params)
+    return web.render("shop.html", _base(), products=products, page=page, pages=pages,
                       in_cart={line.product_id: line.quantity for line in lines},
                       status=service.cart_status(cart_id), account=_account_email())
 
@@ -485,9 +491,10 @@ def browse_shop() -> Response:
 @_html_errors
 def view_cart() -> Response:
     service, cart_id = runtime.cart_service(), _current_cart()
-    lines, cart_totals = service.display_cart(cart_id)
-    images = {product.id: product.image for product in service.list_products()} if lines else {}
-    return web.render("cart.html", _base(), lines=lines, totals=cart_totals, images=images,
+    views, item_count, subtotal = service.cart_view(cart_id)
+    images = {p.id: p.image for p in service.catalog_products()} if views else {}
+    return web.render("cart.html", _base(), lines=views, item_count=item_count,
+                      subtotal=subtotal, images=images,
                       status=service.cart_status(cart_id), account=_account_email())
 
 

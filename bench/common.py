@@ -161,11 +161,13 @@ def in_process_stack() -> Iterator[InProcessStack]:
 
         with mock_aws():
             from app import app
-            from devstack.motoserver import share_stream_shards
+            from devstack.moto_memory import undo_by_item
 
-            share_stream_shards()  # a cancelled transaction leaves the stream as it was
+            undo_by_item()  # a cancelled transaction leaves the stream as it was
             from chalicelib import runtime, table
-            from chalicelib.catalog import SEED
+            from deploy.catalog import on_sale, seed
+
+            SEED = on_sale(seed())
 
             runtime.reset()
             dynamodb = runtime.dynamodb_client()

@@ -376,7 +376,9 @@ class Watched:
 
     def seed_catalog(self) -> None:
         """The declared catalog: N products cloned from the seed's first, in its own layout."""
-        from chalicelib.catalog import SEED
+        from deploy.catalog import on_sale, seed
+
+        SEED = on_sale(seed())
 
         client, name = self.stack.dynamodb, self.stack.table_name
         seeded = client.scan(TableName=name, ConsistentRead=True)["Items"]

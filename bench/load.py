@@ -102,7 +102,10 @@ def http_worker(url: str, clients: int) -> Worker:
     """Each client: its own session (and so its own cart cookie), kept across slices."""
     import requests
 
-    from chalicelib.catalog import SEED
+    from deploy.catalog import on_sale, seed
+
+
+    SEED = on_sale(seed())
 
     sessions = [requests.Session() for _ in range(clients)]
     counters = [[0, 0] for _ in range(clients)]  # [requests made, adds made]
@@ -143,7 +146,10 @@ def moto_worker(moto_url: str, table_name: str, clients: int) -> Worker:
     """
     import boto3
 
-    from chalicelib.catalog import SEED
+    from deploy.catalog import on_sale, seed
+
+
+    SEED = on_sale(seed())
     from chalicelib.domain import expiry_after
     from chalicelib.repository import DynamoCartRepository
     from chalicelib.services import iso

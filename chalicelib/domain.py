@@ -10,10 +10,13 @@ MIN_QUANTITY = 1
 MAX_QUANTITY = 99
 CART_TTL_SECONDS = 30 * 24 * 3600
 # Distinct products in one cart. Checkout is one DynamoDB transaction (at most
-# 100 actions): the order, one delete per line and the idempotency key record,
-# so 98 lines would fit; the cap leaves room for adds racing past it (each is
-# undone, but a checkout may see it first) and for a merge of two carts.
-MAX_LINES = 50
+# 100 actions): the order, one delete and one stock update per line, the cart's
+# header and the request record: 2 x lines + 3, so 48 lines would fit; 45
+# leaves 7 actions for lines split over stock shards when no single shard
+# holds them (chalicelib/catalog.py; docs/DATA-MODEL.md "Checkout").
+MAX_LINES = 45
+# Actions checkout's transaction has besides one delete and one take per line.
+CHECKOUT_FIXED_ACTIONS = 3
 
 
 class DomainError(Exception):
@@ -56,6 +59,10 @@ class Product:
     price_cents: int
     image: str
     in_carts: int = 0
+    stock: int = 0  # units on hand, summed over the product's allotment shards
+    active: bool = True  # False: withdrawn from the catalog (kept for old carts and orders)
+    stock_shards: int = 1  # how many STOCK# items hold the units (chalicelib/catalog.py)
+    position: int = 0  # where the shop lists it: its line in the catalog file
 
 
 @dataclass(frozen=True)

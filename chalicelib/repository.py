@@ -6,6 +6,7 @@ same table sharing the key layout (table.py) and the AWS error classifier
 (store/errors.py):
 
     catalog      store/catalog.py      the products
+    stock        store/stock.py        stock on hand, in allotment shards
     carts        store/carts.py        a cart's lines and its summary
     orders       store/orders.py       orders, placed by checkout
     popularity   store/popularity.py   how many carts hold each product
@@ -44,6 +45,10 @@ class DynamoCartRepository:
         self.list_catalog = self.catalog.list_catalog
         self.counts = self.popularity.counts
         self.seed_products = self.catalog.seed_products
+        self.products = self.catalog.products
+        self.stock = self.catalog.stock
+        self.stock_levels = self.catalog.stock.units
+        self.reprice_line = self.carts.reprice_line
         self.add_line = self.carts.add_line
         self.add_line_once = self.carts.add_line_once
         self.set_quantity = self.carts.set_quantity

@@ -89,7 +89,9 @@ def repository() -> DynamoCartRepository:
 
 def catalog_cache() -> CatalogCache:
     if "catalog" not in _cache:
-        _cache["catalog"] = CatalogCache()
+        # A stage may shorten the window (the e2e stack does; docs/OPERATIONS.md).
+        seconds = os.environ.get("CATALOG_CACHE_SECONDS")
+        _cache["catalog"] = CatalogCache(seconds=float(seconds)) if seconds else CatalogCache()
     return _cache["catalog"]  # type: ignore[no-any-return]
 
 

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from chalicelib import idempotency, validation
+from chalicelib.catalog import (
+    LineView,
+    OutOfStock,
+    PriceChanged,
+    Shortage,
+    Take,
+    check_orderable,
+    plan_takes,
+    verdict,
+    view_line,
+)
 from chalicelib.domain import (
+    CHECKOUT_FIXED_ACTIONS,
     EMPTY_SUMMARY,
     CartChanged,
     CartLine,
@@ -26,7 +39,9 @@ from chalicelib.domain import (
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.store.catalog import with_counts
 from chalicelib.store.errors import StoreContended
+from chalicelib.store.orders import TRANSACTION_ACTIONS
 from chalicelib.store.retry import Deadline
+from chalicelib.store.stock import StockHook, StockRefused
 
 Clock = Callable[[], float]
 CATALOG_CACHE_SECONDS = 60.0
@@ -35,6 +50,10 @@ CATALOG_CACHE_SECONDS = 60.0
 # each refresh is COUNTER_SHARDS small Queries (~5 RCU each for 1,000 products),
 # at most one round per warm process per window.
 COUNTS_CACHE_SECONDS = 1.0
+# A product checkout found sold out is refused in this process without a
+# write for this long (a flash sale's late shoppers cost no WCU); a restock
+# is seen after it.
+SOLD_OUT_MEMO_SECONDS = 1.0
 
 
 def iso(epoch: float) -> str:
@@ -58,35 +77,46 @@ class CatalogCache:
     however many pages it serves.
     """
 
-    def __init__(self, clock: Clock = time.time) -> None:
+    def __init__(self, clock: Clock = time.time,
+                 seconds: float = CATALOG_CACHE_SECONDS) -> None:
         self._clock = clock
+        self._seconds = seconds
         self._products: dict[str, Product] = {}
         self._loaded_at = float("-inf")
         self._counts: dict[str, int] = {}
         self._counted_at = float("-inf")
 
     def _catalog(self, repo: DynamoCartRepository) -> dict[str, Product]:
-        # A re-seeded price or a withdrawn product reaches every warm container
-        # within CATALOG_CACHE_SECONDS.
-        if not self._products or self._clock() - self._loaded_at > CATALOG_CACHE_SECONDS:
+        # A changed price, stock or a withdrawn product reaches every warm
+        # container's shop page and adds within the window (60 s unless the
+        # stage sets CATALOG_CACHE_SECONDS); the cart and checkout read the table.
+        if not self._products or self._clock() - self._loaded_at > self._seconds:
             self._products = {product.id: product for product in repo.list_catalog()}
             self._loaded_at = self._clock()
         return self._products
 
     def get(self, repo: DynamoCartRepository, product_id: str) -> Product:
-        """One product's name and price (no count); UnknownProduct if not in the catalog."""
+        """One product (withdrawn ones too, no count); UnknownProduct if not in the catalog."""
         product = self._catalog(repo).get(product_id)
         if product is None:
             raise UnknownProduct(product_id)
         return product
 
+    def all(self, repo: DynamoCartRepository) -> list[Product]:
+        return list(self._catalog(repo).values())
+
+    def has(self, repo: DynamoCartRepository, product_id: str) -> bool:
+        return product_id in self._catalog(repo)
+
     def products(self, repo: DynamoCartRepository) -> list[Product]:
-        """Every product with its `inCarts`, by name."""
-        products = list(self._catalog(repo).values())
+        """Every product on sale with its `inCarts`, in the catalog's order."""
+        products = [p for p in self._catalog(repo).values() if p.active]
         if self._clock() - self._counted_at > COUNTS_CACHE_SECONDS:
             self._counts = repo.counts()
             self._counted_at = self._clock()
-        return sorted(with_counts(products, self._counts), key=lambda product: product.name)
+        # The catalog file's order (a shop puts what it features first), then by name.
+        return sorted(with_counts(products, self._counts),
+                      key=lambda product: (product.position, product.name))
 
     def expire(self) -> None:
         """Forget all: the next read queries the table (as if the windows had passed)."""
@@ -99,6 +129,8 @@ class CartService:
         self._repo = repo
         self._catalog = catalog
         self._clock = clock
+        self._sold_out: dict[str, float] = {}
+        self.checkout_retries = 0  # internal retries of checkout's transaction, for tests
 
     def _now(self) -> tuple[str, int]:
         moment = self._clock()
@@ -112,11 +144,16 @@ class CartService:
         """The shop page and GET /api/products: from the per-process cache."""
         return self._catalog.products(self._repo)
 
+    def catalog_products(self) -> list[Product]:
+        """Every product in the (cached) catalog, withdrawn ones too: the cart's images."""
+        return self._catalog.all(self._repo)
+
     def add_to_cart(self, cart_id: str, body: object,
                     idempotency_key: str | None = None) -> CartLine:
         """The line after the add; with a key, applied once and answered alike."""
         product_id, quantity = validation.add_item(body)
         product = self._catalog.get(self._repo, product_id)
+        check_orderable(product, quantity)
         now, epoch = self._now()
         # Keyed or not, the write carries a record of this request: a re-send
         # (botocore's, after a timeout) cannot apply twice.
@@ -137,6 +174,7 @@ class CartService:
         if quantity == 0:
             self._repo.remove_line(cart_id, product_id, now, epoch)
             return None
+        check_orderable(self._catalog.get(self._repo, product_id), quantity)
         return self._repo.set_quantity(cart_id, product_id, quantity, now, epoch,
                                        expiry_after(epoch))
 
@@ -160,9 +198,27 @@ class CartService:
         _, epoch = self._now()
         return self._repo.get_summary(cart_id, epoch) or EMPTY_SUMMARY
 
+    def cart_view(self, cart_id: str | None) -> tuple[list[LineView], int, int]:
+        """The lines at today's prices, withdrawn ones marked; item count and subtotal.
+
+        The lines' products are read from the table (one BatchGetItem), not
+        the per-process cache: the cart is where a shopper decides to pay.
+        """
+        lines, _ = self.display_cart(cart_id)
+        products = self._repo.products((line.product_id for line in lines), consistent=True,
+                                       shards=self._shards(lines)) if lines else {}
+        views = [view_line(line, products.get(line.product_id)) for line in lines]
+        orderable = [v for v in views if not v.withdrawn]
+        return (views, sum(v.line.quantity for v in orderable),
+                sum(v.line_total_cents for v in orderable))
+
     def checkout(self, cart_id: str, idempotency_key: str | None = None) -> Order:
         """Checkout takes no body: with a key, the request is "check out this cart".
 
+        Stock, today's prices and withdrawn products are checked by the
+        transaction itself (store/stock.py); when it refuses, the catalog is
+        read to say why (a 409), or, when a stock shard ran dry while others
+        hold units, the checkout is tried again with the units where they are.
         A cart that changes between the read and the transaction is read again
         until the request's deadline: the racing add or set wins, and the
         checkout answers 503 (nothing applied) only if the cart never held still.
@@ -171,12 +227,53 @@ class CartService:
         once = idempotency.request_for(idempotency_key, "checkout", None, epoch)
         order_id = secrets.token_hex(16)
         deadline = Deadline()
+        levels: dict[str, list[int]] = {}
         while True:
+            plan = functools.partial(self._takes, levels=levels,
+                                     pick=secrets.randbelow(1 << 30))
             try:
-                return self._repo.checkout(cart_id, order_id, now, epoch, once)
+                return self._repo.checkout(cart_id, order_id, now, epoch, once,
+                                           hooks=[StockHook(self._repo.stock, plan)])
             except (CartChanged, StoreContended):
                 deadline.pause("the cart kept changing")
+            except StockRefused as refused:
+                levels = self._explain(cart_id, refused)
+                deadline.pause("the stock kept moving")
+            self.checkout_retries += 1
             now, epoch = self._now()
+
+    def _takes(self, lines: Sequence[CartLine], levels: dict[str, list[int]],
+               pick: int) -> list[Take]:
+        moment = self._clock()
+        memo = [line for line in lines if self._sold_out.get(line.product_id, 0) > moment]
+        if memo:
+            raise OutOfStock([Shortage(line.product_id, line.name, line.quantity, 0)
+                              for line in memo])
+        spare = TRANSACTION_ACTIONS - CHECKOUT_FIXED_ACTIONS - 2 * len(lines)
+        return plan_takes(lines, self._shards(lines), levels, pick, spare)
+
+    def _shards(self, lines: Sequence[CartLine]) -> dict[str, int]:
+        """Each line's product's stock shard count, as the catalog cache has it."""
+        return {line.product_id: self._catalog.get(self._repo, line.product_id).stock_shards
+                if self._catalog.has(self._repo, line.product_id) else 1 for line in lines}
+
+    def _explain(self, cart_id: str, refused: StockRefused) -> dict[str, list[int]]:
+        """Raise what the catalog says now; else the shard levels to retry with."""
+        lines = refused.lines
+        products = self._repo.products((line.product_id for line in lines), consistent=True,
+                                       shards=self._shards(lines))
+        moment = self._clock()
+        for product in products.values():
+            if product.stock <= 0:
+                self._sold_out[product.id] = moment + SOLD_OUT_MEMO_SECONDS
+        problem = verdict(lines, products)
+        if isinstance(problem, PriceChanged):
+            for change in problem.changes:
+                self._repo.reprice_line(cart_id, change.product_id, change.old_cents,
+                                        change.new_cents)
+        if problem is not None:
+            raise problem
+        return self._repo.stock_levels({p.id: p.stock_shards for p in products.values()})
 
     def get_order(self, cart_id: str | None, order_id: str) -> Order:
         try:

@@ -15,6 +15,8 @@ Key layout (single table, pk/sk strings):
     CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
     CART#<cartId>   HOLDER#<productId>     does this cart hold the product (TTL once let go)
     POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
+    STOCK#<productId>#<k>   STOCK          allotment k of the product's stock on hand,
+                                           with copies of its price and active flag
 
 Only LINE# and ORDER# items need a follow-up (followups.STREAM_FILTER_PATTERNS);
 SUMMARY, HOLDER# and POPULARITY# items are the follow-ups' own writes; LINES,
@@ -59,6 +61,8 @@ REQUEST_PREFIX = "REQUEST#"
 ORDER_REF_PREFIX = "ORDERREF#"
 HOLDER_PREFIX = "HOLDER#"
 COUNTER_PREFIX = "POPULARITY#"
+STOCK_PREFIX = "STOCK#"
+STOCK_SK = "STOCK"
 
 
 def create_table(client: Any, table_name: str) -> str:
@@ -108,3 +112,8 @@ def product_sk(product_id: str) -> str:
 
 def counter_pk(shard: int) -> str:
     return f"{COUNTER_PREFIX}{shard}"
+
+
+def stock_pk(product_id: str, shard: int) -> str:
+    # One partition key per allotment: a flash sale's writes spread over partitions.
+    return f"{STOCK_PREFIX}{product_id}#{shard}"

@@ -17,6 +17,8 @@ from chalice.app import Response
 if TYPE_CHECKING:
     import jinja2
 
+from chalicelib.catalog import availability
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
@@ -153,6 +155,7 @@ def environment() -> jinja2.Environment:
             lstrip_blocks=True,
         )
         env.filters["money"] = money
+        env.filters["availability"] = availability
         _cache["env"] = env
     return _cache["env"]  # type: ignore[no-any-return]
 

@@ -3,7 +3,8 @@
 package  build build/<stage>/out/{deployment.zip,sam.json,expanded.json}; no AWS
          calls (expanded.json: the SAM transform run here, what checkov reads)
 deploy   build, upload, expand the SAM transform, create or update the stack,
-         seed the products the catalog lacks (--reseed: rewrite every product),
+         seed the products the catalog lacks (--reseed: load catalog/products.csv
+         as `make catalog` does),
          print the URL (build/<stage>/out/deploy-template.json is what
          CloudFormation got), then run the smoke suite against that URL
          (--no-smoke skips it; exit 1 when it fails); --alarm-email subscribes
@@ -38,9 +39,9 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
 from deploy import account as acct
+from deploy import catalog as catalog_file
 from deploy import emulator
 from deploy import operations as ops
 from deploy import redrive as rd
@@ -87,17 +88,23 @@ def _stack_parameters(
 
 
 def seed(account: acct.Account, table_name: str, reseed: bool, out: Out = say) -> list[str]:
-    """The catalog's missing products, or with `reseed` every product, written."""
+    """The seed catalog's missing products, or with `reseed` the whole file, written.
+
+    The seed is catalog/products.csv; `--reseed` loads it as `make catalog`
+    does (every product in the file as it says, stock included).
+    """
     repository = DynamoCartRepository(account.client("dynamodb"), table_name)
-    written = repository.seed_products(SEED, reseed=reseed)
+    products = catalog_file.seed()
     if reseed:
-        out(f"==> re-seeded all {len(written)} products in {table_name} (--reseed)")
-    else:
-        kept = len(SEED) - len(written)
-        out(
-            f"==> seeded {len(written)} missing products into {table_name}; "
-            f"kept {kept} already there (--reseed rewrites them)"
-        )
+        out(f"==> re-seeding {table_name} from {catalog_file.SEED_FILE.name} (--reseed)")
+        done = catalog_file.apply(repository.catalog, products, lambda line: out(f"    {line}"))
+        return [p.id for p in done.added] + [new.id for _, new in done.changed + done.withdrew]
+    written = repository.seed_products(products)
+    kept = len(products) - len(written)
+    out(
+        f"==> seeded {len(written)} missing products into {table_name}; "
+        f"kept {kept} already there (--reseed rewrites them)"
+    )
     return written
 
 
@@ -337,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reseed",
         action="store_true",
-        help="deploy: rewrite every catalog product from chalicelib/catalog.py (default: "
+        help="deploy: load catalog/products.csv as `make catalog` does (default: "
         "only add the products the catalog lacks)",
     )
     parser.add_argument(

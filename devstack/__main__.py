@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-streams", action="store_true",
                      help="no stream runner (deployed follow-ups already consume the stream)")
     run.add_argument("--table", help="table name (default: the stage's TABLE_NAME)")
+    run.add_argument("--ttl-interval", type=float, default=60.0, metavar="SECONDS",
+                     help="expire items past their TTL every SECONDS, as DynamoDB's TTL "
+                          "does (default 60; 0: never)")
 
     streams = commands.add_parser("streams", help="only the stream runner, on any table")
     streams.add_argument("--stage", default="local")
@@ -99,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     moto.add_argument("--port", type=_port, default=8001)
     moto.add_argument("--snapshot", type=Path, help="save this table's items here")
     moto.add_argument("--table", help="the table --snapshot saves")
+    moto.add_argument("--ttl-interval", type=float, default=60.0,
+                      help="seconds between TTL sweeps (0: items never expire)")
     return parser
 
 
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                          use_moto=not args.no_moto, reload=reload,
                          streams=not args.no_streams, table=args.table,
                          verbose=args.verbose, tail_remote=args.tail_remote,
-                         fresh=args.fresh))
+                         fresh=args.fresh, ttl_interval=args.ttl_interval))
     if args.command == "streams":
         from devstack.runner import main as streams
 
@@ -139,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return emulate(args.port, api=args.api, state_dir=args.state_dir)
     from devstack.motoserver import serve
 
-    serve(args.host, args.port, snapshot=args.snapshot, table_name=args.table)
+    serve(args.host, args.port, snapshot=args.snapshot, table_name=args.table,
+          ttl_interval=args.ttl_interval)
     return 0
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import table
-from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
+from deploy.catalog import seed
 
 BATCH = 25  # BatchWriteItem's limit in DynamoDB (moto takes more)
 
@@ -33,7 +33,7 @@ def ensure_table(client: Any, table_name: str) -> tuple[str, bool]:
 def bootstrap(client: Any, table_name: str) -> str:
     """Table, stream, TTL and catalog seed; safe to run again. Returns the stream ARN."""
     arn, _ = ensure_table(client, table_name)
-    DynamoCartRepository(client, table_name).seed_products(SEED)
+    DynamoCartRepository(client, table_name).seed_products(seed())
     return arn
 
 

@@ -7,11 +7,16 @@ another's idle connection, but the app itself runs under one lock: requests
 are handled strictly one after another. (A non-threaded server would also
 serialise them, but must close every connection: about twice as slow.)
 
-It also keeps moto's transactions from copying the stream's whole history
-(see `share_stream_shards`), saves the local table to a file when it changed
+It also keeps moto's memory and latency flat over a long session
+(devstack.moto_memory: no registry of every object, transactions that undo
+item by item instead of copying tables, iterators and stream records that
+expire as on AWS), saves the local table to a file when it changed
 and when the server stops (`Snapshotter`: moto keeps nothing on disk), and
 answers a few control requests under `/_devstack/` (`CONTROLS`: the place
-for test-only hooks; `POST /_devstack/snapshot` saves the table now).
+for test-only hooks; `POST /_devstack/snapshot` saves the table now,
+`POST /_devstack/ttl-sweep` expires what is due now: devstack.ttl;
+`POST /_devstack/accounts-restore` puts the saved local accounts back:
+devstack.pool_snapshot).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
@@ -35,6 +41,15 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 from devstack import faults
+from devstack.moto_memory import bound_memory
+from devstack.pool_snapshot import FILE_NAME as ACCOUNTS_FILE
+from devstack.pool_snapshot import PoolSnapshot
+from devstack.table_mirror import TableMirror
+from devstack.ttl import DEFAULT_INTERVAL, Sweeper
+
+# A save that took t seconds waits SAVE_SHARE_WAIT * t before the next: at most ~5%
+# of the server's time goes to saving, however big the table grows.
+SAVE_SHARE_WAIT = 19.0
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -62,6 +77,8 @@ class SerialApp:
         self._app = app
         self._lock = threading.Lock()
         self.snapshotter = snapshotter
+        self.sweeper: Sweeper | None = None
+        self.accounts: PoolSnapshot | None = None
 
     @property
     def lock(self) -> threading.Lock:
@@ -101,8 +118,12 @@ class Snapshotter:
     Runs inside the moto server, under the server's lock, so a snapshot is
     one consistent moment between two requests. "Changed" is read off the
     table's stream (every write adds a record), so an idle check costs no
-    request and no copy. The file is replaced atomically: a crash mid-write
-    leaves the previous snapshot. It saves nothing until armed (the first
+    request and no copy, and so are the items (devstack.table_mirror: each save
+    applies the records since the last one, not the whole table). A save that
+    took t seconds waits 19 t before the next, so a big table is saved less
+    often (a crash loses at most that much more), never the store's time.
+    The file is replaced atomically: a crash mid-write leaves the previous
+    snapshot. It saves nothing until armed (the first
     `POST /_devstack/snapshot`, sent once the table is restored): a new,
     still empty table must not overwrite the snapshot it is restored from.
     """
@@ -117,6 +138,10 @@ class Snapshotter:
         self._stop = threading.Event()
         self.armed = False
         self.sequence_floor = 0
+        self._mirror = TableMirror()
+        self._not_before = 0.0
+        # Saved on the same beat, with the same lock (the local pool's users).
+        self.companions: list[PoolSnapshot] = []
 
     def continue_sequence_numbers(self) -> int:
         """Number this server's stream records after the saved table's last one.
@@ -157,7 +182,8 @@ class Snapshotter:
 
     def _marker(self, table: Any) -> tuple[int, int, int]:
         shard = getattr(table, "stream_shard", None)
-        records = len(shard.items) if shard is not None else 0
+        # The next sequence number: it moves on every write, even once old records are trimmed.
+        records = shard.starting_sequence_number + len(shard.items) if shard is not None else 0
         return id(table), records, len(table)
 
     def save(self, force: bool = False) -> int | None:
@@ -173,12 +199,20 @@ class Snapshotter:
             marker = self._marker(table)
             if not force and marker == self._saved_marker:
                 return None
-            items = [item.to_json()["Attributes"] for item in table.all_items()]
+            if not force and time.monotonic() < self._not_before:
+                return None  # the last save was long: wait, so saving stays a small share
+            began = time.monotonic()
+            items = self._mirror.items(table)
             shard = getattr(table, "stream_shard", None)
             last = shard.starting_sequence_number + len(shard.items) if shard else 0
         self._write({"table": self.table_name, "region": region, "items": items,
                      "lastSequenceNumber": str(max(last, self.sequence_floor))})
         self._saved_marker = marker
+        # Writing the file holds Python's GIL, so it delays requests too: a save
+        # that took t seconds is followed by at least SAVE_SHARE_WAIT * t without one
+        # (the loop waits `interval` anyway: only a save over ~50 ms waits longer).
+        took = time.monotonic() - began
+        self._not_before = time.monotonic() + took * SAVE_SHARE_WAIT - self.interval
         return len(items)
 
     def _write(self, snapshot: dict[str, Any]) -> None:
@@ -192,11 +226,13 @@ class Snapshotter:
 
     def run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.save()
-            except Exception as exc:  # keep serving; say why nothing is saved
-                print(f"devstack moto: cannot save {self.path}: {exc}", file=sys.stderr,
-                      flush=True)
+            savers: list[Snapshotter | PoolSnapshot] = [self, *self.companions]
+            for saver in savers:
+                try:
+                    saver.save()
+                except Exception as exc:  # keep serving; say why nothing is saved
+                    print(f"devstack moto: cannot save {saver.path}: {exc}", file=sys.stderr,
+                          flush=True)
 
     def start(self) -> None:
         threading.Thread(target=self.run, name="snapshot", daemon=True).start()
@@ -204,6 +240,8 @@ class Snapshotter:
     def stop(self) -> None:
         self._stop.set()
         self.save()
+        for companion in self.companions:
+            companion.save()
 
 
 def _save_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -216,57 +254,49 @@ def _save_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[str
 CONTROLS["snapshot"] = _save_now
 
 
-def share_stream_shards() -> bool:
-    """Make moto's TransactWriteItems keep, not copy, each table's stream shard.
+def _sweep_now(server: SerialApp, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if server.sweeper is None:
+        return 409, {"Code": "NoSweeper", "Message": "started with the TTL sweep off"}
+    deleted, trimmed = server.sweeper.sweep_now()
+    return 200, {"expired": deleted, "streamRecordsTrimmed": trimmed}
 
-    moto deep-copies every table before a transaction, to put the copy back
-    if the transaction fails. The copy includes every stream record so far:
-    it took ~100 ms per 1000 records, under moto's one lock, on every
-    add-to-cart (popularity) and checkout, so the whole stack slowed as the
-    session went on. And a put-back copy carries a new shard object, so
-    every shard iterator handed out before reads the old one and never sees
-    another record. Here the copy shares the shard, and when a transaction
-    fails the records its undone writes emitted are taken back out.
-    Returns False, changing nothing, if moto's internals are not as expected.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import StreamShard
 
-    original = getattr(DynamoDBBackend, "transact_write_items", None)
-    if original is None or getattr(original, "shares_stream_shards", False) \
-            or not callable(getattr(StreamShard, "add", None)):
-        return False
+CONTROLS["ttl-sweep"] = _sweep_now
 
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        marks = [(name, table.stream_shard, len(table.stream_shard.items))
-                 for name, table in self.tables.items()
-                 if getattr(table, "stream_shard", None) is not None]
-        try:
-            original(self, transact_items)
-        except Exception:
-            for name, shard, length in marks:
-                del shard.items[length:]  # emitted by writes moto has undone
-                if name in self.tables:
-                    self.tables[name].stream_shard = shard
-            raise
 
-    transact_write_items.shares_stream_shards = True  # type: ignore[attr-defined]
-    StreamShard.__deepcopy__ = lambda shard, memo: shard  # type: ignore[attr-defined]
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    return True
+def _restore_accounts(server: SerialApp,
+                      environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if server.accounts is None:
+        return 409, {"Code": "NoSnapshot", "Message": "started without --snapshot"}
+    try:
+        restored = server.accounts.restore()
+    except LookupError as exc:
+        return 409, {"Code": "NoUserPool", "Message": str(exc)}
+    return 200, {"restored": restored, "path": str(server.accounts.path)}
+
+
+CONTROLS["accounts-restore"] = _restore_accounts
 
 
 def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | None = None,
-          snapshot_interval: float = 1.0) -> None:
-    if not share_stream_shards():
-        print("devstack moto: could not patch moto's transactions (a new moto?); "
-              "stream reads still work, transactions slow down as the stream grows",
+          snapshot_interval: float = 1.0, ttl_interval: float = DEFAULT_INTERVAL) -> None:
+    refused = bound_memory()
+    if refused:
+        print(f"devstack moto: moto's internals changed (a new moto?): not applied: "
+              f"{', '.join(refused)}; memory and latency grow over a session",
               file=sys.stderr, flush=True)
     serial = SerialApp(DomainDispatcherApplication(create_backend_app))
     if snapshot is not None and table_name:
         serial.snapshotter = Snapshotter(snapshot, table_name, serial.lock, snapshot_interval)
         serial.snapshotter.continue_sequence_numbers()
+        # The local pool is named after the table (devstack.accounts).
+        serial.accounts = PoolSnapshot(snapshot.with_name(ACCOUNTS_FILE), table_name,
+                                       serial.lock)
+        serial.snapshotter.companions.append(serial.accounts)
         serial.snapshotter.start()
+    if ttl_interval > 0:  # 0: items never expire, as on plain moto
+        serial.sweeper = Sweeper(serial.lock, ttl_interval)
+        serial.sweeper.start()
     app: WSGIApp = serial
     if faults.enabled(os.environ):
         # Outside the lock: a stalled request must not hold up the control path.
@@ -285,5 +315,7 @@ def serve(host: str, port: int, snapshot: Path | None = None, table_name: str | 
         pass  # return, so that __main__ exits without tearing down moto's modules
     finally:
         server.server_close()
+        if serial.sweeper is not None:
+            serial.sweeper.stop()
         if serial.snapshotter is not None:
             serial.snapshotter.stop()

@@ -22,8 +22,15 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
         "awsRegion": record.get("awsRegion", "us-east-1"),
         "dynamodb": dynamodb,
         "eventSourceARN": stream_arn,
-        **({"userIdentity": record["userIdentity"]} if "userIdentity" in record else {}),
+        **({"userIdentity": lambda_identity(record["userIdentity"])}
+           if "userIdentity" in record else {}),
     }
+
+
+def lambda_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """GetRecords' userIdentity (Type, PrincipalId) as Lambda's event spells it."""
+    return {"type": identity.get("Type", identity.get("type")),
+            "principalId": identity.get("PrincipalId", identity.get("principalId"))}
 
 
 class StreamReader:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib.util
+import json
 import os
 import select
 import signal
@@ -33,6 +34,7 @@ from typing import Any
 
 from devstack.bootstrap import SnapshotError
 from devstack.environment import PROJECT_DIR, StageError, moto_environment, stage_variables
+from devstack.pool_snapshot import FILE_NAME as ACCOUNTS
 from devstack.ports import HOST, bind_error, local_url
 
 START_TIMEOUT = 30.0
@@ -156,6 +158,7 @@ class Stack:
     verbose: bool = False
     tail_remote: bool = False
     fresh: bool = False
+    ttl_interval: float = 60.0
     output: Output | None = None
     children: list[Child] = field(default_factory=list)
     _env: dict[str, str] = field(default_factory=dict)
@@ -235,7 +238,8 @@ class Stack:
 
     def _forget(self) -> None:
         removed = []
-        for path in (self.snapshot, self.checkpoint, self.state_dir / PARKED):
+        for path in (self.snapshot, self.checkpoint, self.state_dir / PARKED,
+                     self.state_dir / ACCOUNTS):
             if path.exists():
                 path.unlink()
                 removed.append(path.name)
@@ -246,10 +250,13 @@ class Stack:
         self._spawn("moto server", [sys.executable, "-m", "devstack", "moto",
                                     "--port", str(self.moto_port),
                                     "--snapshot", str(self.snapshot),
-                                    "--table", self._table_name])
+                                    "--table", self._table_name,
+                                    "--ttl-interval", str(self.ttl_interval)])
         wait_for_port(self.moto_port, self.children[-1])
+        expiry = (f"TTL expiry every {self.ttl_interval:g} s" if self.ttl_interval > 0
+                  else "TTL expiry off")
         self.say(f"devstack: moto server   {self.moto_url} "
-                 "(DynamoDB + Streams, in memory, one request at a time)")
+                 f"(DynamoDB + Streams, in memory, one request at a time; {expiry})")
         self._bootstrap()
         self._env.update(self._bootstrap_accounts())
 
@@ -282,8 +289,11 @@ class Stack:
         # os.environ is the moto environment _bootstrap set.
         variables, created = user_pool_environment(boto3.client("cognito-idp"),
                                                    self._table_name, self.moto_url)
+        restored = control(self.moto_url, "accounts-restore").get("restored", 0)
+        kept = f"{restored} accounts restored" if restored else (
+            "created" if created else "kept")
         self.say(f"devstack: user pool     {variables['COGNITO_USER_POOL_ID']} "
-                 f"({'created' if created else 'kept'}; moto accepts ANY confirmation code)")
+                 f"({kept}; moto accepts ANY confirmation code)")
         return variables
 
     def _start_streams(self) -> None:
@@ -414,13 +424,22 @@ def shown(path: Path) -> str:
 
 def save_snapshot(moto_url: str) -> None:
     """Ask the moto server to save the table now (and whenever it changes after)."""
-    request = urllib.request.Request(f"{moto_url}/_devstack/snapshot", data=b"",
+    try:
+        control(moto_url, "snapshot")
+    except StackError as exc:
+        raise StackError(f"the moto server did not save the table: {exc}") from exc
+
+
+def control(moto_url: str, name: str) -> dict[str, Any]:
+    """POST one of the moto server's /_devstack/ controls; its JSON answer."""
+    request = urllib.request.Request(f"{moto_url}/_devstack/{name}", data=b"",
                                      method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=10):  # nosec B310: loopback
-            pass
-    except OSError as exc:
-        raise StackError(f"the moto server did not save the table: {exc}") from exc
+        with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310: loopback
+            answer: dict[str, Any] = json.loads(response.read() or b"{}")
+            return answer
+    except (OSError, ValueError) as exc:
+        raise StackError(f"the moto server's {name} control failed: {exc}") from exc
 
 
 def _die_with_parent() -> None:

@@ -278,7 +278,23 @@
       shown.add(item.productId);
       line.querySelector('[data-role="line-total"]').textContent =
         money(item.lineTotalCents, cart.currency);
+      // Today's price, what it was when added, and how many are left.
+      line.querySelector('[data-role="unit"]').textContent =
+        `${money(item.unitPriceCents, cart.currency)} each`;
+      const changed = line.querySelector('[data-role="price-changed"]');
+      changed.hidden = !item.priceChanged;
+      if (item.priceChanged) {
+        changed.textContent = `Price changed: was ${money(item.previousPriceCents, cart.currency)}`;
+      }
+      const stock = line.querySelector('[data-role="availability"]');
+      stock.hidden = !item.availability;
+      stock.textContent = item.availability || "";
+      if (item.withdrawn !== line.hasAttribute("data-withdrawn")) {
+        window.location.reload(); // withdrawn meanwhile: the server's markup has no quantity box
+        return cart;
+      }
       const input = line.querySelector('[data-testid="line-quantity"]');
+      if (!input) continue;
       if (document.activeElement !== input || input.getAttribute("aria-invalid")) {
         input.value = String(item.quantity);
         input.dataset.sent = input.value;
@@ -362,6 +378,8 @@
       window.location.assign(`${base}/orders/${encodeURIComponent(order.orderId)}`);
     } catch (error) {
       showError(errorEl, null, error.message);
+      // A 409 may have put today's prices on the lines: show what the next try charges.
+      await refreshCart();
     }
   }
 

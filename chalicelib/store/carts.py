@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import idempotency, table
+from chalicelib.catalog import NotEnoughStock
 from chalicelib.domain import (
     CART_TTL_SECONDS,
     MAX_LINES,
@@ -184,7 +185,8 @@ class DynamoCarts:
                         ":q": n(quantity), ":name": s(product.name),
                         ":price": n(product.price_cents), ":now": s(now),
                         ":exp": n(expires_at), ":epoch": n(now_epoch),
-                        ":room": n(headroom(quantity)),
+                        # The line's new total within 99 and the stock on hand.
+                        ":room": n(min(headroom(quantity), product.stock - quantity)),
                     },
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }},
@@ -197,6 +199,9 @@ class DynamoCarts:
             if old is not None and is_live(expires(old), now_epoch):
                 if integer(old, "quantity") > headroom(quantity):
                     raise QuantityLimitExceeded(integer(old, "quantity")) from failed
+                if integer(old, "quantity") + quantity > product.stock:
+                    raise NotEnoughStock(product, integer(old, "quantity") + quantity) \
+                        from failed
                 raise _Raced from failed  # it was created just now: add to it
             return self._create(cart_id, product, quantity, now, now_epoch, expires_at, once)
         line = self._read_line(cart_id, product.id)
@@ -450,4 +455,20 @@ class DynamoCarts:
                 )
         except errors.ConditionFailed:
             return False
+        return True
+
+    def reprice_line(self, cart_id: str, product_id: str, old_cents: int,
+                     new_cents: int) -> bool:
+        """Put today's price on a line that still holds the old one; False if it did not."""
+        try:
+            with errors.translated():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._line_key(cart_id, product_id),
+                    UpdateExpression="SET unitPriceCents = :new",
+                    ConditionExpression="unitPriceCents = :old",
+                    ExpressionAttributeValues={":new": n(new_cents), ":old": n(old_cents)},
+                )
+        except errors.ConditionFailed:
+            return False  # removed, or repriced by another checkout meanwhile
         return True

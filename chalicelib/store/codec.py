@@ -58,14 +58,20 @@ def line_to_map(line: CartLine) -> Item:
     }}
 
 
-def product_from_item(item: Item, in_carts: int = 0) -> Product:
+def product_from_item(item: Item, stock: int = 0) -> Product:
+    """A product from its CATALOG item; its stock lives in STOCK# items (store/stock.py)."""
+    active = item.get("active")
     return Product(
         id=string(item, "productId"),
         name=string(item, "name"),
         description=string(item, "description"),
         price_cents=integer(item, "priceCents"),
         image=string(item, "image"),
-        in_carts=max(0, in_carts),
+        stock=stock,
+        # Items written before stock existed have no flag: they were on sale.
+        active=bool(active["BOOL"]) if active else True,
+        stock_shards=integer(item, "stockShards", 1),
+        position=integer(item, "position"),
     )
 
 
@@ -91,3 +97,45 @@ def query_all(client: Any, **kwargs: Any) -> list[Item]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def batch_get_all(client: Any, table_name: str, keys: list[Item], consistent: bool,
+                  attempts: int = 5) -> list[Item]:
+    """Every item of `keys` that exists, 100 keys per BatchGetItem (call inside
+    errors.translated()); keys DynamoDB leaves unprocessed are asked again."""
+    import time
+
+    items: list[Item] = []
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {table_name: {"Keys": keys[start:start + 100],
+                                                "ConsistentRead": consistent}}
+        for attempt in range(attempts):
+            response = client.batch_get_item(RequestItems=request)
+            items.extend(response.get("Responses", {}).get(table_name, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(0.02 * (attempt + 1))  # throttled keys: a short backoff
+        else:
+            raise UnprocessedKeys(f"BatchGetItem left keys of {table_name} unprocessed")
+    return items
+
+
+def batch_write_all(client: Any, table_name: str, items: list[Item], attempts: int = 5) -> None:
+    """Put every item, 25 per BatchWriteItem (call inside errors.translated())."""
+    import time
+
+    for start in range(0, len(items), 25):
+        request: dict[str, Any] = {table_name: [{"PutRequest": {"Item": item}}
+                                                for item in items[start:start + 25]]}
+        for attempt in range(attempts):
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                break
+            time.sleep(0.02 * (attempt + 1))
+        else:
+            raise UnprocessedKeys(f"BatchWriteItem left items of {table_name} unwritten")
+
+
+class UnprocessedKeys(Exception):
+    """DynamoDB kept some keys of a BatchGetItem unread (throttling)."""

@@ -72,7 +72,7 @@ class DynamoOrders:
         self.hooks: list[CheckoutHook] = list(hooks)
 
     def checkout(self, cart_id: str, order_id: str, now: str, now_epoch: int,
-                 once: IdempotentRequest) -> Order:
+                 once: IdempotentRequest, hooks: Sequence[CheckoutHook] = ()) -> Order:
         """Place an order from the cart's live lines in one transaction.
 
         Each line is deleted on the condition that it still holds what the
@@ -81,6 +81,7 @@ class DynamoOrders:
         slipping in between; the order holds exactly the lines it deleted. The
         request's record holds the order: a re-sent transaction (a lost
         response) is cancelled by it and answers the order it placed.
+        `hooks` run after the repository's own: this attempt's (the stock takes).
         """
         items, header = self._carts.lines_and_header(cart_id, now_epoch)
         if not items:
@@ -124,7 +125,7 @@ class DynamoOrders:
         record_index = len(actions)
         actions.append(self._keys.put_action(cart_id, once, response, now, now_epoch))
         hooked: list[tuple[CheckoutHook, int, int]] = []
-        for hook in self.hooks:
+        for hook in [*self.hooks, *hooks]:
             extra = hook.actions(cart_id, lines, now_epoch)
             hooked.append((hook, len(actions), len(extra)))
             actions.extend(extra)

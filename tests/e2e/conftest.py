@@ -28,6 +28,8 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """
     with pytest.MonkeyPatch.context() as env:
         env.setenv(faults.ENV_FLAG, "1")
+        # Catalog changes (make catalog) reach the shop page in 2 s, not 60.
+        env.setenv("CATALOG_CACHE_SECONDS", "2")
         stack = start_stack(tmp_path_factory.mktemp("live-stack"))
     yield stack
     stack.stop()

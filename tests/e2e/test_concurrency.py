@@ -15,10 +15,9 @@ from typing import Any
 
 import requests
 
-from chalicelib.catalog import SEED
 from chalicelib.domain import MAX_QUANTITY
 from tests.e2e.helpers import LiveStack, wait_until
-from tests.factories import JSON, add_body
+from tests.factories import JSON, SEED, add_body
 
 THREADS = 16
 ADDS_PER_THREAD = 50

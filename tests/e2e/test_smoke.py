@@ -33,6 +33,14 @@ def test_the_smoke_suite_passes_against_the_local_stack(live_stack: LiveStack) -
     assert result.stdout.rstrip().endswith("smoke: passed")
 
 
+def test_the_smoke_suite_takes_the_deployed_form_of_the_url_locally_too(
+        live_stack: LiveStack) -> None:
+    result = smoke(live_stack.url + "/api/")  # what `make deploy` prints ends in /api/
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"the shop's root is {live_stack.url}" in result.stdout
+    assert result.stdout.rstrip().endswith("smoke: passed")
+
+
 class BrokenStatus(http.server.BaseHTTPRequestHandler):
     """The local stack behind a proxy that answers one step wrong: the cart's
     status never shows what was added (a stream follow-up that never runs)."""

@@ -18,11 +18,10 @@ from moto import mock_aws
 
 from app import app
 from chalicelib import followups, runtime, table
-from chalicelib.catalog import SEED
 from chalicelib.repository import DynamoCartRepository
-from devstack import greedy_routes, motoserver
+from devstack import greedy_routes, moto_memory
 from devstack.streams import StreamReader
-from tests.factories import JSON, TABLE_NAME, add_body, cookie_from
+from tests.factories import JSON, SEED, TABLE_NAME, add_body, cookie_from
 
 # The test client routes as the local stack's chalice local does: the app's
 # greedy 404 route matches any unknown path, as on API Gateway.
@@ -30,7 +29,7 @@ greedy_routes.install()
 # A cancelled transaction leaves the stream as it was, as on DynamoDB (moto puts back
 # a copy of the table, stream shard and all, and shard iterators then read a shard
 # nobody writes to): every new cart line meets one cancelled transaction.
-motoserver.share_stream_shards()
+moto_memory.undo_by_item()
 
 FOLLOWUPS = ("process_stream",)  # the one stream function (app.py)
 

@@ -24,6 +24,7 @@ def test_catalog_lists_the_seeded_products_with_prices_in_cents(client):
         "id": "espresso-cup", "name": "Espresso cup",
         "description": "Double-walled glass, 80 ml.", "priceCents": 1200,
         "currency": "USD", "imageUrl": "/static/img/espresso-cup.svg", "inCarts": 0,
+        "stock": 4000, "soldOut": False, "availability": None,
     }
 
 

@@ -20,9 +20,8 @@ import pytest
 
 from app import app
 from chalicelib import runtime, table
-from chalicelib.catalog import SEED
 from chalicelib.domain import MAX_LINES
-from tests.factories import TABLE_NAME, add_body, cookie_from
+from tests.factories import SEED, TABLE_NAME, add_body, cookie_from
 from tests.functional.botocore_faults import CONFLICTED, Faults
 from tests.functional.conftest import request
 from tests.functional.test_accounts import Browser, sign_up
@@ -69,7 +68,7 @@ def faults(client):
 @pytest.fixture
 def big_catalog(repo):
     repo.seed_products([dataclasses.replace(SEED[0], id=f"p{i:03d}", name=f"Product {i:03d}")
-                        for i in range(MAX_LINES + 16)])
+                        for i in range(MAX_LINES + 20)])  # p060-p062 stay out of a full cart
     runtime.reset()
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 from chalicelib import runtime
-from chalicelib.catalog import SEED
+from tests.factories import SEED
 from tests.functional.conftest import request
 
 

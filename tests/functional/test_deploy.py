@@ -39,7 +39,6 @@ from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 
 from chalicelib import followups, runtime, table
-from chalicelib.catalog import SEED
 from deploy import account as acct
 from deploy import cli
 from deploy import template as tpl
@@ -54,6 +53,7 @@ from deploy.build import (
 )
 from deploy.runtimes import runtime_problem
 from deploy.settings import ROOT, Stage, load_stage
+from tests.factories import FULL_SEED as SEED  # a deploy seeds the whole file
 from tests.factories import add_body, cookie_from
 from tests.functional.conftest import Stream, request
 
@@ -848,6 +848,7 @@ class Lifecycle:
     after_update: Observed
     destroyed: subprocess.CompletedProcess[str]
     after_destroy: Observed
+    catalog: subprocess.CompletedProcess[str]  # make catalog FILE=... STAGE=dev
 
 
 # An operator's change to a live product's price.
@@ -885,6 +886,12 @@ def lifecycle(dev: Built, tmp_path_factory: pytest.TempPathFactory) -> Lifecycle
         _change_live_product(moto_url, after_first, LIVE_PRICE)
         again = _run("deploy", env)
         after_again = _observe(moto_url)
+        mugs = home / "mugs.csv"
+        mugs.write_text("id,name,description,priceCents,stock,active\n"
+                        "stage-test-mug,Stage mug,Blue.,900,3,true\n")
+        catalog = subprocess.run(  # nosec B603: `make catalog FILE=mugs.csv STAGE=dev`
+            [sys.executable, "-m", "deploy.catalog", str(mugs), "--stage", "dev"],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120)
         # New code, as after an edit: the same build with one more file in the zip.
         changed = home / "changed.zip"
         changed.write_bytes(dev.build.zip_path.read_bytes())
@@ -919,6 +926,7 @@ def lifecycle(dev: Built, tmp_path_factory: pytest.TempPathFactory) -> Lifecycle
         after_update,
         destroyed,
         after_destroy,
+        catalog,
     )
 
 
@@ -1130,9 +1138,15 @@ def test_a_redeploy_keeps_a_live_catalog_and_reseed_rewrites_its_products(
     assert f"kept {len(SEED)} already there" in lifecycle.again.stdout
     # ...and --reseed puts the catalog's price back.
     assert lifecycle.after_update.products[LIVE_PRODUCT.id] == LIVE_PRODUCT.price_cents
-    assert any(line.startswith(f"==> re-seeded all {len(SEED)} products") for line in (
+    assert any(line.startswith("==> re-seeding") for line in lifecycle.update)
+    assert any(line.strip().startswith(f"changed    {LIVE_PRODUCT.id}: price") for line in (
         lifecycle.update
     ))
+    # make catalog STAGE=dev: the stage's table, found through its stack.
+    assert lifecycle.catalog.returncode == 0, lifecycle.catalog.stderr
+    assert f"into {STACK}-CartTable" in lifecycle.catalog.stdout
+    assert "added      stage-test-mug: Stage mug, $9.00, stock 3" in lifecycle.catalog.stdout
+    assert lifecycle.after_update.products["stage-test-mug"] == 900
 
 
 def test_deploying_new_code_updates_the_functions_in_place_and_keeps_the_table(

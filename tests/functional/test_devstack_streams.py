@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from chalicelib.followups import STREAM_FILTER_PATTERNS
 from devstack.bootstrap import SnapshotError, bootstrap, ensure_table, restore
 from devstack.dispatch import BatchDispatcher, Parked
-from devstack.motoserver import Snapshotter, share_stream_shards
+from devstack.moto_memory import undo_by_item
+from devstack.motoserver import Snapshotter
 from devstack.runner import Checkpoint, Feed, Runner, mark_start, parking_lot
 from devstack.streams import StreamReader
 from tests.factories import TABLE_NAME
@@ -139,12 +140,10 @@ def test_a_read_error_loses_and_repeats_nothing(dynamodb: Any, stream_arn: str) 
 def shared_shards(monkeypatch: pytest.MonkeyPatch) -> None:
     """The moto server's patch, in this process for one test and undone after it."""
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import StreamShard
 
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items",
                         DynamoDBBackend.transact_write_items)
-    monkeypatch.setattr(StreamShard, "__deepcopy__", None, raising=False)
-    assert share_stream_shards()
+    assert undo_by_item()
 
 
 def test_with_shared_shards_a_failed_transaction_leaves_old_readers_working_and_no_records(

@@ -32,9 +32,8 @@ from chalice.test import HTTPResponse
 
 from app import app
 from chalicelib import runtime, table
-from chalicelib.catalog import SEED
 from chalicelib.store import carts as cart_store
-from tests.factories import JSON, TABLE_NAME
+from tests.factories import JSON, SEED, TABLE_NAME
 from tests.functional.botocore_faults import CANCELLED, CONFLICTED, ERRORS, Faults
 from tests.history import Op, Report, check_private, check_shared, read_lines
 
@@ -271,6 +270,19 @@ def test_every_promise_holds_in_a_history_of_concurrent_shoppers_meeting_faults(
     if counts != dict(holding):
         report.anomalies.append(f"inCarts {counts}, carts hold {dict(holding)}")
     placed = [item for cart_id in carts for item in orders_of(dynamodb, cart_id)]
+    # Stock (issue 17): what the orders hold left the shelves, nothing else did (a
+    # re-sent or late checkout takes no unit twice), and no shard went below zero.
+    sold: Counter[str] = Counter()
+    for item in placed:
+        sold.update(order_lines(item))
+    seeded = {product.id: product for product in SEED}
+    levels = runtime.repository().stock.levels(
+        {p: seeded[p].stock_shards for p in PRODUCTS}, consistent=True)
+    for product_id, shards in levels.items():
+        units = [int(shard["units"]["N"]) for shard in shards if shard]
+        if min(units) < 0 or seeded[product_id].stock - sum(units) != sold[product_id]:
+            report.anomalies.append(f"{product_id}: stock {seeded[product_id].stock} -> "
+                                    f"{units}, but the orders hold {sold[product_id]}")
     unconfirmed = [i["orderId"]["S"] for i in placed if i["status"]["S"] != "CONFIRMED"]
     if unconfirmed:
         report.anomalies.append(f"orders never confirmed: {unconfirmed}")
@@ -279,7 +291,8 @@ def test_every_promise_holds_in_a_history_of_concurrent_shoppers_meeting_faults(
         print(f"\nhistory (seed {SEED_VALUE}): {report.operations} operations, "
               f"{len(private)} private carts and 1 shared by {len(shared)} shoppers, "
               f"{report.reads} reads checked, {report.orders} orders, "
-              f"{report.indefinite} indefinite (503); faults injected: "
+              f"{report.indefinite} indefinite (503), {sum(sold.values())} units sold; "
+              f"faults injected: "
               f"{sum(injected.values())} {dict(injected)}; anomalies found: "
               f"{len(report.anomalies)}; {elapsed:.1f} s")
     assert report.anomalies == []

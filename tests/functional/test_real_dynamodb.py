@@ -102,7 +102,7 @@ def fill(client, cookie, count, start=0):
 
 @pytest.fixture
 def big_catalog(repo):
-    from chalicelib.catalog import SEED
+    from tests.factories import SEED
     base = SEED[0]
     import dataclasses
     repo.seed_products([dataclasses.replace(base, id=f"p{i:03d}", name=f"Product {i:03d}")

@@ -24,7 +24,7 @@ from tests.log_capture import Collect
 
 ITEMS = "/api/cart/items"
 EVIL = Product("evil-script", "<script>alert('name')</script>",
-               "</p><img src=x onerror=alert(1)>", 700, "kettle.svg")
+               "</p><img src=x onerror=alert(1)>", 700, "kettle.svg", stock=50)
 
 
 @pytest.fixture(scope="module")

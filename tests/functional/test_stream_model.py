@@ -36,12 +36,11 @@ from moto import mock_aws
 
 from app import app
 from chalicelib import followups, runtime, table
-from chalicelib.catalog import SEED
 from chalicelib.domain import MAX_QUANTITY
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.store import retry
 from devstack.streams import StreamReader
-from tests.factories import TABLE_NAME, add_body, cookie_from
+from tests.factories import SEED, TABLE_NAME, add_body, cookie_from
 from tests.functional.botocore_faults import CONFLICTED, Exhausted, Faults
 from tests.functional.conftest import Stream, request
 

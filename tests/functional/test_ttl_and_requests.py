@@ -67,7 +67,8 @@ def calls(client, cart):
     ("PUT", "/api/cart/items/kettle", {"quantity": 3}, ["TransactWriteItems", "GetItem"]),
     ("PUT", "/api/cart/items/kettle", {"quantity": 0}, ["TransactWriteItems"]),
     ("DELETE", "/api/cart/items/kettle", None, ["TransactWriteItems"]),
-    ("GET", "/api/cart", None, ["Query"]),
+    # The lines, then their products and stock at today's prices (catalog.py).
+    ("GET", "/api/cart", None, ["Query", "BatchGetItem"]),
     ("GET", "/api/cart/status", None, ["GetItem"]),
     # The catalog was cached by the add; its counts are summed over the shards.
     ("GET", "/api/products", None, ["Query"] * COUNTER_SHARDS),
