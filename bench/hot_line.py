@@ -1,4 +1,4 @@
-"""(9) Keyed against unkeyed adds on one hot line, side by side in one run.
+"""(10) Keyed against unkeyed adds on one hot line, side by side in one run.
 
 16 threads add to one line of one cart through the service (the app's own
 botocore client, moto in-process, one call at a time: moto is not

@@ -24,14 +24,14 @@ MAX_PAUSE_SECONDS = 0.1
 class Deadline:
     """Pause between attempts with full jitter; StoreUnavailable once past the deadline."""
 
-    def __init__(self, seconds: float = DEADLINE_SECONDS,
+    def __init__(self, seconds: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  jitter: Callable[[], float] = random.random) -> None:
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
-        self._end = clock() + seconds
+        self._end = clock() + (DEADLINE_SECONDS if seconds is None else seconds)
         self.attempts = 0
 
     def pause(self, why: str = "the store is contended") -> None:

@@ -38,10 +38,10 @@ from tests.functional.botocore_faults import CANCELLED, CONFLICTED, ERRORS, Faul
 from tests.history import Op, Report, check_private, check_shared, read_lines
 
 SEED_VALUE = int(os.environ.get("HISTORY_SEED", "16"))
-OPS_PER_CLIENT = int(os.environ.get("HISTORY_OPS", "14"))
+OPS_PER_CLIENT = int(os.environ.get("HISTORY_OPS", "30"))
 PRIVATE_CLIENTS = int(os.environ.get("HISTORY_PRIVATE", "4"))
 SHARED_CLIENTS = int(os.environ.get("HISTORY_SHARED", "3"))
-FAULT_RATE = float(os.environ.get("HISTORY_FAULT_RATE", "0.08"))
+FAULT_RATE = float(os.environ.get("HISTORY_FAULT_RATE", "0.12"))
 # A small cap, so that the clients meet it (the checker reads the same value).
 MAX_LINES = 4
 PRODUCTS = [product.id for product in SEED[:6]]

@@ -76,8 +76,8 @@ def calls(client, cart):
      ["Query", "UpdateItem", *["Query"] * COUNTER_SHARDS, "PutItem"]),
     ("POST", "/api/cart/checkout", None, ["Query", "TransactWriteItems"]),
 ])
-def test_each_cart_operation_makes_the_requests_its_store_documents(client, cart, calls, method,
-                                                                   path, payload, expected):
+def test_each_cart_operation_makes_the_requests_its_store_documents(
+        client, cart, calls, method, path, payload, expected):
     response = request(client, method, path, cart, payload)
     assert response.status_code < 300
     assert calls == expected
