@@ -162,10 +162,12 @@ def test_another_origins_page_changes_nothing_for_a_signed_in_shopper(
     assert cart_of(page, shop) == [("kettle", 2)]
     orders = page.evaluate("url => fetch(url).then(r => r.json())", f"{shop}/api/orders")
     assert orders == {"orders": []}
-    # What got through the browser reached the shop and was refused, every time.
+    # What got through the browser reached the shop and was refused, every time (the
+    # shop page's own count poll, a GET, may still be answered as it is left).
     assert "sent" in outcomes and "form posted" in outcomes
-    assert answered, "no attack request reached the shop"
-    assert all(status == 403 for _, _, status in answered), answered
+    writes = [seen for seen in answered if seen[0] not in ("GET", "HEAD")]
+    assert writes, "no attack request reached the shop"
+    assert all(status == 403 for _, _, status in writes), answered
     # The shop's own page still writes.
     page.goto(f"{shop}/")
     add(page, "grinder", 1)

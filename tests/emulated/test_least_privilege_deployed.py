@@ -64,11 +64,13 @@ def test_an_action_missing_from_the_api_role_fails_the_request_that_needs_it(
     assert denied.status_code == 500, denied.text
     assert denied.json() == {"Code": "InternalServerError",
                              "Message": "An internal server error occurred."}
-    # Refused to the function's role: its log has the ClientError its UpdateItem raised
-    # (the role's policy is the only thing that changed, and the add works again below).
+    # Refused to the function's role: its log has the ClientError its transaction raised
+    # (an add's transaction updates the line or the cart's header: UpdateItem is checked
+    # per action; the role's policy is the only thing that changed, and the add works
+    # again below).
     failures = [line for line in emulated_stack.function_log(API_FUNCTION).splitlines()
                 if '"error": "ClientError"' in line]
-    assert failures and "update_item" in failures[-1]
+    assert failures and "transact_write_items" in failures[-1]
     added = shopper.post(f"{url}/api/cart/items", headers=JSON, data=add_body("kettle", 1),
                          timeout=10)
     assert added.status_code == 201, added.text

@@ -11,10 +11,11 @@ It also makes moto behave as real DynamoDB does where moto never would:
   - `during("TransactWriteItems", hook)`: while the hook runs the transaction is
     in flight, and a plain write to one of its items fails with
     TransactionConflictException (another transaction on them: TransactionConflict);
-  - `stale()`: an eventually consistent read does not see the items written
+  - `stale()`: an eventually consistent read does not see the writes made
     since (by any write: PutItem, UpdateItem, DeleteItem, TransactWriteItems,
-    BatchWriteItem; GetItem answers no item, Query and BatchGetItem leave them
-    out) until `catch_up()`, as a lagging replica would;
+    BatchWriteItem) until `catch_up()`, as a lagging replica would: an item
+    written since shows as it was before (absent if it was new; GetItem and
+    BatchGetItem still show one deleted since, a Query leaves it out);
   - "late": a store stalled past the SDK's read timeout. The attempt times
     out for botocore (which re-sends it) and is applied `late_seconds` later
     all the same, as the requests queued in a SIGSTOPped server land once it
@@ -120,6 +121,7 @@ class Faults:
         self._in_flight: set[Key] = set()
         self._stale = False
         self._fresh: set[Key] = set()
+        self._before_fresh: dict[Key, dict[str, Any] | None] = {}  # what a replica shows
         self._hot: dict[str, int] = {}
         self._serial: threading.Lock | None = None
         self._lock = threading.Lock()
@@ -220,6 +222,7 @@ class Faults:
     def catch_up(self) -> Faults:
         """The replicas catch up (within a second, in DynamoDB): recent writes show."""
         self._fresh.clear()
+        self._before_fresh.clear()
         return self
 
     def throttle(self, pk_prefix: str, times: int = 1) -> Faults:
@@ -271,17 +274,32 @@ class Faults:
         # A projection may leave the partition key out: a Query names it.
         pk = body.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", "")
 
-        def fresh(item: dict[str, Any]) -> bool:
-            return (item.get("pk", {}).get("S", pk), item.get("sk", {}).get("S", "")) \
-                in self._fresh
+        def key_of(item: dict[str, Any]) -> Key:
+            return item.get("pk", {}).get("S", pk), item.get("sk", {}).get("S", "")
 
-        if operation == "GetItem" and "Item" in payload and fresh(payload["Item"]):
-            del payload["Item"]
+        def as_replica(items: list[dict[str, Any]], asked: list[Key]) -> list[dict[str, Any]]:
+            shown = {key_of(i): i for i in items}
+            for key in [*shown, *asked]:
+                if key in self._fresh:
+                    old = self._before_fresh.get(key)
+                    if old is None:
+                        shown.pop(key, None)
+                    else:
+                        shown[key] = old
+            return list(shown.values())
+
+        if operation == "GetItem":
+            item = as_replica([payload["Item"]] if "Item" in payload else [],
+                              [_key(body["Key"])])
+            payload.pop("Item", None)
+            if item:
+                payload["Item"] = item[0]
         if "Items" in payload:
-            payload["Items"] = [i for i in payload["Items"] if not fresh(i)]
+            payload["Items"] = as_replica(payload["Items"], [])
             payload["Count"] = len(payload["Items"])
         for table, items in payload.get("Responses", {}).items():
-            payload["Responses"][table] = [i for i in items if not fresh(i)]
+            asked = [_key(k) for k in body["RequestItems"][table]["Keys"]]
+            payload["Responses"][table] = as_replica(items, asked)
         if payload == json.loads(response.content):
             return response
         self.injected.append((operation, "stale-read"))
@@ -335,11 +353,32 @@ class Faults:
 
     def _apply(self, operation: str, keys: list[Key], event_name: str, request: Any,
                kwargs: dict[str, Any]) -> AWSResponse | None:
+        writes = operation in (*WRITES, "TransactWriteItems", BATCH_WRITE) and self._stale
         with self._serial or contextlib.nullcontext():
+            if writes:
+                self._remember_before(keys)
             response = botocore_stubber(event_name=event_name, request=request, **kwargs)
-        if operation in (*WRITES, "TransactWriteItems", BATCH_WRITE) and self._stale:
+        if writes:
             self._fresh.update(keys)
         return response
+
+    def _remember_before(self, keys: list[Key]) -> None:
+        """What a replica that has not caught up shows of these items: them as now."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][self._client.meta.region_name]
+        for key in keys:
+            if key in self._before_fresh or key in self._fresh:
+                continue
+            item = None
+            for table in backend.tables.values():
+                found = table.get_item(DynamoType({"S": key[0]}), DynamoType({"S": key[1]}))
+                if found is not None:
+                    item = found.to_json()["Attributes"]
+                    break
+            self._before_fresh[key] = item
 
     def _land_late(self, operation: str, keys: list[Key], event_name: str, request: Any,
                    kwargs: dict[str, Any]) -> None:

@@ -158,6 +158,16 @@ def test_a_shopper_journey_through_every_http_api_route(browser: HttpApiBrowser)
     assert browser.send("GET", f"/api/orders/{order_id}").json()["orderId"] == order_id
     for page in ("/orders", f"/orders/{order_id}"):
         assert browser.send("GET", page).status == 200, page
+    # Every page and GET route answers HEAD: its GET's status and headers, no body.
+    named = {"{order_id}": order_id, "{name}": "app.css"}
+    for key in ROUTE_KEYS:
+        method, _, path = key.partition(" ")
+        if method == "HEAD":
+            for param, value in named.items():
+                path = path.replace(param, value)
+            path = path.replace("/img/app.css", "/img/beans.svg")
+            head = browser.send("HEAD", path)
+            assert head.status == 200 and not head.body, (path, head.status)
 
     signed_out = browser.send("POST", "/api/account/signout")
     assert signed_out.status == 204

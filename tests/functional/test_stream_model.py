@@ -122,7 +122,7 @@ class CartsAndStream(RuleBasedStateMachine):
     def open_cart(self, product: str, quantity: int) -> str:
         RUNS["steps"] += 1
         response = request(self.client, "POST", "/api/cart/items", body=add_body(product, quantity))
-        assert response.status_code == 201
+        assert response.status_code == 201, response.body
         cart = cookie_from(response)
         self.lines[cart] = {product: quantity}
         self.keys[cart] = {}
