@@ -11,11 +11,10 @@ It also makes moto behave as real DynamoDB does where moto never would:
   - `during("TransactWriteItems", hook)`: while the hook runs the transaction is
     in flight, and a plain write to one of its items fails with
     TransactionConflictException (another transaction on them: TransactionConflict);
-  - `stale()`: an eventually consistent read does not see the writes made
+  - `stale()`: an eventually consistent read does not see the items written
     since (by any write: PutItem, UpdateItem, DeleteItem, TransactWriteItems,
-    BatchWriteItem) until `catch_up()`, as a lagging replica would: an item
-    written since shows as it was before (absent if it was new; GetItem and
-    BatchGetItem still show one deleted since, a Query leaves it out);
+    BatchWriteItem; GetItem answers no item, Query and BatchGetItem leave them
+    out) until `catch_up()`, as a lagging replica would;
   - "late": a store stalled past the SDK's read timeout. The attempt times
     out for botocore (which re-sends it) and is applied `late_seconds` later
     all the same, as the requests queued in a SIGSTOPped server land once it
@@ -121,7 +120,7 @@ class Faults:
         self._in_flight: set[Key] = set()
         self._stale = False
         self._fresh: set[Key] = set()
-        self._before_fresh: dict[Key, dict[str, Any] | None] = {}  # what a replica shows
+        self._apart: tuple[str, ...] = ()
         self._hot: dict[str, int] = {}
         self._serial: threading.Lock | None = None
         self._lock = threading.Lock()
@@ -214,15 +213,21 @@ class Faults:
         self._serial = threading.Lock()
         return self
 
-    def stale(self) -> Faults:
-        """From now on, eventually consistent reads miss the items written since."""
+    def stale(self, apart: tuple[str, ...] = ()) -> Faults:
+        """From now on, eventually consistent reads miss the items written since.
+
+        Items whose partition key starts with one of `apart` are read as written:
+        for an item that existed before (a stock shard a checkout took from), a
+        lagging replica shows its older value, never no item, which this layer
+        cannot show.
+        """
         self._stale = True
+        self._apart = apart
         return self
 
     def catch_up(self) -> Faults:
         """The replicas catch up (within a second, in DynamoDB): recent writes show."""
         self._fresh.clear()
-        self._before_fresh.clear()
         return self
 
     def throttle(self, pk_prefix: str, times: int = 1) -> Faults:
@@ -274,32 +279,17 @@ class Faults:
         # A projection may leave the partition key out: a Query names it.
         pk = body.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", "")
 
-        def key_of(item: dict[str, Any]) -> Key:
-            return item.get("pk", {}).get("S", pk), item.get("sk", {}).get("S", "")
+        def fresh(item: dict[str, Any]) -> bool:
+            return (item.get("pk", {}).get("S", pk), item.get("sk", {}).get("S", "")) \
+                in self._fresh
 
-        def as_replica(items: list[dict[str, Any]], asked: list[Key]) -> list[dict[str, Any]]:
-            shown = {key_of(i): i for i in items}
-            for key in [*shown, *asked]:
-                if key in self._fresh:
-                    old = self._before_fresh.get(key)
-                    if old is None:
-                        shown.pop(key, None)
-                    else:
-                        shown[key] = old
-            return list(shown.values())
-
-        if operation == "GetItem":
-            item = as_replica([payload["Item"]] if "Item" in payload else [],
-                              [_key(body["Key"])])
-            payload.pop("Item", None)
-            if item:
-                payload["Item"] = item[0]
+        if operation == "GetItem" and "Item" in payload and fresh(payload["Item"]):
+            del payload["Item"]
         if "Items" in payload:
-            payload["Items"] = as_replica(payload["Items"], [])
+            payload["Items"] = [i for i in payload["Items"] if not fresh(i)]
             payload["Count"] = len(payload["Items"])
         for table, items in payload.get("Responses", {}).items():
-            asked = [_key(k) for k in body["RequestItems"][table]["Keys"]]
-            payload["Responses"][table] = as_replica(items, asked)
+            payload["Responses"][table] = [i for i in items if not fresh(i)]
         if payload == json.loads(response.content):
             return response
         self.injected.append((operation, "stale-read"))
@@ -353,32 +343,11 @@ class Faults:
 
     def _apply(self, operation: str, keys: list[Key], event_name: str, request: Any,
                kwargs: dict[str, Any]) -> AWSResponse | None:
-        writes = operation in (*WRITES, "TransactWriteItems", BATCH_WRITE) and self._stale
         with self._serial or contextlib.nullcontext():
-            if writes:
-                self._remember_before(keys)
             response = botocore_stubber(event_name=event_name, request=request, **kwargs)
-        if writes:
-            self._fresh.update(keys)
+        if operation in (*WRITES, "TransactWriteItems", BATCH_WRITE) and self._stale:
+            self._fresh.update(k for k in keys if not k[0].startswith(self._apart or ("\0",)))
         return response
-
-    def _remember_before(self, keys: list[Key]) -> None:
-        """What a replica that has not caught up shows of these items: them as now."""
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.dynamodb.models import dynamodb_backends
-        from moto.dynamodb.models.dynamo_type import DynamoType
-
-        backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][self._client.meta.region_name]
-        for key in keys:
-            if key in self._before_fresh or key in self._fresh:
-                continue
-            item = None
-            for table in backend.tables.values():
-                found = table.get_item(DynamoType({"S": key[0]}), DynamoType({"S": key[1]}))
-                if found is not None:
-                    item = found.to_json()["Attributes"]
-                    break
-            self._before_fresh[key] = item
 
     def _land_late(self, operation: str, keys: list[Key], event_name: str, request: Any,
                    kwargs: dict[str, Any]) -> None:
