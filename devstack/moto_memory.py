@@ -22,17 +22,28 @@ moto 5.2.5:
 - the stream keeps every record; DynamoDB Streams keeps 24 hours
   (`trim_stream`).
 - a Query sorts the whole table to find one partition (`query_one_partition`).
+
+And one of behaviour, not memory: moto ignores TransactWriteItems'
+`ClientRequestToken`. DynamoDB keeps each token's transaction for 10 minutes:
+a second call with the same token and the same actions (botocore's re-send
+after a timeout, or an attempt that lands late) succeeds and applies nothing;
+with other actions it is `IdempotentParameterMismatchException`. Unkeyed cart
+writes rely on it (chalicelib/store/keys.py), so the local store and the tests
+honour it too (`honour_request_tokens`, applied with `undo_by_item`); MiniStack
+1.5.33 honours it itself.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
+import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+TOKEN_LIFETIME = 10 * 60.0  # seconds: DynamoDB's ClientRequestToken window
 ITERATOR_LIFETIME = 15 * 60.0  # seconds: DynamoDB Streams' shard iterators expire after 15 min
 STREAM_RETENTION = 24 * 3600.0  # seconds: a stream record is readable for 24 hours
 
@@ -144,6 +155,54 @@ def undo_by_item() -> bool:
 
     transact_write_items.undoes_by_item = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    return honour_request_tokens()
+
+
+# ClientRequestToken -> (the transaction's actions as JSON, monotonic time it applied)
+_TOKENS: dict[str, tuple[str, float]] = {}
+
+
+def honour_request_tokens(clock: Callable[[], float] = time.monotonic) -> bool:
+    """TransactWriteItems applies a ClientRequestToken's transaction once in 10 minutes,
+    as DynamoDB does; False: moto's shape is not the one this was written for."""
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.exceptions import DynamodbException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = getattr(DynamoHandler, "transact_write_items", None)
+    if original is None:
+        return False
+    if getattr(original, "honours_tokens", False):
+        return True
+
+    class IdempotentParameterMismatch(DynamodbException):
+        def __init__(self) -> None:
+            super().__init__(
+                "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                message="The ClientRequestToken was used for another request in the "
+                        "last 10 minutes")
+
+    def transact_write_items(self: Any) -> Any:
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return original(self)
+        actions = json.dumps(self.body.get("TransactItems"), sort_keys=True)
+        with _TRANSACTIONS:
+            now = clock()
+            for old in [t for t, (_, at) in _TOKENS.items() if now - at > TOKEN_LIFETIME]:
+                del _TOKENS[old]
+            seen = _TOKENS.get(token)
+            if seen is not None:
+                if seen[0] != actions:
+                    raise IdempotentParameterMismatch()
+                # Applied already: the same success, nothing applied again.
+                return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+            result = original(self)  # a cancelled transaction raises: no token kept
+            _TOKENS[token] = (actions, now)
+            return result
+
+    transact_write_items.honours_tokens = True  # type: ignore[attr-defined]
+    DynamoHandler.transact_write_items = transact_write_items  # type: ignore[method-assign]
     return True
 
 
