@@ -5,29 +5,37 @@
     CART#<cartId>   LINE#<productId>   one cart line (TTL)
     CART#<cartId>   SUMMARY            what cart-status reads, kept by the stream (TTL)
 
-Every write is one TransactWriteItems that also Puts the request's record
-(store/keys.py: the shopper's Idempotency-Key or a token minted for the
-request), so a re-sent or late-landing attempt is cancelled by the record and
-applies nothing. The cap on distinct lines is the header's condition
-`lineCount < MAX_LINES`, evaluated by DynamoDB in the transaction that creates
-the line; removing a live line (remove, set to 0, checkout, a sign-in's move)
-takes one off in the same transaction. A header DynamoDB has not got (a cart
-older than the header, or one whose header expired) is made from a consistent
-count of the live lines; one that counts lines which expired since is
-corrected, on the condition that its `rev` has not moved, before an add is
-refused. Conflicts that applied nothing are retried inside the request
-(store/retry.py), never answered 409.
+Every write is one TransactWriteItems, applied at most once however often it
+is sent: its ClientRequestToken makes DynamoDB apply it once in 10 minutes
+(store/retry.py `transact`), so botocore's re-send after a timeout, or an
+attempt that lands late, applies nothing. A shopper's Idempotency-Key asks
+for more (the same answer for 24 hours, on another request too): the
+transaction of a keyed write also Puts the key's record (store/keys.py),
+holding the answer, and a retry is cancelled by it and answered from it.
 
-Requests per operation (what bench/ measures; WCU for items under 1 KB):
-    add_line      existing line: 1 TransactWriteItems (record + line: 4 WCU)
-                  + 1 GetItem (the line after the add, consistent: 1 RCU)
-                  [+ 1 UpdateItem: a keyed add's record remembers the answer]
-                  new line: 1 TransactWriteItems that finds no line (4 WCU)
-                  + 1 TransactWriteItems (record + header + line: 6 WCU)
+An add reads the line first (one consistent GetItem) to pick its one write:
+a live line's update (`quantity + q`, conditioned on room, not on what was
+read, so adds racing on one line all apply), or a new line counted in the
+header. The read picks; the write's condition decides. The cap on distinct
+lines is the header's condition `lineCount < MAX_LINES`, evaluated by
+DynamoDB in the transaction that creates the line; removing a live line
+(remove, set to 0, checkout, a sign-in's move) takes one off in the same
+transaction. A header DynamoDB has not got (a cart older than the header, or
+one whose header expired) is made from a consistent count of the live lines;
+one that counts lines which expired since is corrected, on the condition that
+its `rev` has not moved, before an add is refused. Conflicts that applied
+nothing are retried inside the request (store/retry.py), never answered 409.
+
+Requests per operation (what bench/ measures; WCU for items under 1 KB; a
+transaction bills 2 WCU per item; [+2 WCU]: a keyed request's record):
+    add_line      1 GetItem (the line, consistent: 1 RCU), then
+                  existing line: 1 TransactWriteItems (line: 2 WCU [+2]) + 1 GetItem
+                  (the line after) [+ 1 UpdateItem: the key's record keeps the answer]
+                  new line: 1 TransactWriteItems (header + line: 4 WCU [+2])
                   [a cart's first line, or a stale header: + 1 Query (COUNT)
                   + 1 PutItem or UpdateItem of the header]
-    set_quantity  1 TransactWriteItems (record + line: 4 WCU) + 1 GetItem
-    remove_line   1 TransactWriteItems (record + line + header: 6 WCU)
+    set_quantity  1 TransactWriteItems (line: 2 WCU [+2]) + 1 GetItem
+    remove_line   1 TransactWriteItems (line + header: 4 WCU [+2])
     list_lines    1 Query (consistent);  get_summary  1 GetItem (consistent)
     put_summary   1 PutItem (conditional on its sequence);  renew_line  1 UpdateItem
 """
@@ -51,7 +59,7 @@ from chalicelib.domain import (
     is_live,
 )
 from chalicelib.idempotency import IdempotentRequest
-from chalicelib.store import errors
+from chalicelib.store import errors, retry
 from chalicelib.store.codec import (
     Item,
     expires,
@@ -127,15 +135,25 @@ class DynamoCarts:
         return key(table.cart_pk(cart_id), table.LINES_SK)
 
     def _transact(self, actions: list[Item]) -> None:
+        retry.transact(self._client, actions)
+
+    def _read_line_item(self, cart_id: str, product_id: str) -> Item | None:
         with errors.translated():
-            self._client.transact_write_items(TransactItems=actions)
+            return self._client.get_item(  # type: ignore[no-any-return]
+                TableName=self._table, Key=self._line_key(cart_id, product_id),
+                ConsistentRead=True).get("Item")
 
     def _read_line(self, cart_id: str, product_id: str) -> CartLine | None:
-        with errors.translated():
-            item = self._client.get_item(TableName=self._table,
-                                         Key=self._line_key(cart_id, product_id),
-                                         ConsistentRead=True).get("Item")
+        item = self._read_line_item(cart_id, product_id)
         return line_from_item(item) if item else None
+
+    def _record(self, cart_id: str, once: IdempotentRequest, response: Item | None,
+                now: str, now_epoch: int) -> list[Item]:
+        """The record's Put, for a shopper's key only: an unkeyed write is made
+        at most once by its transaction's ClientRequestToken (retry.transact)."""
+        if once.minted:
+            return []
+        return [self._keys.put_action(cart_id, once, response, now, now_epoch)]
 
     # -- add ---------------------------------------------------------------------
 
@@ -159,7 +177,7 @@ class DynamoCarts:
 
     def _answered(self, cart_id: str, product: Product, quantity: int,
                   answer: Item) -> CartLine:
-        """The line for a request that applied before (a re-send, or a keyed retry)."""
+        """The line for a request that applied before (a keyed retry)."""
         if answer is not APPLIED and answer:
             return line_from_item(answer)
         line = self._read_line(cart_id, product.id)
@@ -168,44 +186,48 @@ class DynamoCarts:
 
     def _add(self, cart_id: str, product: Product, quantity: int, now: str,
              now_epoch: int, expires_at: int, once: IdempotentRequest) -> CartLine:
-        line_key = self._line_key(cart_id, product.id)
+        """Read the line (consistently), then make the one write its state calls for:
+        a live line's update, or a new line counted in the header. The read only
+        picks the write; the write's condition is what DynamoDB holds it to."""
+        old = self._read_line_item(cart_id, product.id)
+        if old is None or not is_live(expires(old), now_epoch):
+            return self._create(cart_id, product, quantity, now, now_epoch, expires_at, once)
+        record = self._record(cart_id, once, None, now, now_epoch)
         try:
-            self._transact([
-                self._keys.put_action(cart_id, once, None, now, now_epoch),
-                {"Update": {
-                    "TableName": self._table,
-                    "Key": line_key,
-                    "UpdateExpression": (
-                        "SET #q = #q + :q, #n = :name, unitPriceCents = :price, "
-                        "updatedAt = :now, expiresAt = :exp"),
-                    "ConditionExpression": (
-                        "attribute_exists(#q) AND expiresAt > :epoch AND #q <= :room"),
-                    "ExpressionAttributeNames": _LINE_FIELDS,
-                    "ExpressionAttributeValues": {
-                        ":q": n(quantity), ":name": s(product.name),
-                        ":price": n(product.price_cents), ":now": s(now),
-                        ":exp": n(expires_at), ":epoch": n(now_epoch),
-                        # The line's new total within 99 and the stock on hand.
-                        ":room": n(min(headroom(quantity), product.stock - quantity)),
-                    },
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }},
-            ])
+            self._transact([*record, {"Update": {
+                "TableName": self._table,
+                "Key": self._line_key(cart_id, product.id),
+                "UpdateExpression": (
+                    "SET #q = #q + :q, #n = :name, unitPriceCents = :price, "
+                    "updatedAt = :now, expiresAt = :exp"),
+                # Not "as read": adds racing on one line all apply, none retries.
+                "ConditionExpression": (
+                    "attribute_exists(#q) AND expiresAt > :epoch AND #q <= :room"),
+                "ExpressionAttributeNames": _LINE_FIELDS,
+                "ExpressionAttributeValues": {
+                    ":q": n(quantity), ":name": s(product.name),
+                    ":price": n(product.price_cents), ":now": s(now),
+                    ":exp": n(expires_at), ":epoch": n(now_epoch),
+                    # The line's new total within 99 and the stock on hand.
+                    ":room": n(min(headroom(quantity), product.stock - quantity)),
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }}])
         except errors.ConditionFailed as failed:
-            answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
-            if answer is not None:
-                return self._answered(cart_id, product, quantity, answer)
-            old = failed.item_at(1)  # None: there is no line (moto returns it too)
+            if record:
+                answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
+                if answer is not None:
+                    return self._answered(cart_id, product, quantity, answer)
+            old = failed.item_at(len(record))
             if old is not None and is_live(expires(old), now_epoch):
                 if integer(old, "quantity") > headroom(quantity):
                     raise QuantityLimitExceeded(integer(old, "quantity")) from failed
                 if integer(old, "quantity") + quantity > product.stock:
                     raise NotEnoughStock(product, integer(old, "quantity") + quantity) \
                         from failed
-                raise _Raced from failed  # it was created just now: add to it
-            return self._create(cart_id, product, quantity, now, now_epoch, expires_at, once)
+            raise _Raced from failed  # the line went since it was read: read again
         line = self._read_line(cart_id, product.id)
-        if line is None:
+        if line is None:  # a checkout took it since
             line = CartLine(product.id, product.name, product.price_cents, quantity)
         self._keys.answer(cart_id, once, line_to_map(line))
         return line
@@ -219,9 +241,11 @@ class DynamoCarts:
                         expires_at)
         item = {**self._line_key(cart_id, product.id), **line_to_map(line)["M"],
                 "updatedAt": s(now), table.TTL_ATTRIBUTE: n(expires_at)}
+        record = self._record(cart_id, once, line_to_map(line), now, now_epoch)
+        header_at = len(record)
         try:
             self._transact([
-                self._keys.put_action(cart_id, once, line_to_map(line), now, now_epoch),
+                *record,
                 {"Update": {
                     "TableName": self._table,
                     "Key": self._header_key(cart_id),
@@ -243,15 +267,18 @@ class DynamoCarts:
                 }},
             ])
         except errors.ConditionFailed as failed:
-            answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
-            if answer is not None:
-                return self._answered(cart_id, product, quantity, answer)
-            if failed.failed(1) and not counted:
-                self._make_room(cart_id, failed.item_at(1), now_epoch, expires_at)
+            if record:
+                answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
+                if answer is not None:
+                    return self._answered(cart_id, product, quantity, answer)
+            if failed.failed(header_at + 1):
+                raise _Raced from failed  # the line was created meanwhile: add to it
+            if failed.failed(header_at) and not counted:
+                self._make_room(cart_id, failed.item_at(header_at), now_epoch, expires_at)
                 # Not contention: the header is right now, go again at once.
                 return self._create(cart_id, product, quantity, now, now_epoch, expires_at,
                                     once, counted=True)
-            raise _Raced from failed  # the line was created meanwhile, or the header moved
+            raise _Raced from failed  # the header moved
         return line
 
     def _make_room(self, cart_id: str, header: Item | None, now_epoch: int,
@@ -311,28 +338,27 @@ class DynamoCarts:
         """Set a live line's quantity; NotInCart when there is none."""
         once = once or idempotency.minted_request(
             "set_quantity", {"productId": product_id, "quantity": quantity}, now_epoch)
+        record = self._record(cart_id, once, None, now, now_epoch)
         deadline = Deadline()
         while True:
             try:
-                self._transact([
-                    self._keys.put_action(cart_id, once, None, now, now_epoch),
-                    {"Update": {
-                        "TableName": self._table,
-                        "Key": self._line_key(cart_id, product_id),
-                        "UpdateExpression": "SET #q = :q, updatedAt = :now, expiresAt = :exp",
-                        "ConditionExpression": "attribute_exists(#q) AND expiresAt > :epoch",
-                        "ExpressionAttributeNames": {"#q": "quantity"},
-                        "ExpressionAttributeValues": {
-                            ":q": n(quantity), ":now": s(now), ":exp": n(expires_at),
-                            ":epoch": n(now_epoch),
-                        },
-                    }},
-                ])
+                self._transact([*record, {"Update": {
+                    "TableName": self._table,
+                    "Key": self._line_key(cart_id, product_id),
+                    "UpdateExpression": "SET #q = :q, updatedAt = :now, expiresAt = :exp",
+                    "ConditionExpression": "attribute_exists(#q) AND expiresAt > :epoch",
+                    "ExpressionAttributeNames": {"#q": "quantity"},
+                    "ExpressionAttributeValues": {
+                        ":q": n(quantity), ":now": s(now), ":exp": n(expires_at),
+                        ":epoch": n(now_epoch),
+                    },
+                }}])
             except errors.StoreContended:
                 deadline.pause()
                 continue
             except errors.ConditionFailed as failed:
-                if self._keys.replayed(failed, 0, cart_id, once, now_epoch) is None:
+                if not record or self._keys.replayed(failed, 0, cart_id, once,
+                                                     now_epoch) is None:
                     raise NotInCart(product_id) from failed
             break
         line = self._read_line(cart_id, product_id)
@@ -345,15 +371,14 @@ class DynamoCarts:
         """Delete the live line and count it off; no live line is not an error."""
         once = once or idempotency.minted_request(
             "remove_from_cart", {"productId": product_id}, now_epoch)
+        record = self._record(cart_id, once, None, now, now_epoch)
         deadline = Deadline()
         counted = True
         while True:
-            actions = [
-                self._keys.put_action(cart_id, once, None, now, now_epoch),
-                {"Delete": {"TableName": self._table,
-                            "Key": self._line_key(cart_id, product_id),
-                            **_live_line(now_epoch)}},
-            ]
+            actions = [*record, {"Delete": {"TableName": self._table,
+                                            "Key": self._line_key(cart_id, product_id),
+                                            **_live_line(now_epoch)}}]
+            line_at = len(record)
             if counted:
                 change = header_change(self._table, cart_id, -1, 0)
                 # A cart older than its header: the line goes, nothing to count off.
@@ -365,11 +390,13 @@ class DynamoCarts:
                 deadline.pause()
                 continue
             except errors.ConditionFailed as failed:
-                if failed.failed(2) and not failed.failed(0) and not failed.failed(1):
+                if failed.failed(line_at + 1) and not any(
+                        failed.failed(index) for index in range(line_at + 1)):
                     counted = False
                     continue
                 # The record: applied before. The line: none live, nothing to do.
-                self._keys.replayed(failed, 0, cart_id, once, now_epoch)
+                if record:
+                    self._keys.replayed(failed, 0, cart_id, once, now_epoch)
             return
 
     # -- reads ---------------------------------------------------------------------

@@ -3,9 +3,11 @@
 Call sites say what they expect, by catching `ConditionFailed` around a
 conditional write; everything else is decided once, for every adapter:
 
-    contended     TransactionConflict(Exception), TransactionInProgress, a transaction
-                  cancelled as throttled or conflicting: a quick, definite "not applied"
-                                                                   -> StoreContended
+    contended     TransactionConflict(Exception), a transaction cancelled as throttled
+                  or conflicting: a quick, definite "not applied"  -> StoreContended
+    in progress   TransactionInProgress: a call with the same ClientRequestToken is
+                  still being applied; only the same call may be sent again
+                                                                   -> StillApplying
     busy          throttling, 5xx, timeouts (botocore retried them already)
                                                                    -> StoreUnavailable
     condition     ConditionalCheckFailed, also as a transaction's cancellation reason
@@ -40,7 +42,14 @@ class StoreContended(StoreUnavailable):
     inside the request (store/retry.py) until its deadline, then a 503."""
 
 
+class StillApplying(StoreContended):
+    """DynamoDB is still applying a transaction with this ClientRequestToken (an
+    earlier attempt of this very call): send the same call again, never a new one,
+    or the earlier attempt and the new one could both apply."""
+
+
 class Outcome(enum.Enum):
+    IN_PROGRESS = "in progress"
     CONTENDED = "contended"
     BUSY = "busy"
     CONDITION_FAILED = "condition failed"
@@ -60,7 +69,6 @@ BUSY_CODES = frozenset({
 })
 # Error codes that mean "another writer holds the item; nothing applied": quick answers.
 CONTENDED_CODES = frozenset({
-    "TransactionInProgressException",
     "TransactionConflictException",
 })
 # A transaction's cancellation reasons that mean the same.
@@ -126,6 +134,8 @@ def classify(exc: BaseException) -> Outcome:
         return Outcome.BUG
     code = _code(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code == "TransactionInProgressException":
+        return Outcome.IN_PROGRESS
     if code in CONTENDED_CODES:
         return Outcome.CONTENDED
     if code in BUSY_CODES or status >= 500:
@@ -165,6 +175,8 @@ def translated() -> Iterator[None]:
         yield
     except (ClientError, BotoConnectionError, HTTPClientError) as exc:
         outcome = classify(exc)
+        if outcome is Outcome.IN_PROGRESS and isinstance(exc, ClientError):
+            raise StillApplying(_code(exc)) from exc
         if outcome is Outcome.CONTENDED:
             raise StoreContended(_code(exc) if isinstance(exc, ClientError) else "") from exc
         if outcome is Outcome.BUSY:

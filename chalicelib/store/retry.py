@@ -11,10 +11,13 @@ function's 15 s timeout; past it the answer is a 503 with Retry-After.
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
 from chalicelib.domain import StoreUnavailable
+from chalicelib.store import errors
 
 DEADLINE_SECONDS = 2.5
 FIRST_PAUSE_SECONDS = 0.005
@@ -42,3 +45,22 @@ class Deadline:
         if self._clock() + delay >= self._end:
             raise StoreUnavailable(f"{why} past the request's deadline")
         self._sleep(delay)
+
+
+def transact(client: Any, actions: list[dict[str, Any]], deadline: Deadline | None = None) -> None:
+    """One TransactWriteItems, applied at most once.
+
+    Its ClientRequestToken is what makes it so: DynamoDB applies a token's
+    transaction once in 10 minutes, so botocore's re-send after a timeout, or an
+    attempt that lands late, applies nothing. While DynamoDB is still applying
+    it (TransactionInProgress), the same call is sent again, never a new one.
+    """
+    token = secrets.token_hex(16)
+    while True:
+        try:
+            with errors.translated():
+                client.transact_write_items(TransactItems=actions, ClientRequestToken=token)
+            return
+        except errors.StillApplying:
+            deadline = deadline or Deadline()
+            deadline.pause("the transaction was still being applied")

@@ -195,16 +195,26 @@ def calls(client, cart):
     return made
 
 
-def test_a_keyed_add_costs_one_transaction_a_read_and_its_answer(client, cart, calls):
-    # No read before the write: the transaction adds, the read answers, the
-    # record remembers the answer for a retry.
+def test_a_keyed_add_to_a_line_costs_a_read_one_transaction_a_read_and_its_answer(
+        client, cart, calls):
+    # The first read picks the write (the line is there: add on top), the
+    # transaction adds, the second read answers, the record remembers the answer.
     assert add(client, cart, "k").status_code == 201
-    assert calls == ["TransactWriteItems", "GetItem", "UpdateItem"]
+    assert calls == ["GetItem", "TransactWriteItems", "GetItem", "UpdateItem"]
 
 
-def test_an_unkeyed_add_costs_one_transaction_and_a_read(client, cart, calls):
+def test_an_unkeyed_add_to_a_line_costs_a_read_one_transaction_and_a_read(client, cart, calls):
     assert add(client, cart, None).status_code == 201
-    assert calls == ["TransactWriteItems", "GetItem"]
+    assert calls == ["GetItem", "TransactWriteItems", "GetItem"]
+
+
+def test_an_add_of_a_new_line_costs_a_read_and_one_transaction(client, cart, calls):
+    for key in ("k", None):
+        calls.clear()
+        response = add(client, cart, key, "grinder" if key else "scale")
+        assert response.status_code == 201, response.body
+        # No cancelled first attempt: the read found no line, the one transaction made it.
+        assert calls == ["GetItem", "TransactWriteItems"]
 
 
 def test_a_keyed_checkout_costs_no_extra_request(client, cart, calls):

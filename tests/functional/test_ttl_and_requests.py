@@ -61,9 +61,11 @@ def calls(client, cart):
 
 
 @pytest.mark.parametrize("method, path, payload, expected", [
-    # A write is one transaction with its request record (at most once); an add
-    # or a set reads the line it answers with (store/carts.py).
-    ("POST", "/api/cart/items", add_body("kettle", 1), ["TransactWriteItems", "GetItem"]),
+    # A write is one transaction (at most once: its ClientRequestToken); an add
+    # reads its line first to pick that write, an add or a set reads the line it
+    # answers with (store/carts.py).
+    ("POST", "/api/cart/items", add_body("kettle", 1),
+     ["GetItem", "TransactWriteItems", "GetItem"]),
     ("PUT", "/api/cart/items/kettle", {"quantity": 3}, ["TransactWriteItems", "GetItem"]),
     ("PUT", "/api/cart/items/kettle", {"quantity": 0}, ["TransactWriteItems"]),
     ("DELETE", "/api/cart/items/kettle", None, ["TransactWriteItems"]),
