@@ -36,11 +36,13 @@ ROUTES: dict[str, dict[str, int]] = {
     "GET /api/cart": {"Query": 1, "BatchGetItem": 1},
     "GET /api/cart/status": {"GetItem": 1},
     # Every cart write is a transaction with the request's record (store/carts.py).
-    # An add with an Idempotency-Key (as the shop page sends) of a new line: one
-    # transaction that finds no line, then one that creates it with the header.
-    "POST /api/cart/items": {"TransactWriteItems": 2},
-    # an add to a line the cart holds, and a set: the transaction, then the line read
-    "POST /api/cart/items:unkeyed, existing line": {"TransactWriteItems": 1, "GetItem": 1},
+    # An add with an Idempotency-Key (as the shop page sends) of a new line: the
+    # line read (none: pick the create), then one transaction that creates it with
+    # the header and the key's record.
+    "POST /api/cart/items": {"GetItem": 1, "TransactWriteItems": 1},
+    # an add to a line the cart holds: the line read (there: add on top), the
+    # transaction, then the line read it answers with; a set: the last two
+    "POST /api/cart/items:unkeyed, existing line": {"TransactWriteItems": 1, "GetItem": 2},
     "PUT /api/cart/items/{product_id}": {"TransactWriteItems": 1, "GetItem": 1},
     "DELETE /api/cart/items/{product_id}": {"TransactWriteItems": 1},
     "POST /api/cart/checkout": {"Query": 1, "TransactWriteItems": 1},
