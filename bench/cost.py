@@ -9,7 +9,10 @@ prices them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 from bench.common import Section, Table
 from bench.scale import Footprint, Result, Workload, billed_seconds
@@ -63,10 +66,13 @@ PRICES: dict[str, Price] = {p.name: p for p in (
 )}
 ARCHITECTURES = ("arm64", "x86_64")
 # Not measurable here: the lines Lambda itself writes per invocation (START, END,
-# REPORT; about 100 + 60 + 180 bytes without an init line) and API Gateway's access
-# log line (the stage's format, about 350 bytes with request id, IP, route, status,
-# latency). Declared.
+# REPORT; about 100 + 60 + 180 bytes as text without an init line, more as JSON) and
+# API Gateway's access log line (the stage's format, about 350 bytes with request id,
+# route, status, latencies). Declared. Lambda writes its START, END and REPORT lines at
+# INFO: a function whose LoggingConfig says JSON with SystemLogLevel WARN gets none of
+# them, and at WARN nothing else in a healthy run (deploy/template.py logging_config).
 PLATFORM_LOG_BYTES = 340
+QUIET_SYSTEM_LOG_LEVELS = ("WARN",)
 ACCESS_LOG_BYTES = 350
 # X-Ray's default sampling rule: the first request each second, then 5%.
 XRAY_RESERVOIR_PER_S = 1.0
@@ -95,8 +101,32 @@ FRONT_DOOR_LINE = "API Gateway (front door)"
 TARGET = 4.00  # issue 20: dollars per 1M requests of the mix on the cheaper front door
 
 
+def platform_log_bytes(logging_config: dict[str, Any] | None) -> int:
+    """Bytes of Lambda's own lines per invocation under a function's LoggingConfig."""
+    config = logging_config or {}
+    if config.get("LogFormat") == "JSON" and config.get("SystemLogLevel") in \
+            QUIET_SYSTEM_LOG_LEVELS:
+        return 0
+    return PLATFORM_LOG_BYTES
+
+
+@dataclass(frozen=True)
+class PlatformLogs:
+    """Lambda's own log bytes per invocation, by function, as a template configures them."""
+
+    api: int = PLATFORM_LOG_BYTES
+    followups: dict[str, int] = field(default_factory=dict)  # handler -> bytes
+    configured: str = "no LoggingConfig (text): START, END and REPORT on every invocation"
+
+    def followup(self, handler: str) -> int:
+        return self.followups.get(handler, PLATFORM_LOG_BYTES)
+
+
+UNCONFIGURED = PlatformLogs()
+
+
 def lines(fp: Footprint, wl: Workload, result: Result, arch: str,
-          front_door: str = "REST") -> dict[str, float]:
+          front_door: str = "REST", platform: PlatformLogs = UNCONFIGURED) -> dict[str, float]:
     """Dollars per 1M API requests of the mix, by line."""
     rate = result.rate
     gb_s = price(f"lambda_gb_s_{arch}")
@@ -108,8 +138,9 @@ def lines(fp: Footprint, wl: Workload, result: Result, arch: str,
     stream_seconds = sum(m.batches_per_s * m.seconds_per_batch for m in result.mappings) / rate
     app_log = sum(share * fp.operations[n].log_bytes for n, share in wl.mix)
     stream_log = sum(m.log_bytes_per_s for m in result.mappings) / rate
-    log_bytes = (app_log + ACCESS_LOG_BYTES + PLATFORM_LOG_BYTES * (1 + invocations)
-                 + stream_log)
+    platform_log = (platform.api + sum(m.batches_per_s * platform.followup(m.mapping.name)
+                                       for m in result.mappings) / rate)
+    log_bytes = app_log + ACCESS_LOG_BYTES + platform_log + stream_log
     sampled = min(1.0, (XRAY_RESERVOIR_PER_S + XRAY_RATE * max(0.0, rate - 1)) / rate)
     return {
         FRONT_DOOR_LINE: MILLION * price(FRONT_DOORS[front_door]),
@@ -128,14 +159,44 @@ def lines(fp: Footprint, wl: Workload, result: Result, arch: str,
     }
 
 
-def fixed_costs(handlers: list[str], emf_metrics: int) -> Fixed:
-    """Alarms and dashboards from the deploy template as built; metrics as measured."""
-    alarms = dashboards = 0
+def prod_template(handlers: list[str]) -> dict[str, Any] | None:
+    """What the deploy merges into prod's template (.chalice/config.json), or None."""
     try:
         from deploy import settings, template
 
-        stage = settings.Stage("chalice-cart", "prod", True)
-        built = template.merge_template(stage, handlers)
+        return template.merge_template(settings.load_stage("prod"), handlers)
+    except Exception:  # a template this bench cannot build: the caller says so
+        return None
+
+
+def configured_platform_logs(built: dict[str, Any] | None, handlers: list[str]) -> PlatformLogs:
+    """Lambda's own log bytes per invocation, from each function's LoggingConfig."""
+    if built is None:
+        return dataclasses.replace(UNCONFIGURED, configured="the deploy template could not "
+                                   "be built: priced as text logs")
+    from deploy import template
+
+    def config(handler: str) -> dict[str, Any] | None:
+        resource = built.get("Resources", {}).get(template.logical_id(handler), {})
+        found = resource.get("Properties", {}).get("LoggingConfig")
+        return found if isinstance(found, dict) else None
+
+    configs = {h: config(h) for h in (template.API_HANDLER, *handlers)}
+    described = sorted({json.dumps(c, sort_keys=True) if c else "none (text)"
+                        for c in configs.values()})
+    return PlatformLogs(
+        api=platform_log_bytes(configs[template.API_HANDLER]),
+        followups={h: platform_log_bytes(configs[h]) for h in handlers},
+        configured="prod's LoggingConfig " + "; ".join(described),
+    )
+
+
+def fixed_costs(built: dict[str, Any] | None, emf_metrics: int) -> Fixed:
+    """Alarms and dashboards from the deploy template as built; metrics as measured."""
+    alarms = dashboards = 0
+    try:
+        if built is None:
+            raise ValueError("no template")
         for resource in built.get("Resources", {}).values():
             kind = resource.get("Type")
             if kind == "AWS::CloudWatch::Alarm":
@@ -159,8 +220,12 @@ def run(section: Section, results: dict[str, Section] | None = None,
     wl = result.workload
     from bench import peer
 
-    by_door = {door: lines(fp, wl, result, "arm64", door) for door in FRONT_DOORS}
-    by_arch = {arch: lines(fp, wl, result, arch, "HTTP API") for arch in ARCHITECTURES}
+    handlers = [m.name for m in fp.mappings]
+    built = prod_template(handlers)
+    platform = configured_platform_logs(built, handlers)
+    by_door = {door: lines(fp, wl, result, "arm64", door, platform) for door in FRONT_DOORS}
+    by_arch = {arch: lines(fp, wl, result, arch, "HTTP API", platform)
+               for arch in ARCHITECTURES}
     peer_lines = peer.lines(wl)
     table = Table(["per 1M API requests of the mix", *(f"{d}, arm64" for d in FRONT_DOORS),
                    "share (HTTP API)", "HTTP API, x86_64"])
@@ -204,7 +269,7 @@ def run(section: Section, results: dict[str, Section] | None = None,
     for line, dollars in peer_lines.items():
         peer_table.add(line, f"${dollars:.3f}")
     peer_table.add("**total**", f"**${peer_total:.2f}**")
-    fixed = fixed_costs([m.name for m in fp.mappings], int(scale.data.get("emf_metrics", 0)))
+    fixed = fixed_costs(built, int(scale.data.get("emf_metrics", 0)))
     monthly = Table(["fixed, per month", "count", "$ / month"])
     if fixed.alarms < 0:
         monthly.add("alarms, dashboards", "the deploy template could not be built", "?")
@@ -241,9 +306,15 @@ def run(section: Section, results: dict[str, Section] | None = None,
         "same on both architectures, which the GB-s price alone tells apart (Graviton's "
         "per-core speed against this machine's is not measured here).",
         "Logs: the app's own lines (access line, EMF metrics) measured per request and per "
-        f"batch; plus declared {PLATFORM_LOG_BYTES} bytes of Lambda platform lines per "
-        f"invocation and a {ACCESS_LOG_BYTES}-byte API Gateway access-log line per request. "
-        "Storage after ingestion ($0.03 per GB-month) and data transfer are not included.",
+        f"batch, as written (JSON log format leaves stdout lines as they are); Lambda's own "
+        f"lines from the template: {platform.configured}, so {platform.api} bytes per API "
+        f"invocation and {max(platform.followups.values(), default=PLATFORM_LOG_BYTES)} per "
+        f"follow-up invocation ({PLATFORM_LOG_BYTES} declared for START, END and REPORT "
+        "below WARN; at WARN Lambda writes nothing in a healthy run, a timeout or crash "
+        f"adds its lines; the total before issue 20 is priced with that commit's template, "
+        f"which had no LoggingConfig); plus a {ACCESS_LOG_BYTES}-byte API Gateway access-log "
+        "line per request. Storage after ingestion ($0.03 per GB-month) and data transfer "
+        "are not included.",
         "Free tiers (Lambda's 1M requests and 400,000 GB-s, CloudWatch's 10 alarms and 3 "
         "dashboards, 5 GB of logs) are left out: at this rate they round to nothing.",
         "Front doors: the same app behind API Gateway's REST API ($3.50 per million) or its "

@@ -257,7 +257,8 @@ def build(stage: Stage, region: str, build_root: Path = BUILD_ROOT) -> Build:
         template = httpapi.transform(template, stage)
         template_path.write_text(json.dumps(template, indent=2))
     problems = tpl.check_template(template, handlers, tracing=stage.tracing,
-                                  architecture=stage.architecture)
+                                  architecture=stage.architecture,
+                                  system_log_level=stage.system_log_level)
     problems += check_zip(out / "deployment.zip", architecture=stage.architecture)
     if problems:
         raise DeployError("the package is not deployable: " + "; ".join(problems))

@@ -83,6 +83,10 @@ EMULATOR_GAPS = {
     "{\"message\": \"Missing Authentication Token\"}, without the stage's gateway response "
     "(AWS: 404 in the error shape); a method another path lacks gets the gateway response",
     "throttling": "the stage's throttling (rate and burst limits) is stored, not applied",
+    "log_levels": "a function's LoggingConfig (JSON, SystemLogLevel WARN) is stored and "
+    "read back, not applied: the functions run without AWS_LAMBDA_LOG_FORMAT and their log "
+    "group still gets a START, END and REPORT line per invocation (the app's own lines are "
+    "the same JSON either way)",
     "observability": "no X-Ray traces, no EMF metric extraction, no alarm ever changes "
     "state, and no e-mail leaves the machine",
 }

@@ -6,7 +6,9 @@ Chalice has no key for: `api_throttling` {`rate_limit`, `burst_limit`} for the
 API stage, `log_retention_days` for every log group of the stack
 (docs/OPERATIONS.md, "Capacity"), `api`, the front door: `rest` (Chalice's
 own REST API) or `http` (the same app behind an HTTP API, deploy/httpapi.py;
-docs/OPERATIONS.md, "Front door"), and `cognito_email` {`ses_identity_arn`,
+docs/OPERATIONS.md, "Front door"), `system_log_level`, the least level of Lambda's own
+lines the functions' log groups get (`WARN`: no START/END/REPORT lines; docs/OPERATIONS.md,
+"Logs"), and `cognito_email` {`ses_identity_arn`,
 `from`} to send the user pool's mail through SES (docs/OPERATIONS.md, "Security").
 """
 
@@ -31,6 +33,11 @@ DEFAULT_LOG_RETENTION_DAYS = 14
 REST_API = "rest"
 HTTP_API = "http"
 FRONT_DOORS = (REST_API, HTTP_API)
+# Lambda's SystemLogLevel values. Its START, END and REPORT lines are INFO: a stage at
+# WARN pays for none of them (Lambda's own Duration, Errors and Throttles metrics, which
+# the alarms and the dashboard read, do not come from them).
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+DEFAULT_SYSTEM_LOG_LEVEL = "WARN"
 # Lambda's names for the machines it runs on, by what platform.machine() says.
 MACHINE_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64",
                          "arm64": "arm64"}
@@ -72,6 +79,8 @@ class Stage:
     architecture: str = "arm64"
     # The local emulator the stage is deployed to (`make emulate`), None for AWS.
     emulator: str | None = None
+    # Lambda's SystemLogLevel for every function (SYSTEM_LOG_LEVELS).
+    system_log_level: str = DEFAULT_SYSTEM_LOG_LEVEL
 
     @property
     def service_name(self) -> str:
@@ -168,6 +177,10 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
     if sender is not None and (not isinstance(sender, str) or "@" not in sender):
         raise DeployError(f"{where}.cognito_email.from must be an e-mail address "
                           f"(\"Shop <no-reply@example.com>\"), not {sender!r}")
+    system_log_level = stage.get("system_log_level", DEFAULT_SYSTEM_LOG_LEVEL)
+    if system_log_level not in SYSTEM_LOG_LEVELS:
+        raise DeployError(f"{where}.system_log_level must be one of "
+                          f"{', '.join(SYSTEM_LOG_LEVELS)}, not {system_log_level!r}")
     # Chalice's own lookup order for `xray`: the stage, else the top level.
     tracing = stage.get("xray", config.get("xray", False))
     emulator = stage.get("emulator")
@@ -189,4 +202,5 @@ def _stage(config: dict[str, Any], name: str, stage: dict[str, Any], file: str) 
         emulator=str(emulator) if emulator else None,
         ses_identity_arn=arn,
         mail_from=sender,
+        system_log_level=str(system_log_level),
     )

@@ -29,7 +29,7 @@ from chalicelib.table import cloudformation_properties
 from deploy import cognito
 from deploy import operations as ops
 from deploy.runtimes import runtime_problem
-from deploy.settings import Stage, kept_data_policies
+from deploy.settings import DEFAULT_SYSTEM_LOG_LEVEL, Stage, kept_data_policies
 
 TABLE = "CartTable"
 DEAD_LETTER_QUEUE = "FollowupDeadLetterQueue"
@@ -80,6 +80,26 @@ MAPPING_FAILURE_HANDLING: dict[str, Any] = {
         "OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [DEAD_LETTER_QUEUE, "Arn"]}},
     },
 }
+
+
+# Lambda's advanced logging controls. JSON, so Lambda filters by level; the app's own
+# lines (chalicelib/logging_setup.py, the EMF lines of chalicelib/metrics.py) go to stdout
+# as JSON objects and reach CloudWatch as written: the runtime's JSON formatter sits on
+# the root logger only, which none of them propagate to. Lambda reads a stdout line with
+# no "level" (an EMF line) as INFO, so ApplicationLogLevel above INFO would drop the
+# metrics; SystemLogLevel is the stage's (settings.SYSTEM_LOG_LEVELS).
+LOG_FORMAT = "JSON"
+APPLICATION_LOG_LEVEL = "INFO"
+APPLICATION_LOG_LEVELS_KEEPING_EMF = ("TRACE", "DEBUG", "INFO")
+
+
+def logging_config(stage: Stage) -> dict[str, str]:
+    """A function's LoggingConfig: JSON, the app's INFO lines, Lambda's own at the stage's."""
+    return {
+        "LogFormat": LOG_FORMAT,
+        "ApplicationLogLevel": APPLICATION_LOG_LEVEL,
+        "SystemLogLevel": stage.system_log_level,
+    }
 
 
 # checkov's findings this stack accepts, each with its reason (docs/OPERATIONS.md).
@@ -183,6 +203,7 @@ def _function(stage: Stage, handler: str, extra_env: dict[str, Any]) -> dict[str
         "Metadata": ops.checkov_skip(*skips),
         "Properties": {
             "FunctionName": stage.function_name(handler),
+            "LoggingConfig": logging_config(stage),
             "Environment": {
                 "Variables": {
                     "TABLE_NAME": {"Ref": TABLE},
@@ -318,6 +339,7 @@ def check_template(
     today: date | None = None,
     tracing: bool = True,
     architecture: str = ARCHITECTURE,
+    system_log_level: str = DEFAULT_SYSTEM_LOG_LEVEL,
 ) -> list[str]:
     """What is wrong with a merged template; empty when it is deployable on `today`."""
     today = today or date.today()
@@ -350,11 +372,26 @@ def check_template(
         wanted = "Active" if tracing else "PassThrough"
         if properties.get("Tracing") != wanted:
             problems.append(f"{name}: tracing is {properties.get('Tracing')}, not {wanted}")
+        problems += _logging_problems(name, properties.get("LoggingConfig"), system_log_level)
         variables = properties.get("Environment", {}).get("Variables", {})
         if variables.get("TABLE_STREAM_ARN") != stream_arn:
             problems.append(f"{name}: TABLE_STREAM_ARN is not the table's stream")
         if variables.get("TABLE_NAME") != {"Ref": TABLE}:
             problems.append(f"{name}: TABLE_NAME is not the table")
+    return problems
+
+
+def _logging_problems(name: str, config: Any, system_log_level: str) -> list[str]:
+    if not isinstance(config, dict) or config.get("LogFormat") != LOG_FORMAT:
+        return [f"{name}: LoggingConfig is {config!r}, not LogFormat {LOG_FORMAT} (without it "
+                "Lambda writes START/END/REPORT lines for every invocation)"]
+    problems = []
+    if config.get("ApplicationLogLevel") not in APPLICATION_LOG_LEVELS_KEEPING_EMF:
+        problems.append(f"{name}: ApplicationLogLevel {config.get('ApplicationLogLevel')} drops "
+                        "the EMF metric lines (Lambda reads them as INFO)")
+    if config.get("SystemLogLevel") != system_log_level:
+        problems.append(f"{name}: SystemLogLevel is {config.get('SystemLogLevel')}, not "
+                        f"{system_log_level} (.chalice/config.json system_log_level)")
     return problems
 
 

@@ -69,7 +69,7 @@ def test_an_action_missing_from_the_api_role_fails_the_request_that_needs_it(
     # per action; the role's policy is the only thing that changed, and the add works
     # again below).
     failures = [line for line in emulated_stack.function_log(API_FUNCTION).splitlines()
-                if '"error": "ClientError"' in line]
+                if '"error":"ClientError"' in line]  # the app's compact JSON
     assert failures and "transact_write_items" in failures[-1]
     added = shopper.post(f"{url}/api/cart/items", headers=JSON, data=add_body("kettle", 1),
                          timeout=10)

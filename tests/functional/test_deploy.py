@@ -201,6 +201,8 @@ def test_every_packaged_function_runs_python313_on_arm64_traced_and_far_from_dep
             assert properties["Runtime"] == "python3.13", name
             assert properties["Architectures"] == ["arm64"], name
             assert properties["TracingConfig"] == {"Mode": "Active"}, name
+            assert properties["LoggingConfig"] == {
+                "LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}, name
             assert runtime_problem(properties["Runtime"], date.today()) is None, name
         assert tpl.check_template(built.template, built.build.stream_handlers) == []
 
@@ -646,6 +648,8 @@ MOTO_GAPS = {
     "alarms": "no AWS::CloudWatch::Alarm in its CloudFormation: the stack has no alarms",
     "subscription": "no AWS::SNS::Subscription in its CloudFormation: no e-mail subscribed",
     "tracing": "its Lambda drops TracingConfig: every function reads PassThrough",
+    "logging_config": "its Lambda drops LoggingConfig (JSON, SystemLogLevel): a function "
+    "reads back none, and moto writes no logs for it to filter anyway",
     "http_api": "no AWS::ApiGatewayV2 resource in its CloudFormation: an HTTP API stage's "
     "stack goes up without its API (MiniStack builds it: make emulate API=http)",
 }
@@ -1110,6 +1114,10 @@ def test_stand_in_holds_the_alarm_topic_the_dashboard_and_the_traced_functions(
     assert f"(e-mail to {ALARM_EMAIL}: confirm the subscription)" in "\n".join(lifecycle.update)
     for function in seen.functions.values():
         assert function["TracingConfig"] == {"Mode": "PassThrough"}, MOTO_GAPS["tracing"]
+        assert "LoggingConfig" not in function, MOTO_GAPS["logging_config"]
+    sent_functions = _resources(seen.template, "AWS::Lambda::Function").values()
+    assert all(f["Properties"]["LoggingConfig"]["SystemLogLevel"] == "WARN"
+               for f in sent_functions)
     expanded = _resources(dev.expanded, "AWS::Lambda::Function").values()
     assert all(f["Properties"]["TracingConfig"] == {"Mode": "Active"} for f in expanded)
 

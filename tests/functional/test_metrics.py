@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 from typing import Any
 
 import pytest
 
 from app import app
-from chalicelib import runtime
+from chalicelib import logging_setup, runtime
 from tests.factories import add_body, cookie_from
 from tests.functional.botocore_faults import Faults
 from tests.functional.conftest import request
@@ -111,3 +113,54 @@ def test_the_stream_functions_log_lines_carry_lambdas_request_id(client, stream)
     assert entries and all(e["logger"] == "chalice-cart.followups" for e in entries)
     assert len({e["lambdaRequestId"] for e in entries}) == 1  # one invocation
     assert all(e["lambdaRequestId"] and e["coldStart"] is False for e in entries)
+
+
+class RuntimeRootHandler(logging.Handler):
+    """What Lambda's Python runtime puts on the root logger in JSON log format
+    (awslambdaric's bootstrap._setup_logging): a record reaching it is written again,
+    wrapped in the runtime's own JSON object."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_in_lambdas_json_log_format_the_apps_lines_reach_stdout_as_written(
+        client, stream, emf, capsys, monkeypatch):
+    # The runtime sets the root logger to ApplicationLogLevel (INFO) and adds its handler;
+    # stdout itself it leaves alone, so a line printed there is the log event as written.
+    root, runtime_handler = logging.getLogger(), RuntimeRootHandler()
+    monkeypatch.setattr(root, "level", logging.INFO)
+    root.addHandler(runtime_handler)
+    ours = [h for logger in (logging.getLogger(logging_setup.ACCESS_LOGGER), app.log)
+            for h in logger.handlers if type(h) is logging.StreamHandler]
+    streams = [h.setStream(sys.stdout) for h in ours]  # capsys's stdout, for this test
+    try:
+        emf()
+        request(client, "POST", "/api/cart/items", body=add_body("kettle", 1))
+        records = stream.read()
+        with Faults(runtime.dynamodb_client()) as faults:
+            for operation in ("PutItem", "UpdateItem", "TransactWriteItems"):
+                faults.always(operation, "server-error")
+            stream.deliver(records)
+        out = capsys.readouterr().out
+    finally:
+        for handler, previous in zip(ours, streams, strict=True):
+            handler.setStream(previous)
+        root.removeHandler(runtime_handler)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines and all(isinstance(line, dict) for line in lines)  # one JSON object each
+    emf_lines = [line for line in lines if "_aws" in line]
+    # Lambda reads a line with no "level" as INFO: the EMF lines need INFO to pass.
+    assert len(emf_lines) == 2 and all("level" not in line for line in emf_lines)
+    assert {"AddToCart", "StreamRecordsFailed"} <= {k for line in emf_lines for k in line}
+    [access] = [line for line in lines if line.get("logger") == logging_setup.ACCESS_LOGGER]
+    assert (access["level"], access["route"], access["status"]) == (
+        "INFO", "/api/cart/items", 201)
+    assert any(line.get("logger") == "chalice-cart.followups" and line["level"] == "ERROR"
+               for line in lines)
+    # None of them reaches the runtime's handler: nothing is wrapped or written twice.
+    assert not [r for r in runtime_handler.records if r.name.startswith(app.log.name)]

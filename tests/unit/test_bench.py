@@ -13,7 +13,15 @@ import pytest
 from bench.__main__ import main, render
 from bench.calls import Call, UnitModel, item_size, read_units, write_units
 from bench.common import Section, Table, percentile
-from bench.cost import PRICES, fixed_costs, lines
+from bench.cost import (
+    PRICES,
+    UNCONFIGURED,
+    configured_platform_logs,
+    fixed_costs,
+    lines,
+    platform_log_bytes,
+    prod_template,
+)
 from bench.footprint import Ids, as_dynamodb_emits, passes
 from bench.scale import (
     Access,
@@ -281,8 +289,34 @@ def test_every_price_names_its_source_and_date() -> None:
         assert price.source and price.looked_up.startswith("20")
 
 
+def test_lambdas_own_lines_are_priced_as_the_template_configures_them() -> None:
+    fp = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 1, 1)], stream=[],
+                   cpu=0.010)
+    result = evaluate(fp, ONLY_ADDS)
+    handlers = [m.name for m in fp.mappings]
+    built = prod_template(handlers)
+    configured = configured_platform_logs(built, handlers)
+    # prod's functions log JSON with SystemLogLevel WARN: no START, END, REPORT.
+    assert configured.api == 0 and result.invocations_per_s > 0
+    assert [configured.followup(h) for h in handlers] == [0] * len(handlers)
+    assert '"SystemLogLevel": "WARN"' in configured.configured
+    quiet = lines(fp, ONLY_ADDS, result, "arm64", platform=configured)
+    text = lines(fp, ONLY_ADDS, result, "arm64", platform=UNCONFIGURED)
+    per_request = 340 * (1 + result.invocations_per_s / 1000)
+    assert text["CloudWatch Logs ingestion"] - quiet["CloudWatch Logs ingestion"] == \
+        pytest.approx(1_000_000 * per_request * 0.50 / 1024 ** 3)
+    assert quiet["CloudWatch Logs ingestion"] == pytest.approx(1_000_000 * 350 * 0.50 / 1024 ** 3)
+    # A function without the config, or below WARN, writes them.
+    assert platform_log_bytes(None) == platform_log_bytes({"LogFormat": "Text"}) == 340
+    assert platform_log_bytes({"LogFormat": "JSON", "SystemLogLevel": "INFO"}) == 340
+    assert platform_log_bytes({"LogFormat": "JSON", "SystemLogLevel": "WARN"}) == 0
+    assert built is not None
+    del built["Resources"]["APIHandler"]["Properties"]["LoggingConfig"]
+    assert configured_platform_logs(built, handlers).api == 340
+
+
 def test_fixed_costs_count_what_the_deploy_template_builds() -> None:
-    fixed = fixed_costs(["process_stream"], emf_metrics=4)
+    fixed = fixed_costs(prod_template(["process_stream"]), emf_metrics=4)
     assert fixed.metrics == 4
     assert fixed.alarms >= 0  # the template builds
     assert fixed.monthly() == pytest.approx(fixed.alarms * 0.10 + fixed.dashboards * 3.00

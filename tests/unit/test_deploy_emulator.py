@@ -32,7 +32,7 @@ def test_the_emulated_stage_is_devs_on_this_machines_architecture() -> None:
     assert (DEV.emulator, PROD.emulator) == (None, None)
     assert DEV.architecture == PROD.architecture == tpl.ARCHITECTURE == "arm64"
     same = ("production", "api_rate_limit", "api_burst_limit", "log_retention_days",
-            "tracing", "api_stage", "reserved_concurrency", "api")
+            "tracing", "api_stage", "reserved_concurrency", "api", "system_log_level")
     assert {k: getattr(EMULATED, k) for k in same} == {k: getattr(DEV, k) for k in same}
 
 
@@ -75,7 +75,7 @@ def test_adapt_leaves_out_the_metric_math_alarms_and_fills_in_the_gaps() -> None
     assert {k: v for k, v in mapping.items() if k != "MaximumRecordAgeInSeconds"} == {
         k: v for k, v in before["Resources"]["ProcessStreamMapping"]["Properties"].items()
         if k != "MaximumRecordAgeInSeconds"}
-    for gap in ("metric_math", "jwks", "retries", "partial_batch", "url"):
+    for gap in ("metric_math", "jwks", "retries", "partial_batch", "url", "log_levels"):
         assert emulator.EMULATOR_GAPS[gap]
 
 

@@ -244,6 +244,7 @@ def test_capacity_comes_from_each_stage_in_the_config() -> None:
         ({"api_throttling": {"rate_limit": 0}}, "rate_limit must be a number >= 1"),
         ({"api_throttling": {"burst_limit": 10.5}}, "burst_limit must be a whole number"),
         ({"log_retention_days": 10}, "log_retention_days must be one of CloudWatch Logs'"),
+        ({"system_log_level": "ERROR"}, "system_log_level must be one of DEBUG, INFO, WARN"),
         ({"lambda_functions": {"api_handler": {"reserved_concurrency": "lots"}}},
          "reserved_concurrency must be a number >= 0"),
     ],

@@ -324,3 +324,39 @@ def test_a_path_api_gateway_cannot_route_is_a_404_in_the_error_shape_not_a_403()
 def test_production_deploys_guard_the_table_and_the_user_pool_against_replacement() -> None:
     assert tpl.protected_resources(PROD) == {"CartTable", "UserPool"}
     assert tpl.protected_resources(DEV) == frozenset()
+
+
+def test_every_function_logs_json_with_lambdas_own_lines_at_the_stages_level() -> None:
+    for stage in (DEV, PROD):
+        resources = tpl.merge_template(stage, HANDLERS)["Resources"]
+        for handler in ("api_handler", *HANDLERS):
+            assert resources[tpl.logical_id(handler)]["Properties"]["LoggingConfig"] == {
+                "LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
+    # Both deployed stages say so in .chalice/config.json; WARN is also the default.
+    assert load_stage("dev").system_log_level == load_stage("prod").system_log_level == "WARN"
+    chatty = Stage("chalice-cart", "dev", production=False, system_log_level="INFO")
+    api = tpl.merge_template(chatty, HANDLERS)["Resources"]["APIHandler"]["Properties"]
+    assert api["LoggingConfig"]["SystemLogLevel"] == "INFO"
+
+
+def test_check_names_a_function_that_lost_its_logging_config() -> None:
+    template = merged_like_chalice()
+    del template["Resources"]["ProcessStream"]["Properties"]["LoggingConfig"]
+    [problem] = tpl.check_template(template, HANDLERS)
+    assert problem.startswith("ProcessStream: LoggingConfig is None, not LogFormat JSON")
+
+
+def test_check_refuses_an_application_level_that_drops_the_metric_lines() -> None:
+    template = merged_like_chalice()
+    config = template["Resources"]["APIHandler"]["Properties"]["LoggingConfig"]
+    config["ApplicationLogLevel"] = "WARN"  # EMF lines carry no level: Lambda reads INFO
+    assert tpl.check_template(template, HANDLERS) == [
+        "APIHandler: ApplicationLogLevel WARN drops the EMF metric lines (Lambda reads them "
+        "as INFO)"]
+    config["ApplicationLogLevel"] = "INFO"
+    config["SystemLogLevel"] = "INFO"
+    assert tpl.check_template(template, HANDLERS) == [
+        "APIHandler: SystemLogLevel is INFO, not WARN (.chalice/config.json system_log_level)"]
+    assert tpl.check_template(template, HANDLERS, system_log_level="INFO") == [
+        "ProcessStream: SystemLogLevel is WARN, not INFO (.chalice/config.json "
+        "system_log_level)"]

@@ -57,3 +57,12 @@ def test_lines_carry_lambdas_request_id_and_only_the_first_invocation_is_cold(mo
         ("apigw-inv-1", "inv-1", True), ("apigw-inv-2", "inv-2", False)]
     outside = json.loads(formatter.format(record))
     assert (outside["lambdaRequestId"], outside["coldStart"]) == (None, None)
+
+
+def test_a_line_is_compact_json_with_no_space_to_pay_for() -> None:
+    record = logging.LogRecord("chalice-cart.access", logging.INFO, __file__, 1, "request",
+                               None, None)
+    record.fields = {"method": "GET", "route": "/api/cart", "status": 200, "durationMs": 1.5}
+    line = logging_setup.JsonFormatter().format(record)
+    assert line == json.dumps(json.loads(line), separators=(",", ":"))
+    assert json.loads(line)["route"] == "/api/cart"
