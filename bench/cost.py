@@ -249,19 +249,25 @@ def run(section: Section, results: dict[str, Section] | None = None,
              f"${peer_total - peer_lines[peer.FRONT_DOOR_LINE]:.2f}")
     side.add("**total**", *(f"**${total[d]:.2f}**" for d in FRONT_DOORS),
              f"**${peer_total:.2f}**")
-    before_fp = scale.data.get("before_20")
-    if before_fp is not None:
+    befores = [(f"before issue 20 ({scale.data.get('before_20_commit', 'bb62e06')})",
+                scale.data.get("before_20")),
+               (f"last landing ({scale.data.get('landed_commit') or '4c73628'}: a record in "
+                "every write)", scale.data.get("landed"))]
+    if any(fp_ is not None for _, fp_ in befores):
         from bench.scale import evaluate
 
-        before_result = evaluate(before_fp, wl)
-        before = {d: sum(lines(before_fp, wl, before_result, "arm64", d).values())
-                  for d in FRONT_DOORS}
-        before_lines = lines(before_fp, wl, before_result, "arm64", "HTTP API")
-        side.add("before issue 20 (bb62e06), total", *(f"${before[d]:.2f}" for d in FRONT_DOORS),
-                 "")
-        side.add("before: DynamoDB writes, reads", *(
-            f"${before_lines['DynamoDB writes (API + follow-ups)']:.2f}, "
-            f"${before_lines['DynamoDB reads (API + follow-ups)']:.2f}" for _ in FRONT_DOORS), "")
+        for label, before_fp in befores:
+            if before_fp is None:
+                continue
+            before_result = evaluate(before_fp, wl)
+            before = {d: sum(lines(before_fp, wl, before_result, "arm64", d).values())
+                      for d in FRONT_DOORS}
+            before_lines = lines(before_fp, wl, before_result, "arm64", "HTTP API")
+            side.add(f"{label}, total", *(f"${before[d]:.2f}" for d in FRONT_DOORS), "")
+            side.add(f"{label}: DynamoDB writes, reads", *(
+                f"${before_lines['DynamoDB writes (API + follow-ups)']:.2f}, "
+                f"${before_lines['DynamoDB reads (API + follow-ups)']:.2f}"
+                for _ in FRONT_DOORS), "")
         side.add("this code: DynamoDB writes, reads", *(
             f"${by_door[d]['DynamoDB writes (API + follow-ups)']:.2f}, "
             f"${by_door[d]['DynamoDB reads (API + follow-ups)']:.2f}" for d in FRONT_DOORS), "")

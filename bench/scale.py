@@ -577,6 +577,9 @@ def footprint_from_json(data: dict[str, Any]) -> tuple[Footprint, dict[str, Any]
 BASELINE = "scale-before.json"  # bench/: the figures of the design before issue 11
 # bench/: the design before issue 20 (commit bb62e06), measured by this model
 BASELINE_20 = "scale-before-20.json"
+# bench/: the last landing before issue 20's write work (commit 4c73628: exact, every
+# write with a request record), measured by this model
+BASELINE_LANDED = "scale-before-writes.json"
 
 
 def _pct(value: float, limit: float) -> str:
@@ -833,7 +836,13 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
     baseline_20 = load_baseline(Path(__file__).resolve().parent / BASELINE_20)
     if baseline_20 is not None and baseline_20[1].get("commit") != facts["commit"]:
         before_20 = {**figures_of(baseline_20[0], baseline_20[1], wl), "label": "issue 20"}
-    section.tables += tables(fp, wl, figures, [b for b in (before, before_20) if b])
+    # The last landing, before issue 20's write units: exact, a record in every write.
+    landed = None
+    baseline_landed = load_baseline(Path(__file__).resolve().parent / BASELINE_LANDED)
+    if baseline_landed is not None and baseline_landed[1].get("commit") != facts["commit"]:
+        landed = {**figures_of(baseline_landed[0], baseline_landed[1], wl),
+                  "label": "last landing"}
+    section.tables += tables(fp, wl, figures, [b for b in (before, before_20, landed) if b])
     section.tables += growth_tables(fp, wl, figures)
     checked = None
     if measured is not None:
@@ -844,7 +853,9 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
         section.notes.extend(validate.notes(measured, checked))
     section.data.update(footprint=fp, figures=figures, result=result, before=before,
                         emf_metrics=facts.get("emf_metrics", 0),
-                        before_20=baseline_20[0] if baseline_20 and before_20 else None)
+                        before_20=baseline_20[0] if baseline_20 and before_20 else None,
+                        landed=baseline_landed[0] if baseline_landed and landed else None,
+                        landed_commit=landed["commit"] if landed else "")
     verdicts = goal(figures)
     first = figures["limits"][0] if figures["limits"] else None
     section.result = (
@@ -855,6 +866,10 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
         + (_three([(e["limit"], e["rate"]) for e in figures["limits"]]) if first else "none")
         + f"; goal {'met' if all(ok for _, ok in verdicts) else 'missed'} "
         f"({', '.join(c for c, ok in verdicts if not ok) or 'every clause holds'})"
+        + (f". At the last landing (commit {landed['commit']}, every write with a request "
+           f"record): table {landed['table_rcu']:,.0f} RCU/s and {landed['table_wcu']:,.0f} "
+           f"WCU/s, first limit {landed['limits'][0]['limit']} at "
+           f"{_rate(landed['limits'][0]['rate'])}" if landed and landed["limits"] else "")
         + (f". Before issue 20 (commit {before_20['commit']}, this model): "
            f"{before_20['hottest_partition']} at {hottest_share(before_20):.0%}, table "
            f"{before_20['table_rcu']:,.0f} RCU/s and {before_20['table_wcu']:,.0f} WCU/s, "
