@@ -65,7 +65,7 @@ _ORDER = 0
 
 
 def order_id_for(cart_id: str, once: IdempotentRequest) -> str:
-    """The id of the order a checkout request places, as today's ids: 32 hex digits.
+    """The id of the order a checkout request places: 32 hex digits, as every order id.
 
     Without a key, minted afresh: call it once per request, so that the request's
     own attempts all target one order item. With a key, derived from the cart
@@ -182,8 +182,12 @@ class DynamoOrders:
                 self._client.transact_write_items(TransactItems=actions)
         except errors.ConditionFailed as failed:
             if record_index is not None:
-                # KeyReused when the key is another request's; else the order answers.
-                self._keys.replayed(failed, record_index, cart_id, once, now_epoch)
+                # KeyReused when the key is another request's; else the order answers
+                # (or, for a checkout from before the order was the record, the record).
+                remembered = self._keys.replayed(failed, record_index, cart_id, once,
+                                                 now_epoch)
+                if remembered:
+                    return order_from_item(remembered)
             if failed.failed(_ORDER):
                 old = failed.item_at(_ORDER)
                 placed = (self._answer(old, once) if old is not None
@@ -213,7 +217,11 @@ class DynamoOrders:
         if item is not None:
             return self._answer(item, once)
         if not once.minted:
-            self._keys.remembered(cart_id, once, now_epoch)  # KeyReused: an add's key
+            # KeyReused for an add's key; a record from before the order was the
+            # record (it holds the order) answers.
+            remembered = self._keys.remembered(cart_id, once, now_epoch)
+            if remembered:
+                return order_from_item(remembered)
         return None
 
     @staticmethod

@@ -394,3 +394,29 @@ def test_a_keyed_retry_after_the_key_record_expired_still_answers_its_order(
     assert (retry.status_code, body(retry)) == (201, body(first))
     assert quantities(client, cart) == {"grinder": 1}
     assert len(orders(dynamodb, cart)) == 1
+
+
+def test_a_keyed_checkout_from_before_the_order_was_its_record_still_answers(
+        client, cart, dynamodb):
+    # Before issue 20 the key's record held the order, whose id was random.
+    first = body(checkout(client, cart, "pay"))
+    pk = {"S": table.cart_pk(cart_id(cart))}
+    [order] = orders(dynamodb, cart)
+    dynamodb.delete_item(TableName=TABLE_NAME, Key={"pk": pk, "sk": order["sk"]})
+    old_id = "0" * 32
+    old = {**order, "sk": {"S": f"ORDER#{old_id}"}, "orderId": {"S": old_id}}
+    del old["requestHash"]
+    dynamodb.put_item(TableName=TABLE_NAME, Item=old)
+    dynamodb.update_item(
+        TableName=TABLE_NAME, Key={"pk": pk, "sk": {"S": "IDEMPOTENCY#pay"}},
+        UpdateExpression="SET #r = :r", ExpressionAttributeNames={"#r": "response"},
+        ExpressionAttributeValues={":r": {"M": {k: v for k, v in old.items()
+                                                if k not in ("pk", "sk")}}})
+    expected = {**first, "orderId": old_id}
+    retry = checkout(client, cart, "pay")  # the cart is empty: read
+    assert (retry.status_code, body(retry)) == (201, expected)
+    add(client, cart, None, "grinder", 1)
+    retry = checkout(client, cart, "pay")  # the transaction, cancelled by the record
+    assert (retry.status_code, body(retry)) == (201, expected)
+    assert quantities(client, cart) == {"grinder": 1}
+    assert len(orders(dynamodb, cart)) == 1
