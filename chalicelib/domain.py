@@ -11,11 +11,13 @@ MAX_QUANTITY = 99
 CART_TTL_SECONDS = 30 * 24 * 3600
 # Distinct products in one cart. Checkout is one DynamoDB transaction (at most
 # 100 actions): the order, one delete and one stock update per line, the cart's
-# header and the request record: 2 x lines + 3, so 48 lines would fit; 45
-# leaves 7 actions for lines split over stock shards when no single shard
-# holds them (chalicelib/catalog.py; docs/DATA-MODEL.md "Checkout").
+# header and, with an Idempotency-Key, the key's record: at most 2 x lines + 3
+# (2 x lines + 2 without a key), so 48 lines would fit; 45 leaves 7 actions for
+# lines split over stock shards when no single shard holds them
+# (chalicelib/catalog.py; docs/DATA-MODEL.md "Checkout").
 MAX_LINES = 45
-# Actions checkout's transaction has besides one delete and one take per line.
+# Actions checkout's transaction has besides one delete and one take per line, at
+# most (the order, the header, a keyed request's key record).
 CHECKOUT_FIXED_ACTIONS = 3
 
 

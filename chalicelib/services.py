@@ -39,7 +39,7 @@ from chalicelib.domain import (
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.store.catalog import with_counts
 from chalicelib.store.errors import StoreContended
-from chalicelib.store.orders import TRANSACTION_ACTIONS
+from chalicelib.store.orders import TRANSACTION_ACTIONS, order_id_for
 from chalicelib.store.retry import Deadline
 from chalicelib.store.stock import StockHook, StockRefused
 
@@ -254,10 +254,13 @@ class CartService:
         A cart that changes between the read and the transaction is read again
         until the request's deadline: the racing add or set wins, and the
         checkout answers 503 (nothing applied) only if the cart never held still.
+        The order id is chosen once, before the first attempt: every attempt
+        targets the same order item, so an attempt that lands late and a later
+        one cannot both place an order (store/orders.py).
         """
         now, epoch = self._now()
         once = idempotency.request_for(idempotency_key, "checkout", None, epoch)
-        order_id = secrets.token_hex(16)
+        order_id = order_id_for(cart_id, once)
         deadline = Deadline()
         levels: dict[str, list[int]] = {}
         while True:

@@ -9,7 +9,8 @@ Key layout (single table, pk/sk strings):
     CART#<cartId>   LINES                  the lines' header: lineCount, rev (TTL)
     CART#<cartId>   LINE#<productId>       one cart line (TTL)
     CART#<cartId>   SUMMARY                the cart summary cart-status reads (TTL)
-    CART#<cartId>   ORDER#<orderId>        an order, reachable only from its cart
+    CART#<cartId>   ORDER#<orderId>        an order, reachable only from its cart; its
+                                           checkout request's record (store/orders.py)
     CART#<cartId>   IDEMPOTENCY#<key>      a remembered response (TTL)
     CART#<cartId>   REQUEST#<token>        one API request's write happened (TTL 1 h)
     CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart

@@ -2,10 +2,20 @@
 
 Requests per operation (what bench/ measures):
     checkout       1 Query (the lines and their header, consistent) + 1 TransactWriteItems
-                   (order Put + one Delete per line + header Update + request record Put
-                   [+ the hooks' actions]); again from the Query while the cart changes
+                   (order Put + one Delete per line + header Update [+ a keyed request's
+                   key record Put] [+ the hooks' actions]); again from the Query while the
+                   cart changes; an empty cart: + 1 GetItem of the order (consistent)
     get_order      1 GetItem (consistent: the order page follows checkout's 201 at once)
     confirm_order  1 UpdateItem
+
+The order is the request's record. Its id is the request's: minted once per
+request without a key (services.py keeps it across its own retries), derived
+from the cart and the key with one (`order_id_for`), and its Put is
+conditioned on `attribute_not_exists`. So an attempt that lands late, a
+re-send and a keyed retry all meet the order placed first, and are answered
+with it (the old item the cancelled Put returns, or a consistent GetItem). A
+keyed checkout also writes the key's record (store/keys.py, without a
+response): it is what makes the key one request's, whatever the operation.
 
 The checkout transaction hook: a `CheckoutHook` adds its own actions to the
 transaction (a catalog ConditionCheck, a stock decrement...) and turns the
@@ -15,6 +25,9 @@ decided by DynamoDB in the same transaction that places the order.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import secrets
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -28,7 +41,7 @@ from chalicelib.domain import (
     Order,
     TooManyLines,
 )
-from chalicelib.idempotency import IdempotentRequest
+from chalicelib.idempotency import IdempotentRequest, KeyReused
 from chalicelib.store import errors
 from chalicelib.store.carts import DynamoCarts, header_change
 from chalicelib.store.codec import (
@@ -39,13 +52,34 @@ from chalicelib.store.codec import (
     n,
     order_from_item,
     s,
+    string,
 )
-from chalicelib.store.keys import APPLIED, DynamoIdempotencyKeys
+from chalicelib.store.keys import DynamoIdempotencyKeys
 
 # DynamoDB's limit on one transaction's actions; checkout takes the order, one
-# delete per line, the header and the request record (domain.MAX_LINES keeps
-# carts well inside), and whatever the hooks add.
+# delete per line, the header and, with an Idempotency-Key, the key's record
+# (domain.MAX_LINES keeps carts well inside), and whatever the hooks add.
 TRANSACTION_ACTIONS = 100
+# The order Put's index in checkout's transaction.
+_ORDER = 0
+
+
+def order_id_for(cart_id: str, once: IdempotentRequest) -> str:
+    """The id of the order a checkout request places: 32 hex digits, as every order id.
+
+    Without a key, minted afresh: call it once per request, so that the request's
+    own attempts all target one order item. With a key, derived from the cart
+    and the key, so a retry with the key targets the order the first placed;
+    no one can compute it without the cart id.
+    """
+    if once.minted:
+        return secrets.token_hex(16)
+    return hashlib.sha256(f"order\0{cart_id}\0{once.key}".encode()).hexdigest()[:32]
+
+
+def _as_placed(item: Item) -> Order:
+    """The order as checkout answered it when it placed it (confirmed since, maybe)."""
+    return dataclasses.replace(order_from_item(item), status="PLACED", confirmed_at=None)
 
 
 class CheckoutHook(Protocol):
@@ -78,17 +112,23 @@ class DynamoOrders:
         Each line is deleted on the condition that it still holds what the
         order was built from (and is live), so a concurrent change cancels the
         checkout (CartChanged: the service reads the cart again) instead of
-        slipping in between; the order holds exactly the lines it deleted. The
-        request's record holds the order: a re-sent transaction (a lost
-        response) is cancelled by it and answers the order it placed.
+        slipping in between; the order holds exactly the lines it deleted.
+        `order_id` is the request's (`order_id_for`): the order item is the
+        request's record. A transaction cancelled by it (an earlier attempt
+        landed, a keyed retry) answers the order placed first, as it was placed;
+        so does a checkout that finds the cart empty and the order there. With a
+        key, the order holds the request's hash (KeyReused for another request),
+        and the key's record rides along, so the key is this request's for 24 h
+        whatever the operation; a keyed retry is answered from the order for as
+        long as it lives.
         `hooks` run after the repository's own: this attempt's (the stock takes).
         """
         items, header = self._carts.lines_and_header(cart_id, now_epoch)
         if not items:
             # An empty cart may be this request's own doing (or a keyed retry's).
-            remembered = self._keys.remembered(cart_id, once, now_epoch)
-            if remembered:
-                return order_from_item(remembered)
+            placed = self._placed(cart_id, order_id, once, now_epoch)
+            if placed is not None:
+                return placed
             raise EmptyCart(cart_id)
         lines = [line_from_item(item) for item in items]
         pk = s(table.cart_pk(cart_id))
@@ -102,10 +142,13 @@ class DynamoOrders:
             "currency": s(CURRENCY),
             "placedAt": s(now),
         }
+        if not once.minted:
+            order_item["requestHash"] = s(once.request_hash)
         actions: list[Item] = [{"Put": {
             "TableName": self._table,
             "Item": order_item,
             "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }}]
         for item in items:
             actions.append({"Delete": {
@@ -121,9 +164,12 @@ class DynamoOrders:
             change = header_change(self._table, cart_id, -len(items), 0)
             change["Update"]["ConditionExpression"] = "attribute_exists(lineCount)"
             actions.append(change)
-        response = {"M": {k: v for k, v in order_item.items() if k not in ("pk", "sk")}}
-        record_index = len(actions)
-        actions.append(self._keys.put_action(cart_id, once, response, now, now_epoch))
+        record_index = None
+        if not once.minted:
+            # The key's record: small (the order holds the answer), but it makes the
+            # key this request's for an add as well (KeyReused either way).
+            record_index = len(actions)
+            actions.append(self._keys.put_action(cart_id, once, None, now, now_epoch))
         hooked: list[tuple[CheckoutHook, int, int]] = []
         for hook in [*self.hooks, *hooks]:
             extra = hook.actions(cart_id, lines, now_epoch)
@@ -135,9 +181,19 @@ class DynamoOrders:
             with errors.translated():
                 self._client.transact_write_items(TransactItems=actions)
         except errors.ConditionFailed as failed:
-            remembered = self._keys.replayed(failed, record_index, cart_id, once, now_epoch)
-            if remembered is not None and remembered is not APPLIED:
-                return order_from_item(remembered)
+            if record_index is not None:
+                # KeyReused when the key is another request's; else the order answers
+                # (or, for a checkout from before the order was the record, the record).
+                remembered = self._keys.replayed(failed, record_index, cart_id, once,
+                                                 now_epoch)
+                if remembered:
+                    return order_from_item(remembered)
+            if failed.failed(_ORDER):
+                old = failed.item_at(_ORDER)
+                placed = (self._answer(old, once) if old is not None
+                          else self._placed(cart_id, order_id, once, now_epoch))
+                if placed is not None:
+                    return placed
             for hook, first, count in hooked:
                 for index in range(first, first + count):
                     if failed.failed(index):
@@ -147,6 +203,33 @@ class DynamoOrders:
                             raise refusal from failed
             raise CartChanged(cart_id) from failed
         return order_from_item(order_item)
+
+    def _placed(self, cart_id: str, order_id: str, once: IdempotentRequest,
+                now_epoch: int) -> Order | None:
+        """The request's order if it was placed (a consistent read); None if not.
+        KeyReused when a keyed request's key belongs to another request."""
+        with errors.translated():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key=key(table.cart_pk(cart_id), table.order_sk(order_id)),
+                ConsistentRead=True,
+            ).get("Item")
+        if item is not None:
+            return self._answer(item, once)
+        if not once.minted:
+            # KeyReused for an add's key; a record from before the order was the
+            # record (it holds the order) answers.
+            remembered = self._keys.remembered(cart_id, once, now_epoch)
+            if remembered:
+                return order_from_item(remembered)
+        return None
+
+    @staticmethod
+    def _answer(item: Item, once: IdempotentRequest) -> Order:
+        """The answer to the request whose order this is: as it was placed."""
+        if not once.minted and string(item, "requestHash") != once.request_hash:
+            raise KeyReused(once.key)
+        return _as_placed(item)
 
     def get_order(self, cart_id: str, order_id: str) -> Order | None:
         with errors.translated():

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 
 from chalicelib import idempotency, runtime, table
+from chalicelib.store.orders import order_id_for
 from tests.factories import TABLE_NAME, add_body, cookie_from
-from tests.functional.botocore_faults import Faults
+from tests.functional.botocore_faults import CONFLICTED, Faults
 from tests.functional.conftest import request
 
 
@@ -241,7 +243,7 @@ def test_a_checkout_whose_response_was_lost_places_one_order(client, cart, dynam
     with Faults(runtime.dynamodb_client()) as faults:
         faults.fail("TransactWriteItems", "response-lost")
         first = checkout(client, cart, "pay")
-        # botocore's own retry met the key record and got the order back.
+        # botocore's own retry carried the first's ClientRequestToken: applied nothing.
         assert first.status_code == 201
         assert faults.injected == [("TransactWriteItems", "response-lost")]
         retry = checkout(client, cart, "pay")
@@ -258,3 +260,173 @@ def test_without_a_key_a_lost_response_applies_an_add_once(client, cart):
         response = add(client, cart, None, "kettle", 1)
     assert (response.status_code, body(response)["quantity"]) == (201, 2)
     assert quantities(client, cart)["kettle"] == 2
+
+
+def unkeyed_checkout(client, cookie, key):
+    headers = keyed(key) if key is not None else None
+    return request(client, "POST", "/api/cart/checkout", cookie, headers=headers)
+
+
+def forget_request_tokens(client, old_items=True):
+    """Transactions without a ClientRequestToken: what a store that does not honour
+    it does (or DynamoDB, 10 minutes on): a re-send is applied as a new request.
+    Without `old_items`, a cancellation returns no old item (older emulators)."""
+    def strip(params, model, **_):
+        if model.name == "TransactWriteItems":
+            params.pop("ClientRequestToken", None)
+            for action in params["TransactItems"] if not old_items else ():
+                next(iter(action.values())).pop("ReturnValuesOnConditionCheckFailure", None)
+    client.meta.events.register_last("before-parameter-build", strip)
+
+
+@pytest.mark.parametrize("old_items", [True, False])
+@pytest.mark.parametrize("key", [None, "pay"])
+def test_a_lost_response_whose_re_send_lands_answers_the_one_order(
+        client, cart, dynamodb, repo, key, old_items):
+    # The re-send is applied: the order it would place is there, so the order
+    # Put cancels it (as do the line deletes), and the answer is the order: the
+    # old item the cancellation returns, else a consistent read of the order.
+    kettles = repo.products(["kettle"], consistent=True)["kettle"].stock
+    forget_request_tokens(runtime.dynamodb_client(), old_items)
+    with Faults(runtime.dynamodb_client()) as faults:
+        faults.fail("TransactWriteItems", "response-lost")
+        response = unkeyed_checkout(client, cart, key)
+    assert response.status_code == 201, response.body
+    assert faults.attempts.count("TransactWriteItems") == 2
+    assert faults.attempts.count("Query") == 1  # answered from the cancelled order Put
+    assert ("GetItem" in faults.attempts) is not old_items
+    [order] = orders(dynamodb, cart)
+    assert body(response)["orderId"] == order["orderId"]["S"]
+    assert body(response)["status"] == "PLACED"
+    assert {i["productId"]: i["quantity"] for i in body(response)["items"]} == {
+        "espresso-cup": 2, "kettle": 1}
+    assert quantities(client, cart) == {}
+    assert repo.products(["kettle"], consistent=True)["kettle"].stock == kettles - 1
+
+
+@pytest.mark.parametrize("key", [None, "pay"])
+def test_an_attempt_landing_late_and_the_service_retry_place_one_order(
+        client, cart, dynamodb, repo, key):
+    # The first attempt stalls (applied later); botocore's re-send meets it in
+    # flight (TransactionConflict) and the service tries again, with the same
+    # order id: the late attempt lands first, and the retry is cancelled by it.
+    kettles = repo.products(["kettle"], consistent=True)["kettle"].stock
+    with Faults(runtime.dynamodb_client()) as faults:
+        faults.late_seconds = 2.0  # after the service's second read of the lines
+        faults.fail("TransactWriteItems", "late").fail("TransactWriteItems", CONFLICTED)
+        # The service's own retry (the third attempt) waits for the late one to land.
+        faults.before("TransactWriteItems",
+                      lambda: faults.before("TransactWriteItems", faults.settle))
+        response = unkeyed_checkout(client, cart, key)
+    assert response.status_code == 201, response.body
+    assert faults.attempts.count("TransactWriteItems") == 3
+    assert faults.attempts.count("Query") == 2  # the retry's own: its cancellation answers
+    [order] = orders(dynamodb, cart)
+    assert body(response)["orderId"] == order["orderId"]["S"]
+    assert {i["productId"]: i["quantity"] for i in body(response)["items"]} == {
+        "espresso-cup": 2, "kettle": 1}
+    assert quantities(client, cart) == {}
+    assert repo.products(["kettle"], consistent=True)["kettle"].stock == kettles - 1
+
+
+# -- the order is the request's record -------------------------------------------------
+
+def test_a_keyed_checkout_places_the_order_its_cart_and_key_name(client, cart, dynamodb):
+    first = checkout(client, cart, "pay")
+    order_id = body(first)["orderId"]
+    once = idempotency.idempotent_request("pay", "checkout", None, 0)
+    assert order_id == order_id_for(cart_id(cart), once)
+    assert re.fullmatch("[0-9a-f]{32}", order_id)  # as any order id: /orders/<id> takes it
+    assert body(request(client, "GET", f"/api/orders/{order_id}", cart)) == body(first)
+    assert request(client, "GET", f"/orders/{order_id}", cart).status_code == 200
+    [order] = orders(dynamodb, cart)
+    assert order["requestHash"]["S"] == idempotency.request_hash("checkout", None)
+    # The key's record holds no answer: the order is the answer.
+    [record] = [i for i in partition(dynamodb, cart) if i["sk"]["S"] == "IDEMPOTENCY#pay"]
+    assert "response" not in record
+    other = cookie_from(request(client, "POST", "/api/cart/items", body=add_body("kettle", 1)))
+    assert body(checkout(client, other, "pay"))["orderId"] not in (order_id, None)
+
+
+def test_an_unkeyed_checkout_writes_no_request_record(client, cart, dynamodb):
+    def records():
+        return [i for i in partition(dynamodb, cart)
+                if i["sk"]["S"].startswith((table.REQUEST_PREFIX, table.IDEMPOTENCY_PREFIX))]
+    before = records()
+    response = unkeyed_checkout(client, cart, None)
+    assert response.status_code == 201
+    assert records() == before
+    assert [o["orderId"]["S"] for o in orders(dynamodb, cart)] == [body(response)["orderId"]]
+    assert "requestHash" not in orders(dynamodb, cart)[0]
+
+
+def test_a_keyed_retry_after_the_cart_emptied_reads_the_order(client, cart, calls, stream):
+    first = checkout(client, cart, "pay")
+    assert first.status_code == 201
+    stream.drain()  # CONFIRMED now: the retry answers as the first did, PLACED
+    calls.clear()
+    retry = checkout(client, cart, "pay")
+    assert (retry.status_code, body(retry)) == (201, body(first))
+    assert calls == ["Query", "GetItem"]  # the lines (none), then the order
+
+
+def test_a_key_used_for_a_checkout_is_refused_for_an_add(client, cart):
+    assert checkout(client, cart, "k").status_code == 201
+    response = add(client, cart, "k")
+    assert response.status_code == 422
+    assert quantities(client, cart) == {}
+
+
+def test_an_order_placed_for_another_request_refuses_the_key(client, cart, dynamodb):
+    order_id = body(checkout(client, cart, "pay"))["orderId"]
+    dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"pk": {"S": table.cart_pk(cart_id(cart))}, "sk": {"S": f"ORDER#{order_id}"}},
+        UpdateExpression="SET requestHash = :other",
+        ExpressionAttributeValues={":other": {"S": "another request"}})
+    assert checkout(client, cart, "pay").status_code == 422  # the cart is empty: read
+    add(client, cart, None)
+    assert checkout(client, cart, "pay").status_code == 422  # the transaction: cancelled
+    assert quantities(client, cart) == {"kettle": 1}
+
+
+def test_a_keyed_retry_after_the_key_record_expired_still_answers_its_order(
+        client, cart, dynamodb):
+    # The key's promise is 24 h; the order, its answer, lives on and answers longer.
+    first = checkout(client, cart, "pay")
+    dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"pk": {"S": table.cart_pk(cart_id(cart))}, "sk": {"S": "IDEMPOTENCY#pay"}},
+        UpdateExpression="SET expiresAt = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}})
+    add(client, cart, None, "grinder", 1)
+    retry = checkout(client, cart, "pay")
+    assert (retry.status_code, body(retry)) == (201, body(first))
+    assert quantities(client, cart) == {"grinder": 1}
+    assert len(orders(dynamodb, cart)) == 1
+
+
+def test_a_keyed_checkout_from_before_the_order_was_its_record_still_answers(
+        client, cart, dynamodb):
+    # Before issue 20 the key's record held the order, whose id was random.
+    first = body(checkout(client, cart, "pay"))
+    pk = {"S": table.cart_pk(cart_id(cart))}
+    [order] = orders(dynamodb, cart)
+    dynamodb.delete_item(TableName=TABLE_NAME, Key={"pk": pk, "sk": order["sk"]})
+    old_id = "0" * 32
+    old = {**order, "sk": {"S": f"ORDER#{old_id}"}, "orderId": {"S": old_id}}
+    del old["requestHash"]
+    dynamodb.put_item(TableName=TABLE_NAME, Item=old)
+    dynamodb.update_item(
+        TableName=TABLE_NAME, Key={"pk": pk, "sk": {"S": "IDEMPOTENCY#pay"}},
+        UpdateExpression="SET #r = :r", ExpressionAttributeNames={"#r": "response"},
+        ExpressionAttributeValues={":r": {"M": {k: v for k, v in old.items()
+                                                if k not in ("pk", "sk")}}})
+    expected = {**first, "orderId": old_id}
+    retry = checkout(client, cart, "pay")  # the cart is empty: read
+    assert (retry.status_code, body(retry)) == (201, expected)
+    add(client, cart, None, "grinder", 1)
+    retry = checkout(client, cart, "pay")  # the transaction, cancelled by the record
+    assert (retry.status_code, body(retry)) == (201, expected)
+    assert quantities(client, cart) == {"grinder": 1}
+    assert len(orders(dynamodb, cart)) == 1
