@@ -1,6 +1,8 @@
 """Test-only faults for the local stack's moto server; off unless DEVSTACK_FAULTS=1.
 
     POST /_devstack/stall {"seconds": N}   DynamoDB requests hang for N seconds
+    POST /_devstack/stall {"seconds": N, "only": "TransactWriteItems"}
+                                           only that operation's requests hang
     POST /_devstack/stall {"seconds": 0}   the store answers again at once
 
 A stalled request is not dropped: it waits, then runs when the stall ends, as a
@@ -37,12 +39,19 @@ class Stall:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._until = 0.0
+        self._only: str | None = None
         self._changed = threading.Condition()
 
-    def set(self, seconds: float) -> None:
+    def set(self, seconds: float, only: str | None = None) -> None:
         with self._changed:
             self._until = self._clock() + seconds
+            self._only = only
             self._changed.notify_all()
+
+    def holds(self, operation: str) -> bool:
+        """Whether a request of `operation` waits (every one, unless the stall names one)."""
+        with self._changed:
+            return self._only is None or self._only == operation
 
     def remaining(self) -> float:
         with self._changed:
@@ -68,7 +77,9 @@ class FaultApp:
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == STALL_PATH:
             return self._control(environ, start_response)
-        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(DYNAMODB_TARGET):
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if target.startswith(DYNAMODB_TARGET) and self.stall.holds(
+                target.removeprefix(DYNAMODB_TARGET)):
             self.stall.wait()
         return self._app(environ, start_response)
 
@@ -77,13 +88,17 @@ class FaultApp:
         if environ.get("REQUEST_METHOD") == "POST":
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
-                seconds = float(json.loads(environ["wsgi.input"].read(length))["seconds"])
-                if not 0 <= seconds <= MAX_STALL_SECONDS:
+                body = json.loads(environ["wsgi.input"].read(length))
+                seconds = float(body["seconds"])
+                only = body.get("only")
+                if not 0 <= seconds <= MAX_STALL_SECONDS or not (
+                        only is None or isinstance(only, str)):
                     raise ValueError(seconds)
             except (ValueError, KeyError, TypeError):
                 return _json(start_response, "400 Bad Request", {
-                    "error": f'send {{"seconds": N}}, 0 <= N <= {MAX_STALL_SECONDS:g}'})
-            self.stall.set(seconds)
+                    "error": f'send {{"seconds": N}}, 0 <= N <= {MAX_STALL_SECONDS:g}, '
+                             'and optionally "only": an operation name'})
+            self.stall.set(seconds, only)
         return _json(start_response, "200 OK", {"stalledFor": round(self.stall.remaining(), 3)})
 
 

@@ -30,19 +30,22 @@ def wait_until[T](predicate: Callable[[], T], timeout: float = 5.0,
         time.sleep(interval)
 
 
-def set_stall(stack: LiveStack, seconds: float) -> None:
-    """Make the stack's DynamoDB hang for `seconds` (0: answer again now)."""
+def set_stall(stack: LiveStack, seconds: float, only: str | None = None) -> None:
+    """Make the stack's DynamoDB hang for `seconds` (0: answer again now); `only`: just
+    that operation's requests (say "TransactWriteItems": the reads still answer)."""
     request = urllib.request.Request(
-        stack.moto_url + faults.STALL_PATH, data=json.dumps({"seconds": seconds}).encode(),
+        stack.moto_url + faults.STALL_PATH,
+        data=json.dumps({"seconds": seconds, **({"only": only} if only else {})}).encode(),
         method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=5) as response:  # nosec B310: loopback
         assert response.status == 200
 
 
 @contextmanager
-def store_stall(stack: LiveStack, seconds: float = 60.0) -> Iterator[Callable[[], None]]:
+def store_stall(stack: LiveStack, seconds: float = 60.0,
+                only: str | None = None) -> Iterator[Callable[[], None]]:
     """A stalled store; call the yielded function to end the stall (it ends on exit too)."""
-    set_stall(stack, seconds)
+    set_stall(stack, seconds, only)
     try:
         yield lambda: set_stall(stack, 0)
     finally:

@@ -36,9 +36,10 @@ def post(stack: LiveStack, cookie: str, body: str, key: str | None = None) -> An
 
 def test_an_add_without_a_key_that_times_out_lands_exactly_once(live_stack: LiveStack) -> None:
     # Issue 16, finding 2: botocore's three timed-out tries all reach the store
-    # when it resumes; the token the API minted for the request lets one apply.
+    # when it resumes; the transaction's ClientRequestToken lets one apply. The
+    # add's read of its line answers; its write is what stalls.
     cookie = new_cart(live_stack, "tote")
-    with store_stall(live_stack):
+    with store_stall(live_stack, only="TransactWriteItems"):
         response = post(live_stack, cookie, add_body("tote", 10))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
@@ -51,7 +52,7 @@ def test_an_add_without_a_key_that_times_out_lands_exactly_once(live_stack: Live
 def test_a_keyed_add_retried_after_a_stall_applies_once(live_stack: LiveStack) -> None:
     cookie = new_cart(live_stack, "beans-house")
     body = add_body("beans-house", 10)
-    with store_stall(live_stack):
+    with store_stall(live_stack, only="TransactWriteItems"):
         assert post(live_stack, cookie, body, "one-click").status_code == 503
     first = post(live_stack, cookie, body, "one-click")
     again = post(live_stack, cookie, body, "one-click")

@@ -58,3 +58,21 @@ def test_a_stall_of_a_bad_length_is_refused() -> None:
         status, _ = call(app, faults.STALL_PATH, body=body)
         assert status == "400 Bad Request", body
     assert app.stall.remaining() == 0
+
+
+def test_a_stall_of_one_operation_holds_only_its_requests() -> None:
+    app = faults.FaultApp(backend)
+    call(app, faults.STALL_PATH, body=b'{"seconds": 30, "only": "TransactWriteItems"}')
+    # The read answers at once while the transaction waits.
+    assert call(app, target="DynamoDB_20120810.GetItem")[1] == b"moto"
+    answered: list[bytes] = []
+    worker = threading.Thread(target=lambda: answered.append(
+        call(app, target="DynamoDB_20120810.TransactWriteItems")[1]))
+    worker.start()
+    worker.join(timeout=0.2)
+    assert worker.is_alive() and not answered
+    call(app, faults.STALL_PATH, body=b'{"seconds": 0}')
+    worker.join(timeout=5)
+    assert answered == [b"moto"]
+    status, _ = call(app, faults.STALL_PATH, body=b'{"seconds": 1, "only": 7}')
+    assert status == "400 Bad Request"
