@@ -11,7 +11,8 @@ import hashlib
 import json
 import re
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from chalicelib.domain import DomainError, InvalidInput
 
@@ -37,6 +38,8 @@ class IdempotentRequest:
     request_hash: str
     expires_at: int
     minted: bool = False
+    # When this try started (epoch ms): a refusal's fence set later cancels it.
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
 
 def key_from_header(value: str | None) -> str | None:

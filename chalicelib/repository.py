@@ -53,6 +53,7 @@ class DynamoCartRepository:
         self.reprice_line = self.carts.reprice_line
         self.add_line = self.carts.add_line
         self.add_line_once = self.carts.add_line_once
+        self.refused = self.carts.refused
         self.set_quantity = self.carts.set_quantity
         self.remove_line = self.carts.remove_line
         self.list_lines = self.carts.list_lines

@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 from chalicelib import caching, idempotency, validation
 from chalicelib.catalog import (
     LineView,
+    NotEnoughStock,
     OutOfStock,
     PriceChanged,
+    ProductWithdrawn,
     Shortage,
     Take,
     check_orderable,
@@ -172,11 +174,18 @@ class CartService:
         """The line after the add; with a key, applied once and answered alike."""
         product_id, quantity = validation.add_item(body)
         product = self._catalog.get(self._repo, product_id)
-        check_orderable(product, quantity)
         now, epoch = self._now()
-        # Keyed or not, the write carries a record of this request: a re-send
-        # (botocore's, after a timeout) cannot apply twice.
+        # Keyed or not, the write applies once: a re-send (botocore's, after a
+        # timeout) cannot apply twice (store/carts.py).
         once = idempotency.request_for(idempotency_key, "add_to_cart", body, epoch)
+        try:
+            check_orderable(product, quantity)
+        except (ProductWithdrawn, NotEnoughStock):
+            # A keyed retry refused while an earlier try may still land: fence the key.
+            line = self._repo.refused(cart_id, product, quantity, once, now, epoch)
+            if line is not None:
+                return line
+            raise
         return self._repo.add_line(cart_id, product, quantity, now, epoch,
                                    expiry_after(epoch), once)
 

@@ -42,6 +42,7 @@ transaction bills 2 WCU per item; [+2 WCU]: a keyed request's record):
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chalicelib import idempotency, table
@@ -54,6 +55,7 @@ from chalicelib.domain import (
     NotInCart,
     Product,
     QuantityLimitExceeded,
+    StoreUnavailable,
     TooManyLines,
     headroom,
     is_live,
@@ -110,6 +112,15 @@ def header_change(table_name: str, cart_id: str, delta: int, counted: int,
         values[":room"] = n(MAX_LINES - delta)
         values[":delta"] = n(delta)
     return {"Update": action}
+
+
+def _definite(failed: errors.ConditionFailed, once: IdempotentRequest) -> None:
+    """Before an unkeyed write is refused: botocore sent it more than once, and an
+    attempt still in flight may yet land (its token only stops it once one has
+    succeeded), so the answer is "may or may not have applied", a 503, not a 409."""
+    if failed.retried and once.minted:
+        raise StoreUnavailable("refused after a re-send: an earlier attempt may still land") \
+            from failed
 
 
 def _live_line(now_epoch: int) -> Item:
@@ -172,6 +183,20 @@ class DynamoCarts:
                 return self._add(cart_id, product, quantity, now, now_epoch, expires_at, once)
             except (errors.StoreContended, _Raced):
                 deadline.pause("the line kept changing")
+            except (QuantityLimitExceeded, NotEnoughStock, TooManyLines):
+                line = self.refused(cart_id, product, quantity, once, now, now_epoch)
+                if line is not None:
+                    return line
+                raise
+
+    def refused(self, cart_id: str, product: Product, quantity: int, once: IdempotentRequest,
+                now: str, now_epoch: int) -> CartLine | None:
+        """A keyed add about to be refused fences its key first (store/keys.py), so the
+        409 is definite; None then. The line, when an earlier try applied meanwhile."""
+        if once.minted:
+            return None
+        answer = self._keys.fence(cart_id, once, now, now_epoch, int(time.time() * 1000))
+        return None if answer is None else self._answered(cart_id, product, quantity, answer)
 
     add_line_once = add_line  # the keyed and the unkeyed add are one write now
 
@@ -220,6 +245,7 @@ class DynamoCarts:
                     return self._answered(cart_id, product, quantity, answer)
             old = failed.item_at(len(record))
             if old is not None and is_live(expires(old), now_epoch):
+                _definite(failed, once)
                 if integer(old, "quantity") > headroom(quantity):
                     raise QuantityLimitExceeded(integer(old, "quantity")) from failed
                 if integer(old, "quantity") + quantity > product.stock:
@@ -274,7 +300,11 @@ class DynamoCarts:
             if failed.failed(header_at + 1):
                 raise _Raced from failed  # the line was created meanwhile: add to it
             if failed.failed(header_at) and not counted:
-                self._make_room(cart_id, failed.item_at(header_at), now_epoch, expires_at)
+                try:
+                    self._make_room(cart_id, failed.item_at(header_at), now_epoch, expires_at)
+                except TooManyLines:
+                    _definite(failed, once)
+                    raise
                 # Not contention: the header is right now, go again at once.
                 return self._create(cart_id, product, quantity, now, now_epoch, expires_at,
                                     once, counted=True)
@@ -359,6 +389,7 @@ class DynamoCarts:
             except errors.ConditionFailed as failed:
                 if not record or self._keys.replayed(failed, 0, cart_id, once,
                                                      now_epoch) is None:
+                    _definite(failed, once)
                     raise NotInCart(product_id) from failed
             break
         line = self._read_line(cart_id, product_id)

@@ -94,6 +94,9 @@ class ConditionFailed(Exception):
     reasons: tuple[str, ...] = ("ConditionalCheckFailed",)
     items: tuple[Item | None, ...] = (None,)
     cause: str = field(default="", repr=False)
+    # botocore sent the call more than once: an earlier attempt may still land
+    # (DynamoDB applies a token's transaction once, but only once it succeeded).
+    retried: bool = False
 
     def __str__(self) -> str:
         return self.cause or ", ".join(self.reasons)
@@ -157,14 +160,17 @@ def classify(exc: BaseException) -> Outcome:
 
 
 def _condition_failed(exc: ClientError) -> ConditionFailed:
+    retried = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
     if _code(exc) == "ConditionalCheckFailedException":
         old = exc.response.get("Item")
-        return ConditionFailed(items=(old,), cause=str(exc))  # type: ignore[arg-type]
+        return ConditionFailed(items=(old,), cause=str(exc),  # type: ignore[arg-type]
+                               retried=retried)
     reasons = exc.response.get("CancellationReasons") or []
     return ConditionFailed(
         reasons=_reason_codes(exc),
         items=tuple(reason.get("Item") for reason in reasons),  # type: ignore[misc]
         cause=str(exc),
+        retried=retried,
     )
 
 

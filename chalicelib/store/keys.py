@@ -5,15 +5,21 @@
     CART#<cartId>   REQUEST#<token>     a token the API minted for one request
                                         without a key (TTL 1 h)
 
-A record is never written alone: its Put (attribute_not_exists) is one action
-of the transaction that makes the change it guards (carts.py, orders.py). A
-re-send of that transaction (botocore's retry after a timeout, or a write that
-landed late) is cancelled by the record it finds, so it applies nothing, and
-the caller answers from the record (or reads the line) instead.
+A record is written with the change it guards: its Put (attribute_not_exists)
+is one action of that transaction (carts.py, orders.py). A retry with the same
+key (or a write that landed late) is cancelled by the record it finds, so it
+applies nothing, and the caller answers from the record (or reads the line).
+
+A refusal (409) must be as definite: when a keyed request is refused, an
+earlier try with the same key may still be in flight and land later. So the
+refusal fences the key first: a record with `refusedAt` (ms) and no answer
+(`fence`). Every try sent before it is cancelled by it, whenever it lands; a
+try sent after it (`startedMs` later) may replace it and apply, once.
 
 Requests per operation (what bench/ measures):
     put_action    none of its own (one action of the caller's transaction)
     answer        1 UpdateItem (a keyed add remembers the line it made)
+    fence         1 PutItem (a keyed request refused: the key's tries before it never land)
     remembered    1 GetItem (consistent)
 """
 
@@ -22,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import table
-from chalicelib.domain import is_live
+from chalicelib.domain import StoreUnavailable, is_live
 from chalicelib.idempotency import IdempotentRequest, KeyReused
 from chalicelib.store import errors
 from chalicelib.store.codec import Item, expires, key, n, s, string
@@ -32,8 +38,16 @@ from chalicelib.store.codec import Item, expires, key, n, s, string
 APPLIED: Item = {}
 
 
+def refused(record: Item | None) -> bool:
+    """A fence a refusal left: nothing applied under the key."""
+    return bool(record and "refusedAt" in record)
+
+
 def replay(record: Item, once: IdempotentRequest) -> Item:
     """The response a record remembers (APPLIED if none), if made for this very request."""
+    if refused(record):
+        # A later try of this key was refused meanwhile and fenced this one off.
+        raise StoreUnavailable("a later try of this Idempotency-Key was answered first")
     if string(record, "requestHash") != once.request_hash:
         raise KeyReused(once.key)
     response = record.get("response")
@@ -65,11 +79,38 @@ class DynamoIdempotencyKeys:
         return {"Put": {
             "TableName": self._table,
             "Item": item,
-            # DynamoDB deletes expired records late: an expired one is free.
-            "ConditionExpression": "attribute_not_exists(pk) OR expiresAt <= :epoch",
-            "ExpressionAttributeValues": {":epoch": n(now_epoch)},
+            # DynamoDB deletes expired records late: an expired one is free; so is
+            # a refusal's fence put there before this try started.
+            "ConditionExpression": ("attribute_not_exists(pk) OR expiresAt <= :epoch "
+                                    "OR refusedAt < :started"),
+            "ExpressionAttributeValues": {":epoch": n(now_epoch),
+                                          ":started": n(once.started_ms)},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }}
+
+    def fence(self, cart_id: str, once: IdempotentRequest, now: str, now_epoch: int,
+              now_ms: int) -> Item | None:
+        """Before a keyed request is refused: no earlier try of its key may land after.
+
+        None: fenced, the refusal is definite. Otherwise an earlier try applied
+        meanwhile: its remembered response (APPLIED if none), to answer instead.
+        """
+        try:
+            with errors.translated():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={**self._key(cart_id, once), "requestHash": s(once.request_hash),
+                          "createdAt": s(now), "refusedAt": n(now_ms),
+                          table.TTL_ATTRIBUTE: n(once.expires_at)},
+                    ConditionExpression=("attribute_not_exists(pk) OR expiresAt <= :epoch "
+                                         "OR refusedAt < :now"),
+                    ExpressionAttributeValues={":epoch": n(now_epoch), ":now": n(now_ms)},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except errors.ConditionFailed as failed:
+            if failed.item is None:
+                return self.remembered(cart_id, once, now_epoch)
+            return replay(failed.item, once)
+        return None
 
     def answer(self, cart_id: str, once: IdempotentRequest, response: Item) -> None:
         """Remember the answer of a keyed request whose transaction could not hold it."""
@@ -103,6 +144,6 @@ class DynamoIdempotencyKeys:
             record = self._client.get_item(
                 TableName=self._table, Key=self._key(cart_id, once), ConsistentRead=True,
             ).get("Item")
-        if record is None or not is_live(expires(record), now_epoch):
+        if record is None or not is_live(expires(record), now_epoch) or refused(record):
             return None
         return replay(record, once)

@@ -212,6 +212,47 @@ def test_a_set_stalled_past_the_sdk_timeout_never_lands_again_over_a_later_add(
     assert quantities(client, cart) == {"espresso-cup": 2, "kettle": 6}
 
 
+def test_a_keyed_retry_refused_while_its_first_try_is_in_flight_stays_refused(
+        client, cart, faults):
+    # The first try's three attempts time out for botocore and land 2 s later, all
+    # the same. The retry is refused (the line is full by then): it fences its key
+    # before answering 409, so none of the first try's attempts lands after it.
+    faults.late_seconds = 2.0
+    faults.fail("TransactWriteItems", "late", times=3)
+    key = {"Idempotency-Key": "in-flight"}
+    assert request(client, "POST", "/api/cart/items", cart, add_body("kettle", 5),
+                   key).status_code == 503
+    assert request(client, "PUT", "/api/cart/items/kettle", cart,
+                   {"quantity": 98}).status_code == 200
+    retry = request(client, "POST", "/api/cart/items", cart, add_body("kettle", 5), key)
+    assert retry.status_code == 409, retry.body
+    faults.settle()
+    assert quantities(client, cart)["kettle"] == 98  # the 409 was definite
+    # A try after the refusal is a try of its own: it may apply, once.
+    assert request(client, "PUT", "/api/cart/items/kettle", cart,
+                   {"quantity": 90}).status_code == 200
+    again = request(client, "POST", "/api/cart/items", cart, add_body("kettle", 5), key)
+    assert (again.status_code, body(again)["quantity"]) == (201, 95)
+    assert body(request(client, "POST", "/api/cart/items", cart, add_body("kettle", 5),
+                        key))["quantity"] == 95
+
+
+def test_an_unkeyed_add_refused_after_a_re_send_is_a_503_not_a_409(client, cart, faults):
+    # The first attempt lands 2 s late; botocore's re-send is refused (the line is
+    # full). Only a success registers a token, so the late attempt is not stopped by
+    # it: once the line has room again, it lands. A 409 would have been a lie.
+    assert request(client, "PUT", "/api/cart/items/kettle", cart,
+                   {"quantity": 97}).status_code == 200
+    faults.late_seconds = 2.0
+    faults.fail("TransactWriteItems", "late")
+    response = request(client, "POST", "/api/cart/items", cart, add_body("kettle", 5))
+    assert response.status_code == 503, response.body  # may or may not have applied
+    assert request(client, "PUT", "/api/cart/items/kettle", cart,
+                   {"quantity": 10}).status_code == 200
+    faults.settle()
+    assert quantities(client, cart)["kettle"] == 15  # it did, late
+
+
 # -- 3. keyed adds on a hot line ----------------------------------------------------------
 
 def test_a_keyed_add_meeting_transaction_conflicts_is_retried_inside_the_request(
