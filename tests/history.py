@@ -184,7 +184,7 @@ def check_private(ops: list[Op], max_lines: int) -> tuple[Report, list[Cart]]:
             report.anomalies.append(
                 f"#{op.index} {op.cart} {op.kind} {op.product} {op.quantity}: answered "
                 f"{want}, which no sequential order of the definite ops explains "
-                f"(possible carts: {sorted(dict(c) for c, _ in states)[:3]})")
+                f"(possible carts: {sorted((dict(c) for c, _ in states), key=str)[:3]})")
             if op.kind == "read":
                 after = {(want[1], frozenset())}
             else:

@@ -114,15 +114,6 @@ def header_change(table_name: str, cart_id: str, delta: int, counted: int,
     return {"Update": action}
 
 
-def _definite(failed: errors.ConditionFailed, once: IdempotentRequest) -> None:
-    """Before an unkeyed write is refused: botocore sent it more than once, and an
-    attempt still in flight may yet land (its token only stops it once one has
-    succeeded), so the answer is "may or may not have applied", a 503, not a 409."""
-    if failed.retried and once.minted:
-        raise StoreUnavailable("refused after a re-send: an earlier attempt may still land") \
-            from failed
-
-
 def _live_line(now_epoch: int) -> Item:
     return {"ConditionExpression": "attribute_exists(pk) AND expiresAt > :epoch",
             "ExpressionAttributeValues": {":epoch": n(now_epoch)}}
@@ -145,8 +136,17 @@ class DynamoCarts:
     def _header_key(cart_id: str) -> Item:
         return key(table.cart_pk(cart_id), table.LINES_SK)
 
-    def _transact(self, actions: list[Item]) -> None:
-        retry.transact(self._client, actions)
+    def _transact(self, actions: list[Item], once: IdempotentRequest) -> None:
+        """The write; for an unkeyed request, a refusal or a conflict after botocore
+        re-sent it is a 503: an earlier attempt may still land, so no new write (it
+        would carry a new token) may follow, and no 409 is definite."""
+        try:
+            retry.transact(self._client, actions)
+        except (errors.ConditionFailed, errors.StoreContended) as failed:
+            if once.minted and errors.resent(failed):
+                raise StoreUnavailable("an earlier attempt of this write may still land") \
+                    from failed
+            raise
 
     def _read_line_item(self, cart_id: str, product_id: str) -> Item | None:
         with errors.translated():
@@ -237,7 +237,7 @@ class DynamoCarts:
                     ":room": n(min(headroom(quantity), product.stock - quantity)),
                 },
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }}])
+            }}], once)
         except errors.ConditionFailed as failed:
             if record:
                 answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
@@ -245,7 +245,6 @@ class DynamoCarts:
                     return self._answered(cart_id, product, quantity, answer)
             old = failed.item_at(len(record))
             if old is not None and is_live(expires(old), now_epoch):
-                _definite(failed, once)
                 if integer(old, "quantity") > headroom(quantity):
                     raise QuantityLimitExceeded(integer(old, "quantity")) from failed
                 if integer(old, "quantity") + quantity > product.stock:
@@ -291,7 +290,7 @@ class DynamoCarts:
                     "ConditionExpression": "attribute_not_exists(pk) OR expiresAt <= :epoch",
                     "ExpressionAttributeValues": {":epoch": n(now_epoch)},
                 }},
-            ])
+            ], once)
         except errors.ConditionFailed as failed:
             if record:
                 answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
@@ -303,8 +302,7 @@ class DynamoCarts:
                 try:
                     self._make_room(cart_id, failed.item_at(header_at), now_epoch, expires_at)
                 except TooManyLines:
-                    _definite(failed, once)
-                    raise
+                        raise
                 # Not contention: the header is right now, go again at once.
                 return self._create(cart_id, product, quantity, now, now_epoch, expires_at,
                                     once, counted=True)
@@ -382,15 +380,14 @@ class DynamoCarts:
                         ":q": n(quantity), ":now": s(now), ":exp": n(expires_at),
                         ":epoch": n(now_epoch),
                     },
-                }}])
+                }}], once)
             except errors.StoreContended:
                 deadline.pause()
                 continue
             except errors.ConditionFailed as failed:
                 if not record or self._keys.replayed(failed, 0, cart_id, once,
                                                      now_epoch) is None:
-                    _definite(failed, once)
-                    raise NotInCart(product_id) from failed
+                        raise NotInCart(product_id) from failed
             break
         line = self._read_line(cart_id, product_id)
         if line is None:  # removed since: the set applied, and this is all it knows
@@ -416,7 +413,7 @@ class DynamoCarts:
                 change["Update"]["ConditionExpression"] = "attribute_exists(lineCount)"
                 actions.append(change)
             try:
-                self._transact(actions)
+                self._transact(actions, once)
             except errors.StoreContended:
                 deadline.pause()
                 continue

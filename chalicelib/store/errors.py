@@ -114,6 +114,18 @@ class ConditionFailed(Exception):
         return self.items[index] if index < len(self.items) else None
 
 
+def resent(exc: BaseException) -> bool:
+    """Whether botocore sent the failed call more than once, so that an earlier
+    attempt of it may still land: DynamoDB applies a ClientRequestToken's
+    transaction once, but only once one attempt succeeded."""
+    if isinstance(exc, ConditionFailed):
+        return exc.retried
+    cause = exc.__cause__
+    if isinstance(cause, ClientError):
+        return int(cause.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
+    return False
+
+
 class RequestRejected(Exception):
     """DynamoDB refused the request as malformed or impossible: a bug in the caller."""
 
