@@ -27,14 +27,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import table
-from chalicelib.domain import CartSummary, expiry_after, totals
+from chalicelib.domain import CartSummary, StoreUnavailable, expiry_after, totals
 from chalicelib.repository import DynamoCartRepository, line_from_item
 from chalicelib.services import Clock, epoch_of, iso
-from chalicelib.store.popularity import Holding, sequence_text
+from chalicelib.store.carts import summary_holds
+from chalicelib.store.codec import Item, string
+from chalicelib.store.popularity import MAX_TRANSACTION_ITEMS, sequence_text
 
 log = logging.getLogger("chalice-cart.followups")
 Record = dict[str, Any]
-HOLDER_TTL_SECONDS = 2 * 24 * 3600
+# A summary moved by another invocation between its read and its write is read again.
+SUMMARY_ATTEMPTS = 4
 # A cart expires 30 days after its last write, but TTL is per item: lines
 # that lag the cart's newest line by more than this are renewed with it.
 RENEW_SLACK_SECONDS = 3600
@@ -183,6 +186,27 @@ def summarize_carts(records: list[Record], repo: DynamoCartRepository,
 
 def _summarize(cart_id: str, changes: list[LineChange], repo: DynamoCartRepository,
                now: float) -> None:
+    sequence = sequence_text(max(change.sequence for change in changes))
+    for _ in range(SUMMARY_ATTEMPTS):
+        if _summarize_once(cart_id, changes, sequence, repo, now):
+            return
+    raise StoreUnavailable(f"summary of cart {cart_id}: moved {SUMMARY_ATTEMPTS} times")
+
+
+def _summarize_once(cart_id: str, changes: list[LineChange], sequence: str,
+                    repo: DynamoCartRepository, now: float) -> bool:
+    """Rewrite the summary from the live lines and move the counts by what the cart
+    holds now against what the summary counted; False if the summary moved since it
+    was read (nothing applied)."""
+    seen = repo.carts.read_summary(cart_id)
+    if seen is not None and string(seen, "seq") >= sequence:
+        return True  # this batch, or a newer one, wrote it already
+    counted = summary_holds(seen)
+    marks: list[Item] = []
+    if counted is None:  # no summary, or one from before summaries counted: marks did
+        marks = repo.popularity.holder_marks(cart_id)
+        counted = frozenset(string(mark, "sk").removeprefix(table.HOLDER_PREFIX)
+                            for mark in marks)
     lines = repo.list_lines(cart_id, int(now))
     cart_totals = totals(lines)
     # Only the shopper's writes move the cart's clock: a TTL removal is the
@@ -197,41 +221,21 @@ def _summarize(cart_id: str, changes: list[LineChange], repo: DynamoCartReposito
     for line in lines:
         if line.expires_at and cart_expiry - line.expires_at > RENEW_SLACK_SECONDS:
             repo.renew_line(cart_id, line.product_id, cart_expiry, int(now))
-    repo.put_summary(
-        cart_id,
-        CartSummary(cart_totals.item_count, cart_totals.subtotal_cents,
-                    max(filter(None, stamps), default=None)),
-        cart_expiry,
-        sequence_text(max(change.sequence for change in changes)),
-    )
-
-
-def count_popularity(records: list[Record], repo: DynamoCartRepository,
-                     clock: Clock = time.time) -> dict[str, Any]:
-    """Keep each product's `inCarts`: carts that hold it now, one update per product.
-
-    A product's records that cannot be applied now (the store is busy) are
-    reported, with every later record of the same lines; the rest are applied.
-    """
-    failed: list[str] = []
-    holdings: list[Holding] = []
-    records_of: dict[str, list[Record]] = {}
-    for record, change in _line_changes(records, "product_popularity", failed):
-        records_of.setdefault(change.product_id, []).append(record)
-        if change.held_before != change.held_after:
-            holdings.append(Holding(change.cart_id, change.product_id, change.held_after,
-                                    change.sequence))
-    if holdings:
-        try:
-            busy = repo.apply_holdings(holdings, int(clock()) + HOLDER_TTL_SECONDS)
-        except Exception as exc:  # the marks could not be read: the whole batch again
-            _report("product_popularity", records[0], exc)
-            busy = list(records_of)
-        for product_id in busy:
-            _report("product_popularity", records_of[product_id][0],
-                    RuntimeError(f"popularity of {product_id} not applied"))
-            failed.extend(_sequence(record) for record in records_of[product_id])
-    return _failure(failed)
+    summary = CartSummary(cart_totals.item_count, cart_totals.subtotal_cents,
+                          max(filter(None, stamps), default=None))
+    holds = frozenset(line.product_id for line in lines if line.quantity > 0)
+    deltas = {product_id: 1 for product_id in holds - counted}
+    deltas.update({product_id: -1 for product_id in counted - holds})
+    if not deltas and not marks:
+        return repo.put_summary(cart_id, summary, cart_expiry, sequence, holds, seen)
+    if marks and len(deltas) + len(marks) >= MAX_TRANSACTION_ITEMS:
+        # Too many for one transaction: first move the marks' holdings into the
+        # summary at its old sequence, then count the changes from there.
+        repo.popularity.recount(cart_id, repo.carts.summary_put(
+            cart_id, summary, cart_expiry, string(seen, "seq"), counted, seen), {}, marks)
+        return False
+    put = repo.carts.summary_put(cart_id, summary, cart_expiry, sequence, holds, seen)
+    return repo.popularity.recount(cart_id, put, deltas, marks)
 
 
 def confirm_orders(records: list[Record], repo: DynamoCartRepository,
@@ -280,7 +284,6 @@ def _each(records: list[Record], name: str,
 Followup = Callable[[list[Record], DynamoCartRepository], dict[str, Any]]
 FOLLOWUPS: tuple[tuple[str, Followup], ...] = (
     ("cart_summary", lambda records, repo: summarize_carts(records, repo)),
-    ("product_popularity", lambda records, repo: count_popularity(records, repo)),
     ("order_confirmation", lambda records, repo: confirm_orders(records, repo)),
 )
 
