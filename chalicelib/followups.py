@@ -4,15 +4,17 @@ One stream function (app.process_stream) runs every follow-up on each batch.
 Delivery is at least once, so each is idempotent, and each aggregates over
 the batch instead of writing per record:
 
-    cart_summary        per cart the batch touched: 1 Query of its lines + 1 PutItem,
-                        conditional on the batch's last sequence (never backwards)
-    product_popularity  1 BatchGetItem of the holder marks + 1 transaction per product
-                        whose holders changed (the marks + one counter shard's net delta)
+    cart_summary        per cart the batch touched: 1 GetItem of its summary + 1 Query of
+                        its lines (consistent); then 1 PutItem of the summary if the
+                        products it holds are those the summary counted, else 1
+                        TransactWriteItems: the summary + one counter shard ADD per product
+                        that changed; each conditional on the summary being as read
+                        [+ 1 Query of its HOLDER# marks while a cart predates `holds`]
     order_confirmation  1 conditional UpdateItem per order placed
 
 Order: Lambda delivers each stream shard's records in order, and with a
 ParallelizationFactor above 1 it still keeps the records of one partition
-key (one cart: its lines, orders and marks) in order within one batch at a
+key (one cart: its lines, orders and summary) in order within one batch at a
 time. Every follow-up here is per cart or commutes across carts (a counter's
 ADD), so per-key order is all they need.
 """
@@ -44,7 +46,7 @@ RENEW_SLACK_SECONDS = 3600
 # Concurrent batches per stream shard (the deploy puts it on the mapping). Lambda
 # keeps per-partition-key order at any factor, and the follow-ups need no more
 # (see above), so the factor only buys throughput: a batch takes about one
-# Query + PutItem per cart and one transaction per product, so a shard at one
+# GetItem + Query + one write per cart, so a shard at one
 # batch at a time drains some 100 records/s; 10 (Lambda's maximum) keeps up
 # with a table's partition writing at 1,000 WCU/s.
 PARALLELIZATION_FACTOR = 10
@@ -54,7 +56,7 @@ TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
 # Lambda event filtering (the deploy puts these on the stream mapping; the local
 # runner applies them too): only cart lines and new orders need a follow-up.
-# The follow-ups' own writes (summaries, holder marks, counters) are never
+# The follow-ups' own writes (summaries, counters) are never
 # delivered, so they cost no invocation. A record that matches any pattern is
 # delivered.
 STREAM_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (

@@ -1,24 +1,27 @@
 """Popularity: how many carts hold each product, kept by the stream.
 
-    CART#<cartId>      HOLDER#<productId>   does this cart hold the product; the
-                                            stream sequence last applied (TTL once let go)
+    CART#<cartId>      SUMMARY              `holds`: the products counted for the cart
+                                            (store/carts.py; written with the counts)
+    CART#<cartId>      HOLDER#<productId>   migration only: a cart's holdings as counted
+                                            before summaries held them
     POPULARITY#<n>     PRODUCT#<productId>  one shard of the product's `inCarts` count
     COUNTS             SNAPSHOT             every product's count, summed from the shards
     COUNTS             LEASE                when the last snapshot computation started
 
-A product's count is the sum of its COUNTER_SHARDS shard items. No partition
-key takes every write: each holder mark lives under its cart, and each
-counter update goes to a shard picked by hashing the first cart it carries, so
-updates spread evenly and two stream shards that update one product at once
-(different carts) rarely touch the same item; when they do (DynamoDB cancels
-one transaction with TransactionConflict) the loser moves to the next shard,
+A product's count is the sum of its COUNTER_SHARDS shard items, and equals the
+number of cart summaries whose `holds` name it: `holds` changes only in the
+transaction that ADDs the difference (`recount`). No partition key takes every
+write: each counter update goes to a shard picked by hashing its cart and
+product, so updates spread evenly and two stream shards that update one product
+at once rarely touch the same item; when they do (DynamoDB cancels the
+transaction with TransactionConflict) the next attempt moves to the next shard,
 at most COUNTER_ATTEMPTS times, instead of failing its batch. The choice is a
 hash, not a random draw, so a replayed batch makes the same requests.
 
-Requests per batch (what bench/ measures):
-    apply_holdings  1 BatchGetItem of the batch's holder marks (consistent, <= 100 keys)
-                    + 1 TransactWriteItems per product whose holders changed
-                      (its holder marks + one counter shard ADD of the net delta)
+Requests (what bench/ measures):
+    recount         1 TransactWriteItems: the summary's Put + 1 counter ADD per product
+                    whose holding changed [+ the holder marks it replaces]
+    holder_marks    1 Query (consistent) of a cart's HOLDER# marks (migration)
     counts          COUNTER_SHARDS Queries (eventually consistent, keys and counts only)
     shared_counts   1 Query of COUNTS (eventually consistent: snapshot and lease);
                     when the snapshot is older than its lifetime and nobody is computing

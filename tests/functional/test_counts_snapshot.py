@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib import table
+from chalicelib.domain import EMPTY_SUMMARY
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.services import (
     COUNTS,
@@ -20,7 +21,6 @@ from chalicelib.services import (
     COUNTS_SNAPSHOT,
     CatalogCache,
 )
-from chalicelib.domain import EMPTY_SUMMARY
 from chalicelib.store.carts import summary_holds
 from chalicelib.store.popularity import COUNTER_SHARDS, sequence_text
 from tests.factories import TABLE_NAME

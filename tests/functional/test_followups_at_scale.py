@@ -122,9 +122,9 @@ def test_popularity_writes_one_transaction_per_cart_whose_holdings_changed(clien
         "batchItemFailures": []}
     # Each: the cart's summary and one counter shard's ADD.
     assert len(transactions) == 6
-    assert all([sk for _, sk in keys] == [table.SUMMARY_SK, sk_product]
-               for keys, sk_product in zip(transactions,
-                                           ["PRODUCT#kettle"] * 5 + ["PRODUCT#grinder"]))
+    products = ["PRODUCT#kettle"] * 5 + ["PRODUCT#grinder"]
+    assert all([sk for _, sk in keys] == [table.SUMMARY_SK, product]
+               for keys, product in zip(transactions, products, strict=True))
     assert in_carts(client) == {"kettle": 5, "grinder": 1}
 
 
