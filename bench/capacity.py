@@ -11,7 +11,7 @@ from typing import Any
 from bench.calls import Call, CallRecorder, UnitModel
 from bench.common import InProcessStack, Section, Table, in_process_stack
 
-FOLLOWUPS = ("cart_summary", "product_popularity", "order_confirmation")
+FOLLOWUPS = ("cart_summary", "order_confirmation")
 BATCH_SIZES = (1, 10, 25)
 # Checkout reads the lines it orders; an add and a set are one transaction with the
 # request's record (at most once, issue 16), which returns no values: one read answers.
@@ -212,9 +212,9 @@ def run(section: Section, _results: dict[str, Section] | None = None) -> None:
         "so add and set read the line they answer with (consistent GetItem).",
         "Stream batches: each cart takes two adds; moto emits two INSERT records for an "
         "UpdateItem that creates an item (first keys-only), so a batch holds ~4 records per "
-        "cart. cart_summary reads each touched cart's lines once (Query) and writes its "
-        "summary once (PutItem); product_popularity pays one two-item transaction per "
-        "line that starts or stops being held.",
+        "cart. cart_summary reads each touched cart's summary (GetItem) and lines (Query) "
+        "once and writes its summary once: a PutItem, or, when the products the cart "
+        "holds changed, one transaction with a counter ADD per product that changed.",
     ]
 
 

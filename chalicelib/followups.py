@@ -4,15 +4,17 @@ One stream function (app.process_stream) runs every follow-up on each batch.
 Delivery is at least once, so each is idempotent, and each aggregates over
 the batch instead of writing per record:
 
-    cart_summary        per cart the batch touched: 1 Query of its lines + 1 PutItem,
-                        conditional on the batch's last sequence (never backwards)
-    product_popularity  1 BatchGetItem of the holder marks + 1 transaction per product
-                        whose holders changed (the marks + one counter shard's net delta)
+    cart_summary        per cart the batch touched: 1 GetItem of its summary + 1 Query of
+                        its lines (consistent); then 1 PutItem of the summary if the
+                        products it holds are those the summary counted, else 1
+                        TransactWriteItems: the summary + one counter shard ADD per product
+                        that changed; each conditional on the summary being as read
+                        [+ 1 Query of its HOLDER# marks while a cart predates `holds`]
     order_confirmation  1 conditional UpdateItem per order placed
 
 Order: Lambda delivers each stream shard's records in order, and with a
 ParallelizationFactor above 1 it still keeps the records of one partition
-key (one cart: its lines, orders and marks) in order within one batch at a
+key (one cart: its lines, orders and summary) in order within one batch at a
 time. Every follow-up here is per cart or commutes across carts (a counter's
 ADD), so per-key order is all they need.
 """
@@ -27,21 +29,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import table
-from chalicelib.domain import CartSummary, expiry_after, totals
+from chalicelib.domain import CartSummary, StoreUnavailable, expiry_after, totals
 from chalicelib.repository import DynamoCartRepository, line_from_item
 from chalicelib.services import Clock, epoch_of, iso
-from chalicelib.store.popularity import Holding, sequence_text
+from chalicelib.store.carts import summary_holds
+from chalicelib.store.codec import Item, string
+from chalicelib.store.popularity import MAX_TRANSACTION_ITEMS, sequence_text
 
 log = logging.getLogger("chalice-cart.followups")
 Record = dict[str, Any]
-HOLDER_TTL_SECONDS = 2 * 24 * 3600
+# A summary moved by another invocation between its read and its write is read again.
+SUMMARY_ATTEMPTS = 4
 # A cart expires 30 days after its last write, but TTL is per item: lines
 # that lag the cart's newest line by more than this are renewed with it.
 RENEW_SLACK_SECONDS = 3600
 # Concurrent batches per stream shard (the deploy puts it on the mapping). Lambda
 # keeps per-partition-key order at any factor, and the follow-ups need no more
 # (see above), so the factor only buys throughput: a batch takes about one
-# Query + PutItem per cart and one transaction per product, so a shard at one
+# GetItem + Query + one write per cart, so a shard at one
 # batch at a time drains some 100 records/s; 10 (Lambda's maximum) keeps up
 # with a table's partition writing at 1,000 WCU/s.
 PARALLELIZATION_FACTOR = 10
@@ -51,7 +56,7 @@ TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
 # Lambda event filtering (the deploy puts these on the stream mapping; the local
 # runner applies them too): only cart lines and new orders need a follow-up.
-# The follow-ups' own writes (summaries, holder marks, counters) are never
+# The follow-ups' own writes (summaries, counters) are never
 # delivered, so they cost no invocation. A record that matches any pattern is
 # delivered.
 STREAM_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (
@@ -183,6 +188,27 @@ def summarize_carts(records: list[Record], repo: DynamoCartRepository,
 
 def _summarize(cart_id: str, changes: list[LineChange], repo: DynamoCartRepository,
                now: float) -> None:
+    sequence = sequence_text(max(change.sequence for change in changes))
+    for _ in range(SUMMARY_ATTEMPTS):
+        if _summarize_once(cart_id, changes, sequence, repo, now):
+            return
+    raise StoreUnavailable(f"summary of cart {cart_id}: moved {SUMMARY_ATTEMPTS} times")
+
+
+def _summarize_once(cart_id: str, changes: list[LineChange], sequence: str,
+                    repo: DynamoCartRepository, now: float) -> bool:
+    """Rewrite the summary from the live lines and move the counts by what the cart
+    holds now against what the summary counted; False if the summary moved since it
+    was read (nothing applied)."""
+    seen = repo.carts.read_summary(cart_id)
+    if seen is not None and string(seen, "seq") >= sequence:
+        return True  # this batch, or a newer one, wrote it already
+    counted = summary_holds(seen)
+    marks: list[Item] = []
+    if counted is None:  # no summary, or one from before summaries counted: marks did
+        marks = repo.popularity.holder_marks(cart_id)
+        counted = frozenset(string(mark, "sk").removeprefix(table.HOLDER_PREFIX)
+                            for mark in marks)
     lines = repo.list_lines(cart_id, int(now))
     cart_totals = totals(lines)
     # Only the shopper's writes move the cart's clock: a TTL removal is the
@@ -197,41 +223,21 @@ def _summarize(cart_id: str, changes: list[LineChange], repo: DynamoCartReposito
     for line in lines:
         if line.expires_at and cart_expiry - line.expires_at > RENEW_SLACK_SECONDS:
             repo.renew_line(cart_id, line.product_id, cart_expiry, int(now))
-    repo.put_summary(
-        cart_id,
-        CartSummary(cart_totals.item_count, cart_totals.subtotal_cents,
-                    max(filter(None, stamps), default=None)),
-        cart_expiry,
-        sequence_text(max(change.sequence for change in changes)),
-    )
-
-
-def count_popularity(records: list[Record], repo: DynamoCartRepository,
-                     clock: Clock = time.time) -> dict[str, Any]:
-    """Keep each product's `inCarts`: carts that hold it now, one update per product.
-
-    A product's records that cannot be applied now (the store is busy) are
-    reported, with every later record of the same lines; the rest are applied.
-    """
-    failed: list[str] = []
-    holdings: list[Holding] = []
-    records_of: dict[str, list[Record]] = {}
-    for record, change in _line_changes(records, "product_popularity", failed):
-        records_of.setdefault(change.product_id, []).append(record)
-        if change.held_before != change.held_after:
-            holdings.append(Holding(change.cart_id, change.product_id, change.held_after,
-                                    change.sequence))
-    if holdings:
-        try:
-            busy = repo.apply_holdings(holdings, int(clock()) + HOLDER_TTL_SECONDS)
-        except Exception as exc:  # the marks could not be read: the whole batch again
-            _report("product_popularity", records[0], exc)
-            busy = list(records_of)
-        for product_id in busy:
-            _report("product_popularity", records_of[product_id][0],
-                    RuntimeError(f"popularity of {product_id} not applied"))
-            failed.extend(_sequence(record) for record in records_of[product_id])
-    return _failure(failed)
+    summary = CartSummary(cart_totals.item_count, cart_totals.subtotal_cents,
+                          max(filter(None, stamps), default=None))
+    holds = frozenset(line.product_id for line in lines if line.quantity > 0)
+    deltas = {product_id: 1 for product_id in holds - counted}
+    deltas.update({product_id: -1 for product_id in counted - holds})
+    if not deltas and not marks:
+        return repo.put_summary(cart_id, summary, cart_expiry, sequence, holds, seen)
+    if marks and len(deltas) + len(marks) >= MAX_TRANSACTION_ITEMS:
+        # Too many for one transaction: first move the marks' holdings into the
+        # summary at its old sequence, then count the changes from there.
+        repo.popularity.recount(cart_id, repo.carts.summary_put(
+            cart_id, summary, cart_expiry, string(seen, "seq"), counted, seen), {}, marks)
+        return False
+    put = repo.carts.summary_put(cart_id, summary, cart_expiry, sequence, holds, seen)
+    return repo.popularity.recount(cart_id, put, deltas, marks)
 
 
 def confirm_orders(records: list[Record], repo: DynamoCartRepository,
@@ -280,7 +286,6 @@ def _each(records: list[Record], name: str,
 Followup = Callable[[list[Record], DynamoCartRepository], dict[str, Any]]
 FOLLOWUPS: tuple[tuple[str, Followup], ...] = (
     ("cart_summary", lambda records, repo: summarize_carts(records, repo)),
-    ("product_popularity", lambda records, repo: count_popularity(records, repo)),
     ("order_confirmation", lambda records, repo: confirm_orders(records, repo)),
 )
 

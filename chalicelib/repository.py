@@ -63,4 +63,3 @@ class DynamoCartRepository:
         self.checkout = self.orders.checkout
         self.get_order = self.orders.get_order
         self.confirm_order = self.orders.confirm_order
-        self.apply_holdings = self.popularity.apply_holdings

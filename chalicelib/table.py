@@ -8,13 +8,15 @@ Key layout (single table, pk/sk strings):
     CATALOG         PRODUCT#<productId>    a product: name, description, price, image
     CART#<cartId>   LINES                  the lines' header: lineCount, rev (TTL)
     CART#<cartId>   LINE#<productId>       one cart line (TTL)
-    CART#<cartId>   SUMMARY                the cart summary cart-status reads (TTL)
+    CART#<cartId>   SUMMARY                the cart summary cart-status reads, and the products
+                                           the counts carry for the cart (TTL once it holds none)
     CART#<cartId>   ORDER#<orderId>        an order, reachable only from its cart; its
                                            checkout request's record (store/orders.py)
     CART#<cartId>   IDEMPOTENCY#<key>      a remembered response (TTL)
     CART#<cartId>   REQUEST#<token>        one API request's write happened (TTL 1 h)
     CART#<cartId>   ORDERREF#<orderId>     an account's order placed from another cart
-    CART#<cartId>   HOLDER#<productId>     does this cart hold the product (TTL once let go)
+    CART#<cartId>   HOLDER#<productId>     migration only: the cart's holdings before the summary
+                                           counted them (read and deleted by the stream)
     CART#<cartId>   ADOPTEDBY              the one account that adopted this anonymous cart
     SESSION#<id>    REVOKED                a signed-out session: its tokens are refused (TTL)
     POPULARITY#<n>  PRODUCT#<productId>    shard n of the product's `inCarts` count
@@ -24,7 +26,7 @@ Key layout (single table, pk/sk strings):
                                            with copies of its price and active flag
 
 Only LINE# and ORDER# items need a follow-up (followups.STREAM_FILTER_PATTERNS);
-SUMMARY, HOLDER# and POPULARITY# items are the follow-ups' own writes; LINES,
+SUMMARY and POPULARITY# items are the follow-ups' own writes; LINES,
 IDEMPOTENCY# and REQUEST# items are written in the same transaction as the
 lines they guard ("LINES" does not begin with "LINE#": no filter matches it);
 the COUNTS items are written by the API (the first reader to find the snapshot stale).

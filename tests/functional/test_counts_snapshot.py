@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib import table
+from chalicelib.domain import EMPTY_SUMMARY
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.services import (
     COUNTS,
@@ -20,7 +21,8 @@ from chalicelib.services import (
     COUNTS_SNAPSHOT,
     CatalogCache,
 )
-from chalicelib.store.popularity import COUNTER_SHARDS, Holding
+from chalicelib.store.carts import summary_holds
+from chalicelib.store.popularity import COUNTER_SHARDS, sequence_text
 from tests.factories import TABLE_NAME
 
 SUM_OF_SHARDS = Counter({"Query": 1 + COUNTER_SHARDS, "UpdateItem": 1, "PutItem": 1})
@@ -51,7 +53,11 @@ def fleet(repo: DynamoCartRepository, dynamodb: Any) -> Any:
 
 
 def hold(repo: DynamoCartRepository, cart: str, product: str, sequence: int) -> None:
-    assert repo.apply_holdings([Holding(cart, product, True, sequence)], 0) == []
+    """The cart's summary counts the product: the stream's transaction, made directly."""
+    seen = repo.carts.read_summary(cart)
+    held = (summary_holds(seen) or frozenset()) | {product}
+    put = repo.carts.summary_put(cart, EMPTY_SUMMARY, 0, sequence_text(sequence), held, seen)
+    assert repo.popularity.recount(cart, put, {product: 1})
 
 
 def in_carts(cache: CatalogCache, repo: DynamoCartRepository) -> dict[str, int]:

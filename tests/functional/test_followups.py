@@ -7,6 +7,7 @@ import json
 
 from chalicelib import runtime, table
 from tests.factories import TABLE_NAME, add_body, cookie_from
+from tests.functional.botocore_faults import CONFLICTED, Faults
 from tests.functional.conftest import request
 
 
@@ -109,32 +110,125 @@ def test_a_stream_batch_touching_k_carts_writes_k_summaries(client, stream, dyna
     records = stream.read()
     writes = []
 
-    def count(params, **_):
+    def put(params, **_):
         if params["Item"]["sk"]["S"] == table.SUMMARY_SK:
             writes.append(params["Item"]["pk"]["S"])
 
-    runtime.dynamodb_client().meta.events.register("provide-client-params.dynamodb.PutItem",
-                                                    count)
+    def transact(params, **_):
+        for action in params["TransactItems"]:
+            if "Put" in action:
+                put(action["Put"])
+
+    events = runtime.dynamodb_client().meta.events
+    events.register("provide-client-params.dynamodb.PutItem", put)
+    events.register("provide-client-params.dynamodb.TransactWriteItems", transact)
     stream.deliver(records, ("cart_summary",))
     assert sorted(writes) == sorted(set(writes)) and len(writes) == 3
     assert all(status(client, c)["itemCount"] == 3 for c in cookies)
 
 
-def holder(dynamodb, product_id):
-    """The one holder mark of the product: it lives under the cart (CART#<id> HOLDER#<product>)."""
-    items = [i for i in dynamodb.scan(TableName=TABLE_NAME, ConsistentRead=True)["Items"]
-             if i["sk"]["S"] == f"HOLDER#{product_id}"]
-    assert len(items) == 1 and items[0]["pk"]["S"].startswith("CART#")
-    return items[0]
+def summary_item(dynamodb, cookie):
+    return dynamodb.get_item(TableName=TABLE_NAME, Key={
+        "pk": {"S": cart_pk(cookie)}, "sk": {"S": table.SUMMARY_SK}})["Item"]
 
 
-def test_a_holder_mark_lives_as_long_as_the_cart_holds_the_product(client, cart, stream,
-                                                                   dynamodb):
+def cart_pk(cookie):
+    return table.cart_pk(cookie.split("=", 1)[1].split(".")[0])
+
+
+def test_the_summary_counts_what_the_cart_holds_and_expires_only_once_it_holds_nothing(
+        client, cart, stream, dynamodb):
     stream.drain()
-    assert holder(dynamodb, "kettle")["holds"] == {"BOOL": True}
-    assert "expiresAt" not in holder(dynamodb, "kettle")
+    item = summary_item(dynamodb, cart)
+    assert set(item["holds"]["M"]) == {"espresso-cup", "kettle"}
+    assert "expiresAt" not in item and "cartExpiresAt" in item
     request(client, "DELETE", "/api/cart/items/kettle", cart)
+    request(client, "DELETE", "/api/cart/items/espresso-cup", cart)
     stream.drain()
-    assert holder(dynamodb, "kettle")["holds"] == {"BOOL": False}
-    assert "expiresAt" in holder(dynamodb, "kettle")
-    assert in_carts(client, "kettle") == 0
+    item = summary_item(dynamodb, cart)
+    assert item["holds"] == {"M": {}} and "expiresAt" in item
+    assert (in_carts(client, "kettle"), in_carts(client, "espresso-cup")) == (0, 0)
+    assert not [i for i in dynamodb.scan(TableName=TABLE_NAME)["Items"]
+                if i["sk"]["S"].startswith(table.HOLDER_PREFIX)]
+
+
+def test_a_batch_whose_counts_could_not_be_written_is_exact_when_delivered_again(
+        client, cart, stream):
+    records = stream.read()
+    with Faults(runtime.dynamodb_client()) as faults:
+        faults.always("TransactWriteItems", CONFLICTED)
+        results = stream.deliver(records)
+    line_records = sorted((r["dynamodb"]["SequenceNumber"] for r in records
+                           if r["dynamodb"]["Keys"]["sk"]["S"].startswith("LINE#")), key=int)
+    assert results["process_stream"] == {"batchItemFailures": [
+        {"itemIdentifier": line_records[0]}]}
+    assert (in_carts(client, "kettle"), status(client, cart)["itemCount"]) == (0, 0)
+    stream.deliver(records)
+    stream.deliver(records)
+    assert (in_carts(client, "kettle"), in_carts(client, "espresso-cup")) == (1, 1)
+    assert status(client, cart)["itemCount"] == 3
+
+
+def test_two_invocations_racing_on_one_cart_count_it_once(client, cart, stream):
+    first = stream.read()
+    request(client, "DELETE", "/api/cart/items/kettle", cart)
+    second = stream.read()
+    ran = []
+
+    def the_other_lands_first():
+        # The second invocation reads and writes between the first's reads and its write.
+        ran.append(stream.deliver(first + second, ("cart_summary",)))
+
+    with Faults(runtime.dynamodb_client()) as faults:
+        faults.before("TransactWriteItems", the_other_lands_first)
+        assert stream.deliver(first, ("cart_summary",))["cart_summary"] == {
+            "batchItemFailures": []}
+    assert ran == [{"cart_summary": {"batchItemFailures": []}}]
+    stream.deliver(first + second)
+    assert (in_carts(client, "kettle"), in_carts(client, "espresso-cup")) == (0, 1)
+    assert status(client, cart)["itemCount"] == 2
+
+
+def test_a_cart_counted_by_holder_marks_moves_to_its_summary_and_counts_nothing_twice(
+        client, cart, stream, dynamodb):
+    stream.drain()
+    # As the earlier code left it: a summary without `holds`, a holder mark per product
+    # held (and one let go), the counts carrying them.
+    pk = cart_pk(cart)
+    dynamodb.update_item(TableName=TABLE_NAME,
+                         Key={"pk": {"S": pk}, "sk": {"S": table.SUMMARY_SK}},
+                         UpdateExpression="REMOVE holds")
+    for product_id, holds in (("espresso-cup", True), ("kettle", True), ("grinder", False)):
+        dynamodb.put_item(TableName=TABLE_NAME, Item={
+            "pk": {"S": pk}, "sk": {"S": table.HOLDER_PREFIX + product_id},
+            "holds": {"BOOL": holds}, "seq": {"S": "0" * 40}})
+    request(client, "DELETE", "/api/cart/items/kettle", cart)
+    request(client, "POST", "/api/cart/items", cart, add_body("grinder", 1))
+    stream.drain()
+    assert (in_carts(client, "kettle"), in_carts(client, "espresso-cup"),
+            in_carts(client, "grinder")) == (0, 1, 1)
+    assert set(summary_item(dynamodb, cart)["holds"]["M"]) == {"espresso-cup", "grinder"}
+    marks = {i["sk"]["S"] for i in dynamodb.scan(TableName=TABLE_NAME)["Items"]
+             if i["sk"]["S"].startswith(table.HOLDER_PREFIX)}
+    assert marks == {table.HOLDER_PREFIX + "grinder"}  # let go: its TTL takes it
+    request(client, "POST", "/api/cart/items", cart, add_body("grinder", 1))
+    stream.drain()
+    assert in_carts(client, "grinder") == 1
+
+
+def test_a_migrated_cart_whose_holdings_did_not_change_still_drops_its_marks(
+        client, cart, stream, dynamodb):
+    stream.drain()
+    pk = cart_pk(cart)
+    dynamodb.update_item(TableName=TABLE_NAME,
+                         Key={"pk": {"S": pk}, "sk": {"S": table.SUMMARY_SK}},
+                         UpdateExpression="REMOVE holds")
+    for product_id in ("espresso-cup", "kettle"):
+        dynamodb.put_item(TableName=TABLE_NAME, Item={
+            "pk": {"S": pk}, "sk": {"S": table.HOLDER_PREFIX + product_id},
+            "holds": {"BOOL": True}, "seq": {"S": "0" * 40}})
+    request(client, "POST", "/api/cart/items", cart, add_body("kettle", 1))
+    stream.drain()
+    assert (in_carts(client, "kettle"), in_carts(client, "espresso-cup")) == (1, 1)
+    assert not [i for i in dynamodb.scan(TableName=TABLE_NAME)["Items"]
+                if i["sk"]["S"].startswith(table.HOLDER_PREFIX)]

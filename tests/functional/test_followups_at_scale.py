@@ -106,22 +106,25 @@ def test_a_summary_from_an_older_invocation_never_overwrites_a_newer_one(
     with Faults(runtime.dynamodb_client()) as faults:
         # The older invocation read the lines; the newer one runs and writes
         # before the older one's summary put reaches the table.
-        faults.before("PutItem", a_newer_invocation_lands_first)
+        faults.before("TransactWriteItems", a_newer_invocation_lands_first)
         stream.deliver(older, ("cart_summary",))
     assert newer
     assert status(client, cart)["itemCount"] == 4
 
 
-def test_popularity_writes_one_counter_update_per_product_per_batch(client, stream):
+def test_popularity_writes_one_transaction_per_cart_whose_holdings_changed(client, stream):
     for _ in range(5):
         new_cart(client, "kettle")
     new_cart(client, "grinder")
     records = stream.read()
     transactions = writes_to(runtime.dynamodb_client(), "TransactWriteItems")
-    assert stream.deliver(records, ("product_popularity",))["product_popularity"] == {
+    assert stream.deliver(records, ("cart_summary",))["cart_summary"] == {
         "batchItemFailures": []}
-    counters = [k for keys in transactions for k in keys if not k[0].startswith("CART#")]
-    assert sorted(sk for _, sk in counters) == ["PRODUCT#grinder", "PRODUCT#kettle"]
+    # Each: the cart's summary and one counter shard's ADD.
+    assert len(transactions) == 6
+    products = ["PRODUCT#kettle"] * 5 + ["PRODUCT#grinder"]
+    assert all([sk for _, sk in keys] == [table.SUMMARY_SK, product]
+               for keys, product in zip(transactions, products, strict=True))
     assert in_carts(client) == {"kettle": 5, "grinder": 1}
 
 
@@ -146,7 +149,7 @@ def test_two_shards_updating_one_product_at_once_apply_exactly_without_a_retry(
     with Faults(runtime.dynamodb_client()) as faults:
         # The other shard's transaction holds the counter: DynamoDB cancels ours.
         faults.fail("TransactWriteItems", CONFLICTED, times=2)
-        results = [stream.deliver(batch, ("product_popularity",))["product_popularity"]
+        results = [stream.deliver(batch, ("cart_summary",))["cart_summary"]
                    for batch in (batch_one, batch_two)]
     assert results == [{"batchItemFailures": []}] * 2
     assert len(faults.injected) == 2
