@@ -33,8 +33,8 @@ from chalicelib.domain import CartSummary, StoreUnavailable, expiry_after, total
 from chalicelib.repository import DynamoCartRepository, line_from_item
 from chalicelib.services import Clock, epoch_of, iso
 from chalicelib.store.carts import summary_holds
-from chalicelib.store.codec import Item, string
-from chalicelib.store.popularity import MAX_TRANSACTION_ITEMS, sequence_text
+from chalicelib.store.codec import TRANSACTION_ACTIONS, Item, string
+from chalicelib.store.popularity import sequence_text
 
 log = logging.getLogger("chalice-cart.followups")
 Record = dict[str, Any]
@@ -230,7 +230,7 @@ def _summarize_once(cart_id: str, changes: list[LineChange], sequence: str,
     deltas.update({product_id: -1 for product_id in counted - holds})
     if not deltas and not marks:
         return repo.put_summary(cart_id, summary, cart_expiry, sequence, holds, seen)
-    if marks and len(deltas) + len(marks) >= MAX_TRANSACTION_ITEMS:
+    if marks and len(deltas) + len(marks) >= TRANSACTION_ACTIONS:
         # Too many for one transaction: first move the marks' holdings into the
         # summary at its old sequence, then count the changes from there.
         repo.popularity.recount(cart_id, repo.carts.summary_put(

@@ -40,8 +40,9 @@ from chalicelib.domain import (
 )
 from chalicelib.repository import DynamoCartRepository
 from chalicelib.store.catalog import with_counts
+from chalicelib.store.codec import TRANSACTION_ACTIONS
 from chalicelib.store.errors import StoreContended
-from chalicelib.store.orders import TRANSACTION_ACTIONS, order_id_for
+from chalicelib.store.orders import order_id_for
 from chalicelib.store.retry import Deadline
 from chalicelib.store.stock import StockHook, StockRefused
 

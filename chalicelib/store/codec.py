@@ -7,6 +7,9 @@ from typing import Any
 from chalicelib import table
 from chalicelib.domain import CartLine, Order, Product
 
+# DynamoDB's limit on the actions of one TransactWriteItems.
+TRANSACTION_ACTIONS = 100
+
 Item = dict[str, Any]
 
 

@@ -114,6 +114,10 @@ class ConditionFailed(Exception):
         return self.items[index] if index < len(self.items) else None
 
 
+def _retry_attempts(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
+
+
 def resent(exc: BaseException) -> bool:
     """Whether botocore sent the failed call more than once, so that an earlier
     attempt of it may still land: DynamoDB applies a ClientRequestToken's
@@ -122,7 +126,7 @@ def resent(exc: BaseException) -> bool:
         return exc.retried
     cause = exc.__cause__
     if isinstance(cause, ClientError):
-        return int(cause.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
+        return _retry_attempts(cause) > 0
     return False
 
 
@@ -172,7 +176,7 @@ def classify(exc: BaseException) -> Outcome:
 
 
 def _condition_failed(exc: ClientError) -> ConditionFailed:
-    retried = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
+    retried = _retry_attempts(exc) > 0
     if _code(exc) == "ConditionalCheckFailedException":
         old = exc.response.get("Item")
         return ConditionFailed(items=(old,), cause=str(exc),  # type: ignore[arg-type]

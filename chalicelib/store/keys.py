@@ -33,6 +33,10 @@ from chalicelib.idempotency import IdempotentRequest, KeyReused
 from chalicelib.store import errors
 from chalicelib.store.codec import Item, expires, key, n, s, string
 
+# A record's key is free to take: no record, an expired one (DynamoDB deletes them
+# late), or a refusal's fence set before the try that takes it started.
+_FREE = "attribute_not_exists(pk) OR expiresAt <= :epoch OR refusedAt < :started"
+
 # What `replayed` returns for a request that applied and remembers no answer
 # (a minted token, or a keyed add whose answer is not written yet).
 APPLIED: Item = {}
@@ -79,10 +83,7 @@ class DynamoIdempotencyKeys:
         return {"Put": {
             "TableName": self._table,
             "Item": item,
-            # DynamoDB deletes expired records late: an expired one is free; so is
-            # a refusal's fence put there before this try started.
-            "ConditionExpression": ("attribute_not_exists(pk) OR expiresAt <= :epoch "
-                                    "OR refusedAt < :started"),
+            "ConditionExpression": _FREE,
             "ExpressionAttributeValues": {":epoch": n(now_epoch),
                                           ":started": n(once.started_ms)},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -102,9 +103,8 @@ class DynamoIdempotencyKeys:
                     Item={**self._key(cart_id, once), "requestHash": s(once.request_hash),
                           "createdAt": s(now), "refusedAt": n(now_ms),
                           table.TTL_ATTRIBUTE: n(once.expires_at)},
-                    ConditionExpression=("attribute_not_exists(pk) OR expiresAt <= :epoch "
-                                         "OR refusedAt < :now"),
-                    ExpressionAttributeValues={":epoch": n(now_epoch), ":now": n(now_ms)},
+                    ConditionExpression=_FREE,  # an older fence gives way to this one
+                    ExpressionAttributeValues={":epoch": n(now_epoch), ":started": n(now_ms)},
                     ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except errors.ConditionFailed as failed:
             if failed.item is None:

@@ -39,9 +39,8 @@ from chalicelib import table
 from chalicelib.domain import CartChanged, CartLine
 from chalicelib.store import errors
 from chalicelib.store.carts import header_change
-from chalicelib.store.codec import Item, key, n, s
+from chalicelib.store.codec import TRANSACTION_ACTIONS, Item, key, n, s
 
-MAX_TRANSACTION_ACTIONS = 100
 ACTIONS_PER_MOVE = 2
 HEADER_ACTIONS = 2
 
@@ -132,7 +131,7 @@ class DynamoCartMerges:
         `counted`: the live lines read in the anonymous and the account cart,
         which stand in for a header either has not got.
         """
-        per_transaction = (MAX_TRANSACTION_ACTIONS - HEADER_ACTIONS) // ACTIONS_PER_MOVE
+        per_transaction = (TRANSACTION_ACTIONS - HEADER_ACTIONS) // ACTIONS_PER_MOVE
         for start in range(0, len(moves), per_transaction):
             batch = moves[start:start + per_transaction]
             actions = [action for move in batch

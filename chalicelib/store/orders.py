@@ -45,6 +45,7 @@ from chalicelib.idempotency import IdempotentRequest, KeyReused
 from chalicelib.store import errors
 from chalicelib.store.carts import DynamoCarts, header_change
 from chalicelib.store.codec import (
+    TRANSACTION_ACTIONS,
     Item,
     key,
     line_from_item,
@@ -56,10 +57,9 @@ from chalicelib.store.codec import (
 )
 from chalicelib.store.keys import DynamoIdempotencyKeys
 
-# DynamoDB's limit on one transaction's actions; checkout takes the order, one
+# Checkout's transaction (within codec.TRANSACTION_ACTIONS) takes the order, one
 # delete per line, the header and, with an Idempotency-Key, the key's record
 # (domain.MAX_LINES keeps carts well inside), and whatever the hooks add.
-TRANSACTION_ACTIONS = 100
 # The order Put's index in checkout's transaction.
 _ORDER = 0
 
@@ -208,12 +208,7 @@ class DynamoOrders:
                 now_epoch: int) -> Order | None:
         """The request's order if it was placed (a consistent read); None if not.
         KeyReused when a keyed request's key belongs to another request."""
-        with errors.translated():
-            item = self._client.get_item(
-                TableName=self._table,
-                Key=key(table.cart_pk(cart_id), table.order_sk(order_id)),
-                ConsistentRead=True,
-            ).get("Item")
+        item = self._order_item(cart_id, order_id)
         if item is not None:
             return self._answer(item, once)
         if not once.minted:
@@ -231,13 +226,16 @@ class DynamoOrders:
             raise KeyReused(once.key)
         return _as_placed(item)
 
-    def get_order(self, cart_id: str, order_id: str) -> Order | None:
+    def _order_item(self, cart_id: str, order_id: str) -> Item | None:
         with errors.translated():
-            item = self._client.get_item(
+            return self._client.get_item(  # type: ignore[no-any-return]
                 TableName=self._table,
                 Key=key(table.cart_pk(cart_id), table.order_sk(order_id)),
                 ConsistentRead=True,
             ).get("Item")
+
+    def get_order(self, cart_id: str, order_id: str) -> Order | None:
+        item = self._order_item(cart_id, order_id)
         return order_from_item(item) if item else None
 
     def confirm_order(self, cart_id: str, order_id: str, now: str) -> bool:

@@ -49,12 +49,10 @@ from typing import Any
 from chalicelib import table
 from chalicelib.domain import StoreUnavailable
 from chalicelib.store import errors
-from chalicelib.store.codec import Item, key, n, query_all, s, string
+from chalicelib.store.codec import TRANSACTION_ACTIONS, Item, key, n, query_all, s, string
 
 COUNTER_SHARDS = 16
 COUNTER_ATTEMPTS = 4
-# A transaction holds at most 100 actions.
-MAX_TRANSACTION_ITEMS = 100
 # Stream sequence numbers are up to 40 digits, past a number's 38: stored as text,
 # zero-padded so that text order is number order.
 SEQUENCE_WIDTH = 40
@@ -205,7 +203,7 @@ class DynamoPopularity:
         again). A counter shard held by another transaction (TransactionConflict) or
         throttled: the next attempt picks the next shard.
         """
-        if len(deltas) + len(marks) + 1 > MAX_TRANSACTION_ITEMS:
+        if len(deltas) + len(marks) + 1 > TRANSACTION_ACTIONS:
             raise ValueError(f"cart {cart_id}: {len(deltas)} counts and {len(marks)} marks")
         for attempt in range(COUNTER_ATTEMPTS):
             actions: list[Item] = [{"Put": summary_put}]

@@ -189,19 +189,24 @@ def test_two_invocations_racing_on_one_cart_count_it_once(client, cart, stream):
     assert status(client, cart)["itemCount"] == 2
 
 
-def test_a_cart_counted_by_holder_marks_moves_to_its_summary_and_counts_nothing_twice(
-        client, cart, stream, dynamodb):
-    stream.drain()
-    # As the earlier code left it: a summary without `holds`, a holder mark per product
-    # held (and one let go), the counts carrying them.
+def as_the_earlier_code_left_it(dynamodb, cart: str, marks: dict[str, bool]) -> None:
+    """A summary without `holds`, and a holder mark per product (held or let go)."""
     pk = cart_pk(cart)
     dynamodb.update_item(TableName=TABLE_NAME,
                          Key={"pk": {"S": pk}, "sk": {"S": table.SUMMARY_SK}},
                          UpdateExpression="REMOVE holds")
-    for product_id, holds in (("espresso-cup", True), ("kettle", True), ("grinder", False)):
+    for product_id, holds in marks.items():
         dynamodb.put_item(TableName=TABLE_NAME, Item={
             "pk": {"S": pk}, "sk": {"S": table.HOLDER_PREFIX + product_id},
             "holds": {"BOOL": holds}, "seq": {"S": "0" * 40}})
+
+
+def test_a_cart_counted_by_holder_marks_moves_to_its_summary_and_counts_nothing_twice(
+        client, cart, stream, dynamodb):
+    stream.drain()
+    # As the earlier code left it, the counts carrying the marks that hold.
+    as_the_earlier_code_left_it(dynamodb, cart,
+                                {"espresso-cup": True, "kettle": True, "grinder": False})
     request(client, "DELETE", "/api/cart/items/kettle", cart)
     request(client, "POST", "/api/cart/items", cart, add_body("grinder", 1))
     stream.drain()
@@ -219,14 +224,7 @@ def test_a_cart_counted_by_holder_marks_moves_to_its_summary_and_counts_nothing_
 def test_a_migrated_cart_whose_holdings_did_not_change_still_drops_its_marks(
         client, cart, stream, dynamodb):
     stream.drain()
-    pk = cart_pk(cart)
-    dynamodb.update_item(TableName=TABLE_NAME,
-                         Key={"pk": {"S": pk}, "sk": {"S": table.SUMMARY_SK}},
-                         UpdateExpression="REMOVE holds")
-    for product_id in ("espresso-cup", "kettle"):
-        dynamodb.put_item(TableName=TABLE_NAME, Item={
-            "pk": {"S": pk}, "sk": {"S": table.HOLDER_PREFIX + product_id},
-            "holds": {"BOOL": True}, "seq": {"S": "0" * 40}})
+    as_the_earlier_code_left_it(dynamodb, cart, {"espresso-cup": True, "kettle": True})
     request(client, "POST", "/api/cart/items", cart, add_body("kettle", 1))
     stream.drain()
     assert (in_carts(client, "kettle"), in_carts(client, "espresso-cup")) == (1, 1)
