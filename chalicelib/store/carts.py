@@ -30,8 +30,10 @@ nothing are retried inside the request (store/retry.py), never answered 409.
 Requests per operation (what bench/ measures; WCU for items under 1 KB; a
 transaction bills 2 WCU per item; [+2 WCU]: a keyed request's record):
     add_line      1 GetItem (the line, consistent: 1 RCU), then
-                  existing line: 1 TransactWriteItems (line: 2 WCU [+2]) + 1 GetItem
-                  (the line after) [+ 1 UpdateItem: the key's record keeps the answer]
+                  existing line: 1 TransactWriteItems (line: 2 WCU [+2]); unkeyed
+                  + 1 GetItem (the line after); keyed, conditioned on the quantity read,
+                  the record holding the answer [when the line moved since: the unkeyed
+                  form again + 1 GetItem + 1 UpdateItem: the record keeps the answer]
                   new line: 1 TransactWriteItems (header + line: 4 WCU [+2])
                   [a cart's first line, or a stale header: + 1 Query (COUNT)
                   + 1 PutItem or UpdateItem of the header]
@@ -83,6 +85,10 @@ _LINE_FIELDS = {"#q": "quantity", "#n": "name"}
 
 class _Raced(Exception):
     """Another write changed what this attempt relied on; nothing applied: try again."""
+
+
+class _Moved(_Raced):
+    """A keyed add's line moved since it was read: add on top of it instead, once."""
 
 
 def header_expiry(line_expires_at: int) -> int:
@@ -219,9 +225,13 @@ class DynamoCarts:
         once = once or idempotency.minted_request(
             "add_to_cart", {"productId": product.id, "quantity": quantity}, now_epoch)
         deadline = Deadline()
+        as_read = True
         while True:
             try:
-                return self._add(cart_id, product, quantity, now, now_epoch, expires_at, once)
+                return self._add(cart_id, product, quantity, now, now_epoch, expires_at, once,
+                                 as_read)
+            except _Moved:
+                as_read = False  # no pause: the next attempt does not depend on a read
             except (errors.StoreContended, _Raced):
                 deadline.pause("the line kept changing")
             except (QuantityLimitExceeded, NotEnoughStock, TooManyLines):
@@ -251,14 +261,37 @@ class DynamoCarts:
         return line or CartLine(product.id, product.name, product.price_cents, quantity)
 
     def _add(self, cart_id: str, product: Product, quantity: int, now: str,
-             now_epoch: int, expires_at: int, once: IdempotentRequest) -> CartLine:
+             now_epoch: int, expires_at: int, once: IdempotentRequest,
+             as_read: bool = True) -> CartLine:
         """Read the line (consistently), then make the one write its state calls for:
         a live line's update, or a new line counted in the header. The read only
-        picks the write; the write's condition is what DynamoDB holds it to."""
+        picks the write; the write's condition is what DynamoDB holds it to.
+
+        A keyed add to a live line first adds to the quantity it read (`as_read`), so
+        its record holds its answer in the same transaction; if the line moved since,
+        it adds on top of whatever is there, then reads the line and writes the answer
+        to its record: one retry at most, however many adds race on the line."""
         old = self._read_line_item(cart_id, product.id)
         if old is None or not is_live(expires(old), now_epoch):
             return self._create(cart_id, product, quantity, now, now_epoch, expires_at, once)
-        record = self._record(cart_id, once, None, now, now_epoch)
+        condition = "attribute_exists(#q) AND expiresAt > :epoch AND #q <= :room"
+        values: Item = {
+            ":q": n(quantity), ":name": s(product.name),
+            ":price": n(product.price_cents), ":now": s(now),
+            ":exp": n(expires_at), ":epoch": n(now_epoch),
+            # The line's new total within 99 and the stock on hand.
+            ":room": n(min(headroom(quantity), product.stock - quantity)),
+        }
+        after = None
+        if as_read and not once.minted:
+            # A keyed add's record holds its answer, so the line it adds to must be the
+            # one read: then the answer is known before the write and lands with it.
+            after = CartLine(product.id, product.name, product.price_cents,
+                             integer(old, "quantity") + quantity, now, expires_at)
+            condition += " AND #q = :read"
+            values[":read"] = old["quantity"]
+        record = self._record(cart_id, once, None if after is None else line_to_map(after),
+                              now, now_epoch)
         try:
             self._transact([*record, {"Update": {
                 "TableName": self._table,
@@ -266,17 +299,10 @@ class DynamoCarts:
                 "UpdateExpression": (
                     "SET #q = #q + :q, #n = :name, unitPriceCents = :price, "
                     "updatedAt = :now, expiresAt = :exp"),
-                # Not "as read": adds racing on one line all apply, none retries.
-                "ConditionExpression": (
-                    "attribute_exists(#q) AND expiresAt > :epoch AND #q <= :room"),
+                # Unkeyed, not "as read": adds racing on one line all apply, none retries.
+                "ConditionExpression": condition,
                 "ExpressionAttributeNames": _LINE_FIELDS,
-                "ExpressionAttributeValues": {
-                    ":q": n(quantity), ":name": s(product.name),
-                    ":price": n(product.price_cents), ":now": s(now),
-                    ":exp": n(expires_at), ":epoch": n(now_epoch),
-                    # The line's new total within 99 and the stock on hand.
-                    ":room": n(min(headroom(quantity), product.stock - quantity)),
-                },
+                "ExpressionAttributeValues": values,
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }}], once)
         except errors.ConditionFailed as failed:
@@ -291,7 +317,11 @@ class DynamoCarts:
                 if integer(old, "quantity") + quantity > product.stock:
                     raise NotEnoughStock(product, integer(old, "quantity") + quantity) \
                         from failed
+                if after is not None:
+                    raise _Moved from failed
             raise _Raced from failed  # the line went since it was read: read again
+        if after is not None:
+            return after
         line = self._read_line(cart_id, product.id)
         if line is None:  # a checkout took it since
             line = CartLine(product.id, product.name, product.price_cents, quantity)

@@ -166,17 +166,24 @@ def test_a_duplicate_keyed_add_in_flight_applies_once_and_both_answer_alike(
     assert quantities(client, cart)["kettle"] == 3
 
 
-def test_a_keyed_add_racing_another_on_its_line_adds_on_top_and_never_retries(
-        client, cart, race):
+def test_a_keyed_add_racing_another_on_its_line_retries_once_on_top(client, cart, race):
     race.before("TransactWriteItems", "POST", "/api/cart/items", cart, add_body("kettle", 1))
     held = request(client, "POST", "/api/cart/items", cart, add_body("kettle", 2),
                    {"Idempotency-Key": "k"})
     assert body(held)["quantity"] == 4
-    # The held add's read (the line is there), its transaction held while the racing
-    # add reads, writes and reads; then the held add's transaction adds on top (no
-    # condition on what it read, so no retry), its read and the answer its record keeps.
-    assert race.faults.attempts == ["GetItem", "TransactWriteItems", "GetItem",
-                                    "TransactWriteItems", "GetItem", "GetItem", "UpdateItem"]
+    # The held add's read (the line is there, 1) and its transaction (to 3, as read),
+    # held while the racing add reads, writes and reads. The held transaction is
+    # cancelled (the line is 2 now), so the held add reads again and adds on top,
+    # whatever is there (no retry after that), then reads the line and writes its
+    # answer to its record.
+    assert race.faults.attempts == [
+        "GetItem", "TransactWriteItems", "GetItem", "TransactWriteItems", "GetItem",
+        "GetItem", "TransactWriteItems", "GetItem", "UpdateItem"]
+    assert quantities(client, cart)["kettle"] == 4
+    # The record holds that answer: a retry with the key gets it, adding nothing.
+    again = request(client, "POST", "/api/cart/items", cart, add_body("kettle", 2),
+                    {"Idempotency-Key": "k"})
+    assert (again.status_code, body(again)["quantity"]) == (201, 4)
     assert quantities(client, cart)["kettle"] == 4
 
 

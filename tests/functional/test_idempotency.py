@@ -197,12 +197,17 @@ def calls(client, cart):
     return made
 
 
-def test_a_keyed_add_to_a_line_costs_a_read_one_transaction_a_read_and_its_answer(
+def test_a_keyed_add_to_a_line_costs_a_read_and_one_transaction_holding_its_answer(
         client, cart, calls):
-    # The first read picks the write (the line is there: add on top), the
-    # transaction adds, the second read answers, the record remembers the answer.
-    assert add(client, cart, "k").status_code == 201
-    assert calls == ["GetItem", "TransactWriteItems", "GetItem", "UpdateItem"]
+    # The read picks the write (the line is there: add on top of what was read); the
+    # transaction adds and its record holds the answer, known before the write.
+    response = add(client, cart, "k")
+    assert response.status_code == 201
+    assert calls == ["GetItem", "TransactWriteItems"]
+    calls.clear()
+    again = add(client, cart, "k")
+    assert (again.status_code, again.json_body) == (201, response.json_body)
+    assert calls == ["GetItem", "TransactWriteItems"]  # cancelled by the record: its answer
 
 
 def test_an_unkeyed_add_to_a_line_costs_a_read_one_transaction_and_a_read(client, cart, calls):
