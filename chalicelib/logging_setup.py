@@ -1,9 +1,8 @@
 """Structured logs: one compact JSON object per line, each carrying the request id.
 
 An API request's lines also carry Lambda's own request id (the one in Lambda's
-own lines and X-Ray; a stream batch's request id is that one already), and
-every line inside an invocation `coldStart: true` on the first invocation of a
-container.
+own lines and X-Ray; a stream batch's request id is that one already), and a
+line written in a container's first invocation carries `coldStart: true`.
 
 A request writes one line: the access record (method, route template, status,
 duration, the error code of a 4xx/5xx) with its metrics as embedded metric
