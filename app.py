@@ -78,22 +78,25 @@ ACCESS_LOG = logging_setup.configure(app.log)
 MAX_BODY_BYTES = 8192
 
 
-# -- every request: an access log line, its metrics, and a bound on the body -----
+# -- every request: one line (access record and metrics), and a bound on the body --
 
 @app.middleware("http")
 def log_requests(event: Request, get_response: Callable[[Request], Response]) -> Response:
     started = time.perf_counter()
-    status = 500  # what Chalice answers if anything below raises
-    with (logging_setup.request_scope(event.context, event.lambda_context) as request_id,
-          metrics.invocation(runtime.metrics_settings()) as recorded):
+    # What Chalice answers if anything below raises.
+    status, body = 500, {"Code": "InternalServerError"}
+    with logging_setup.request_scope(event.context, event.lambda_context) as request_id:
         try:
             response = get_response(event)
-            status = response.status_code
+            status, body = response.status_code, response.body
             response.headers["X-Request-Id"] = request_id
             return response
         finally:
-            logging_setup.log_request(ACCESS_LOG, event.method, event.path, status, started)
-            metrics.record_request(recorded, event.method, event.path, status)
+            logging_setup.log_request(
+                ACCESS_LOG, event.method, event.path, status, started,
+                logging_setup.error_code(status, body),
+                metrics.request_members(runtime.metrics_settings(), event.method, event.path,
+                                        status))
 
 
 @app.middleware("http")

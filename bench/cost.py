@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,14 +67,47 @@ PRICES: dict[str, Price] = {p.name: p for p in (
 )}
 ARCHITECTURES = ("arm64", "x86_64")
 # Not measurable here: the lines Lambda itself writes per invocation (START, END,
-# REPORT; about 100 + 60 + 180 bytes as text without an init line, more as JSON) and
-# API Gateway's access log line (the stage's format, about 350 bytes with request id,
-# route, status, latencies). Declared. Lambda writes its START, END and REPORT lines at
-# INFO: a function whose LoggingConfig says JSON with SystemLogLevel WARN gets none of
-# them, and at WARN nothing else in a healthy run (deploy/template.py logging_config).
+# REPORT; about 100 + 60 + 180 bytes as text without an init line, more as JSON).
+# Declared. Lambda writes its START, END and REPORT lines at INFO: a function whose
+# LoggingConfig says JSON with SystemLogLevel WARN gets none of them, and at WARN
+# nothing else in a healthy run (deploy/template.py logging_config).
 PLATFORM_LOG_BYTES = 340
 QUIET_SYSTEM_LOG_LEVELS = ("WARN",)
-ACCESS_LOG_BYTES = 350
+# API Gateway's access-log line is not measurable here either (neither moto nor the
+# local stack writes one): it is the stage's format as deployed (deploy/operations.py
+# for REST, deploy/httpapi.py for the HTTP API) rendered with the values of a
+# representative request, an add to cart answered 201. Each door's own request id
+# (REST a UUID, the HTTP API 16 characters); "-" where API Gateway has no value.
+ACCESS_LOG_SAMPLE = {
+    "$context.httpMethod": "POST",
+    "$context.resourcePath": "/api/cart/items",
+    "$context.routeKey": "POST /api/cart/items",
+    "$context.status": "201",
+    "$context.responseLength": "1187",
+    "$context.responseLatency": "48",
+    "$context.integrationLatency": "44",
+    "$context.integrationStatus": "200",
+    "$context.integrationErrorMessage": "-",
+    "$context.error.responseType": "-",
+    "$context.requestTimeEpoch": "1796444394858",
+    "$context.xrayTraceId": "Root=1-5e1b4151-5ac6c58f0b1c1e2a3d4e5f60",
+}
+ACCESS_LOG_REQUEST_IDS = {"REST": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+                          "HTTP API": "JKJaXmPLvHcESHA="}
+
+
+def access_log_bytes(front_door: str) -> int:
+    """Bytes of the stage's access-log line for the representative request."""
+    from deploy import httpapi, operations
+
+    formats = {"REST": operations.ACCESS_LOG_FORMAT, "HTTP API": httpapi.ACCESS_LOG_FORMAT}
+    values = {**ACCESS_LOG_SAMPLE, "$context.requestId": ACCESS_LOG_REQUEST_IDS[front_door]}
+    line = re.sub(r"\$context\.[A-Za-z.]+", lambda m: values[m.group(0)], formats[front_door])
+    return len(line.encode("utf-8"))
+
+
+# Both doors are priced at the larger of the two lines (REST's: a longer request id).
+ACCESS_LOG_BYTES = max(access_log_bytes(door) for door in ACCESS_LOG_REQUEST_IDS)
 # X-Ray's default sampling rule: the first request each second, then 5%.
 XRAY_RESERVOIR_PER_S = 1.0
 XRAY_RATE = 0.05

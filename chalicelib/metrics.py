@@ -2,7 +2,10 @@
 
 Lambda sends stdout to CloudWatch Logs, which turns each EMF line into metric
 values: no PutMetricData call on the request path, no client, no credentials.
-One line per invocation carries everything it recorded.
+An API request's metrics ride on its access line (request_members: the EMF
+members chalicelib/logging_setup.py adds to that one JSON object; CloudWatch
+keeps the other members as fields); a stream batch, which writes no access
+line, prints one EMF line of its own (invocation).
 
 The names follow Powertools for AWS Lambda (namespace and service from
 POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME, "service" as the one
@@ -131,6 +134,16 @@ def record_request(metrics: MetricSet, method: str, route: str, status: int) -> 
     name = ROUTE_METRICS.get((method, route))
     if name is not None and 200 <= status < 300:
         metrics.add(name)
+
+
+def request_members(settings: Settings, method: str, route: str, status: int,
+                    clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """A request's EMF members for its access line: none when off or nothing counted."""
+    if not settings.enabled:
+        return {}
+    metrics = MetricSet(settings)
+    record_request(metrics, method, route, status)
+    return metrics.document(int(clock() * 1000)) or {}
 
 
 def _sequence(record: Mapping[str, Any]) -> int:

@@ -40,18 +40,16 @@ INTEGRATION_TIMEOUT_MS = 29_000
 ANY = "ANY"
 ROOT = "/"
 
-# The REST stage's access log fields (deploy.operations), in the variables an HTTP
-# API has: routeKey for resourcePath, no X-Ray trace id (an HTTP API is not traced),
-# and the integration's own error, which a REST API reports only in execution logs.
+# The REST stage's access log fields (deploy.operations, which says why these), in
+# the variables an HTTP API has: routeKey ("POST /api/cart/items", "ANY /{proxy+}")
+# for the route.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
-    "requestTime": "$context.requestTimeEpoch",
-    "httpMethod": "$context.httpMethod",
+    "method": "$context.httpMethod",
     "routeKey": "$context.routeKey",
     "status": "$context.status",
     "responseLength": "$context.responseLength",
     "responseLatency": "$context.responseLatency",
-    "integrationLatency": "$context.integrationLatency",
     "integrationStatus": "$context.integrationStatus",
     "integrationError": "$context.integrationErrorMessage",
     "errorType": "$context.error.responseType",

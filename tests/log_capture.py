@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from chalicelib import logging_setup
 
@@ -17,3 +20,32 @@ class Collect(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
+
+
+class _CurrentStdout:
+    """Whatever sys.stdout is when a line is written (capsys swaps it per test phase)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@contextmanager
+def app_lines_on_stdout(*loggers: logging.Logger) -> Iterator[None]:
+    """The app's own stdout handlers write to sys.stdout as it is (capsys's, in a test).
+
+    They hold the stream they were made with, at import; in Lambda that is stdout,
+    where a request's line (access record and metrics) and a stream batch's metric
+    line both go.
+    """
+    names = [logging.getLogger(logging_setup.ACCESS_LOGGER), *loggers]
+    ours = [h for logger in names for h in logger.handlers
+            if type(h) is logging.StreamHandler]
+    previous = [h.setStream(_CurrentStdout()) for h in ours]  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        for handler, stream in zip(ours, previous, strict=True):
+            handler.setStream(stream)

@@ -14,8 +14,10 @@ from bench.__main__ import main, render
 from bench.calls import Call, UnitModel, item_size, read_units, write_units
 from bench.common import Section, Table, percentile
 from bench.cost import (
+    ACCESS_LOG_BYTES,
     PRICES,
     UNCONFIGURED,
+    access_log_bytes,
     configured_platform_logs,
     fixed_costs,
     lines,
@@ -281,7 +283,16 @@ def test_the_cost_of_a_million_requests_adds_every_line_at_its_stated_price() ->
     assert arm["stream reads (Lambda trigger)"] == 0.0
     # Logs: declared platform and access-log bytes per request, at $0.50 per GB.
     assert arm["CloudWatch Logs ingestion"] == pytest.approx(
-        1_000_000 * (350 + 340 * (1 + result.invocations_per_s / 1000)) * 0.50 / 1024 ** 3)
+        1_000_000 * (ACCESS_LOG_BYTES + 340 * (1 + result.invocations_per_s / 1000))
+        * 0.50 / 1024 ** 3)
+
+
+def test_the_access_log_line_is_priced_as_each_stages_format_renders_it() -> None:
+    # Every variable of both formats has a representative value (else a KeyError).
+    sizes = {door: access_log_bytes(door) for door in ("REST", "HTTP API")}
+    assert ACCESS_LOG_BYTES == max(sizes.values())
+    # The REST line's request id is a UUID, the HTTP API's 16 characters.
+    assert sizes["HTTP API"] < sizes["REST"] < 350  # 350: the figure declared before
 
 
 def test_every_price_names_its_source_and_date() -> None:
@@ -305,7 +316,8 @@ def test_lambdas_own_lines_are_priced_as_the_template_configures_them() -> None:
     per_request = 340 * (1 + result.invocations_per_s / 1000)
     assert text["CloudWatch Logs ingestion"] - quiet["CloudWatch Logs ingestion"] == \
         pytest.approx(1_000_000 * per_request * 0.50 / 1024 ** 3)
-    assert quiet["CloudWatch Logs ingestion"] == pytest.approx(1_000_000 * 350 * 0.50 / 1024 ** 3)
+    assert quiet["CloudWatch Logs ingestion"] == pytest.approx(
+        1_000_000 * ACCESS_LOG_BYTES * 0.50 / 1024 ** 3)
     # A function without the config, or below WARN, writes them.
     assert platform_log_bytes(None) == platform_log_bytes({"LogFormat": "Text"}) == 340
     assert platform_log_bytes({"LogFormat": "JSON", "SystemLogLevel": "INFO"}) == 340

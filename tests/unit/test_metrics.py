@@ -90,3 +90,15 @@ def test_a_disabled_invocation_writes_nothing():
     with metrics.invocation(metrics.Settings(enabled=False), lines.append) as recorded:
         metrics.record_request(recorded, "POST", "/api/cart/checkout", 201)
     assert lines == []
+
+
+def test_a_requests_metrics_are_the_emf_members_its_access_line_carries():
+    members = metrics.request_members(SETTINGS, "POST", "/api/cart/checkout", 201,
+                                      clock=lambda: 1700000000.5)
+    assert members == _emit(lambda m: metrics.record_request(
+        m, "POST", "/api/cart/checkout", 201))[0]
+    # Nothing counted, or metrics off: no members, so the line is the access record alone.
+    assert metrics.request_members(SETTINGS, "POST", "/api/cart/checkout", 409) == {}
+    assert metrics.request_members(SETTINGS, "GET", "/api/cart", 200) == {}
+    assert metrics.request_members(metrics.Settings(enabled=False), "POST",
+                                   "/api/cart/checkout", 201) == {}
