@@ -112,8 +112,10 @@ def undo_by_item() -> bool:
     from moto.dynamodb.models.table import Table
 
     original = getattr(DynamoDBBackend, "transact_write_items", None)
-    if original is None or getattr(original, "undoes_by_item", False):
-        return original is not None
+    if original is None:
+        return False
+    if getattr(original, "undoes_by_item", False):
+        return honour_request_tokens()  # applied with it; True if it is in place
 
     def not_copied(table: Any, memo: dict[int, Any]) -> Any:
         return table
