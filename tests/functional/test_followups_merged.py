@@ -7,11 +7,8 @@ Real records read back from moto's stream, delivered to the follow-up
 
 from __future__ import annotations
 
-import json
-
 from chalicelib import runtime, table
 from chalicelib.store.codec import TRANSACTION_ACTIONS
-from chalicelib.store.popularity import COUNTER_SHARDS
 from tests.factories import TABLE_NAME, add_body, cookie_from
 from tests.functional.botocore_faults import Faults
 from tests.functional.conftest import request
@@ -169,16 +166,3 @@ def test_a_batch_the_store_refuses_fails_from_its_first_cart_and_lands_when_deli
     assert stream.deliver(records, ("cart_summary",))["cart_summary"] == {
         "batchItemFailures": []}
     assert counters(dynamodb) == holders(dynamodb) == {"kettle": 3}
-
-
-def test_a_hot_product_spreads_over_shards_from_one_batch_to_the_next(client, stream):
-    shards = set()
-    sent = transactions(runtime.dynamodb_client())
-    for _ in range(12):
-        new_cart(client, "kettle")
-        stream.drain()
-    for calls in sent:
-        shards.update(pk for _, pk, _ in calls if pk.startswith("POPULARITY#"))
-    assert len(shards) > COUNTER_SHARDS // 4
-    products = json.loads(request(client, "GET", "/api/products").body)["products"]
-    assert next(p["inCarts"] for p in products if p["id"] == "kettle") == 12
