@@ -10,17 +10,27 @@
 
 A product's count is the sum of its COUNTER_SHARDS shard items, and equals the
 number of cart summaries whose `holds` name it: `holds` changes only in the
-transaction that ADDs the difference (`recount`). No partition key takes every
-write: each counter update goes to a shard picked by hashing its cart and
-product, so updates spread evenly and two stream shards that update one product
-at once rarely touch the same item; when they do (DynamoDB cancels the
-transaction with TransactionConflict) the next attempt moves to the next shard,
-at most COUNTER_ATTEMPTS times, instead of failing its batch. The choice is a
-hash, not a random draw, so a replayed batch makes the same requests.
+transaction that ADDs the difference (`recount_carts`). The stream writes the
+carts of a batch whose holdings changed together, with one ADD per product of
+their net change (`net_deltas`: a cart taking a product up and another letting
+it go write nothing), in as few transactions as fit (`pack`): a batch of a
+hundred carts adding one product is one counter write, not a hundred.
+
+No partition key takes every write: each counter update goes to a shard picked
+by hashing the product and the transaction's seed (the smallest stream
+sequence number of its carts), so one batch after another spreads a hot
+product over the shards, and two stream shards that update one product at
+once rarely touch the same item; when they do (DynamoDB cancels the
+transaction with TransactionConflict) the next attempt moves every ADD to the
+next shard, at most COUNTER_ATTEMPTS times, instead of failing its batch. The
+choice is a hash, not a random draw, so a replayed batch makes the same
+requests.
 
 Requests (what bench/ measures):
-    recount         1 TransactWriteItems: the summary's Put + 1 counter ADD per product
-                    whose holding changed [+ the holder marks it replaces]
+    recount_carts   1 TransactWriteItems: each cart's summary Put [+ the holder marks it
+                    replaces] + 1 counter ADD per product of the carts' net change; sent
+                    again without the carts whose summary moved (cancellation reasons)
+    recount         recount_carts of one cart (migration; its shards picked by the cart)
     holder_marks    1 Query (consistent) of a cart's HOLDER# marks (migration)
     counts          COUNTER_SHARDS Queries (eventually consistent, keys and counts only)
     shared_counts   1 Query of COUNTS (eventually consistent: snapshot and lease);
