@@ -7,6 +7,8 @@ Real records read back from moto's stream, delivered to the follow-up
 
 from __future__ import annotations
 
+import json
+
 from chalicelib import runtime, table
 from chalicelib.store.codec import TRANSACTION_ACTIONS
 from tests.factories import TABLE_NAME, add_body, cookie_from
@@ -166,3 +168,39 @@ def test_a_batch_the_store_refuses_fails_from_its_first_cart_and_lands_when_deli
     assert stream.deliver(records, ("cart_summary",))["cart_summary"] == {
         "batchItemFailures": []}
     assert counters(dynamodb) == holders(dynamodb) == {"kettle": 3}
+
+
+def test_a_cart_the_store_refuses_fails_alone_and_the_rest_of_its_transaction_lands(
+        client, stream, dynamodb):
+    refused = new_cart(client, "kettle", "grinder")
+    for _ in range(3):
+        new_cart(client, "kettle")
+    records = stream.read()
+    refused_pk = table.cart_pk(refused.split("=", 1)[1].split(".")[0])
+
+    class Answer:
+        status_code = 400
+
+    def refuse(params, **_):
+        # DynamoDB refusing the request itself (a ValidationException) whenever it
+        # holds this cart's summary: a bug or a limit, never worth a retry.
+        actions = json.loads(params["body"])["TransactItems"]
+        if any(next(iter(a.values())).get("Item", {}).get("pk", {}).get("S") == refused_pk
+               for a in actions):
+            return Answer(), {"Error": {"Code": "ValidationException", "Message": "no"},
+                              "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return None
+
+    events = runtime.dynamodb_client().meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", refuse)
+    try:
+        result = stream.deliver(records, ("cart_summary",))["cart_summary"]
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", refuse)
+    mine = sorted((r["dynamodb"]["SequenceNumber"] for r in records
+                   if r["dynamodb"]["Keys"]["pk"]["S"] == refused_pk
+                   and r["dynamodb"]["Keys"]["sk"]["S"].startswith("LINE#")), key=int)
+    assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == mine
+    assert counters(dynamodb) == holders(dynamodb) == {"kettle": 3}
+    stream.deliver(records, ("cart_summary",))
+    assert counters(dynamodb) == holders(dynamodb) == {"kettle": 4, "grinder": 1}
