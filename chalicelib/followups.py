@@ -6,9 +6,12 @@ the batch instead of writing per record:
 
     cart_summary        per cart the batch touched: 1 GetItem of its summary + 1 Query of
                         its lines (consistent); then 1 PutItem of the summary if the
-                        products it holds are those the summary counted, else 1
-                        TransactWriteItems: the summary + one counter shard ADD per product
-                        that changed; each conditional on the summary being as read
+                        products it holds are those the summary counted. The carts whose
+                        holdings changed are written together: as few TransactWriteItems
+                        as fit (store/popularity.py `pack`), each holding their summaries
+                        (each conditional on being as read) and ONE counter shard ADD per
+                        product of their net change; a cart whose summary moved is read
+                        again and the rest sent again, still merged
                         [+ 1 Query of its HOLDER# marks while a cart predates `holds`]
     order_confirmation  1 conditional UpdateItem per order placed
 
@@ -34,7 +37,7 @@ from chalicelib.repository import DynamoCartRepository, line_from_item
 from chalicelib.services import Clock, epoch_of, iso
 from chalicelib.store.carts import summary_holds
 from chalicelib.store.codec import TRANSACTION_ACTIONS, Item, string
-from chalicelib.store.popularity import sequence_text
+from chalicelib.store.popularity import Recount, pack, sequence_text
 
 log = logging.getLogger("chalice-cart.followups")
 Record = dict[str, Any]
@@ -170,36 +173,97 @@ def _line_changes(records: list[Record], followup: str,
             yield record, change
 
 
+@dataclass
+class _Cart:
+    """One cart the batch touched: its records, their changes, their sequence span."""
+
+    cart_id: str
+    records: list[Record]
+    changes: list[LineChange]
+
+    @property
+    def sequence(self) -> str:
+        return sequence_text(max(change.sequence for change in self.changes))
+
+    @property
+    def first(self) -> str:
+        return sequence_text(min(change.sequence for change in self.changes))
+
+
 def summarize_carts(records: list[Record], repo: DynamoCartRepository,
                     clock: Clock = time.time) -> dict[str, Any]:
-    """Rewrite the summary of each cart the batch touched: one write per cart."""
+    """Rewrite the summary of each cart the batch touched; the carts whose holdings
+    changed are written together, with one counter ADD per product (`_write_counted`).
+
+    A cart whose summary moved meanwhile is read again, at most SUMMARY_ATTEMPTS
+    times; a cart that cannot be written fails its own records, not the others'.
+    """
     failed: list[str] = []
-    carts: dict[str, list[tuple[Record, LineChange]]] = {}
+    carts: dict[str, _Cart] = {}
     for record, change in _line_changes(records, "cart_summary", failed):
-        carts.setdefault(change.cart_id, []).append((record, change))
-    for cart_id, changes in carts.items():
-        try:
-            _summarize(cart_id, [change for _, change in changes], repo, clock())
-        except Exception as exc:  # one cart's failure must not sink the batch
-            _report("cart_summary", changes[0][0], exc)
-            failed.extend(_sequence(record) for record, _ in changes)
+        cart = carts.setdefault(change.cart_id, _Cart(change.cart_id, [], []))
+        cart.records.append(record)
+        cart.changes.append(change)
+
+    def fail(cart: _Cart, exc: Exception) -> None:
+        _report("cart_summary", cart.records[0], exc)
+        failed.extend(_sequence(record) for record in cart.records)
+
+    pending = list(carts.values())
+    for _ in range(SUMMARY_ATTEMPTS):
+        counted: list[Recount] = []
+        moved: set[str] = set()
+        for cart in pending:
+            try:
+                outcome = _summarize_once(cart, repo, clock())
+            except Exception as exc:  # one cart's failure must not sink the batch
+                fail(cart, exc)
+                continue
+            if isinstance(outcome, Recount):
+                counted.append(outcome)
+            elif not outcome:
+                moved.add(cart.cart_id)
+        for cart_id, error in _write_counted(counted, repo, moved).items():
+            fail(carts[cart_id], error)
+        pending = [cart for cart in pending if cart.cart_id in moved]
+        if not pending:
+            break
+    for cart in pending:
+        fail(cart, StoreUnavailable(
+            f"summary of cart {cart.cart_id}: moved {SUMMARY_ATTEMPTS} times"))
     return _failure(failed)
 
 
-def _summarize(cart_id: str, changes: list[LineChange], repo: DynamoCartRepository,
-               now: float) -> None:
-    sequence = sequence_text(max(change.sequence for change in changes))
-    for _ in range(SUMMARY_ATTEMPTS):
-        if _summarize_once(cart_id, changes, sequence, repo, now):
-            return
-    raise StoreUnavailable(f"summary of cart {cart_id}: moved {SUMMARY_ATTEMPTS} times")
+def _write_counted(counted: list[Recount], repo: DynamoCartRepository,
+                   moved: set[str]) -> dict[str, Exception]:
+    """The counted writes in as few transactions as fit (store/popularity.py `pack`);
+    adds to `moved` the carts whose summary moved, answers the carts that failed.
+
+    The store busy or contended every attempt fails the transaction's carts (a retry
+    of the batch will do); any other error is sought out cart by cart, so that one
+    cart DynamoDB refuses fails alone.
+    """
+    failures: dict[str, Exception] = {}
+    for group in pack(counted):
+        try:
+            moved |= repo.popularity.recount_carts(group)
+        except StoreUnavailable as exc:
+            failures.update((recount.cart_id, exc) for recount in group)
+        except Exception as exc:
+            if len(group) == 1:
+                failures[group[0].cart_id] = exc
+                continue
+            for recount in group:
+                failures.update(_write_counted([recount], repo, moved))
+    return failures
 
 
-def _summarize_once(cart_id: str, changes: list[LineChange], sequence: str,
-                    repo: DynamoCartRepository, now: float) -> bool:
-    """Rewrite the summary from the live lines and move the counts by what the cart
-    holds now against what the summary counted; False if the summary moved since it
-    was read (nothing applied)."""
+def _summarize_once(cart: _Cart, repo: DynamoCartRepository,
+                    now: float) -> bool | Recount:
+    """Rewrite the summary from the live lines: True if written (or already written),
+    False if it moved since it was read (nothing applied), or the Recount to write if
+    the products the cart holds are not those the summary counted."""
+    cart_id, changes, sequence = cart.cart_id, cart.changes, cart.sequence
     seen = repo.carts.read_summary(cart_id)
     if seen is not None and string(seen, "seq") >= sequence:
         return True  # this batch, or a newer one, wrote it already
@@ -237,7 +301,7 @@ def _summarize_once(cart_id: str, changes: list[LineChange], sequence: str,
             cart_id, summary, cart_expiry, string(seen, "seq"), counted, seen), {}, marks)
         return False
     put = repo.carts.summary_put(cart_id, summary, cart_expiry, sequence, holds, seen)
-    return repo.popularity.recount(cart_id, put, deltas, marks)
+    return Recount(cart_id, put, deltas, tuple(marks), seed=cart.first)
 
 
 def confirm_orders(records: list[Record], repo: DynamoCartRepository,

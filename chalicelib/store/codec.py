@@ -9,6 +9,8 @@ from chalicelib.domain import CartLine, Order, Product
 
 # DynamoDB's limit on the actions of one TransactWriteItems.
 TRANSACTION_ACTIONS = 100
+# ... and on the size of its items together.
+TRANSACTION_BYTES = 4_000_000
 
 Item = dict[str, Any]
 

@@ -10,17 +10,27 @@
 
 A product's count is the sum of its COUNTER_SHARDS shard items, and equals the
 number of cart summaries whose `holds` name it: `holds` changes only in the
-transaction that ADDs the difference (`recount`). No partition key takes every
-write: each counter update goes to a shard picked by hashing its cart and
-product, so updates spread evenly and two stream shards that update one product
-at once rarely touch the same item; when they do (DynamoDB cancels the
-transaction with TransactionConflict) the next attempt moves to the next shard,
-at most COUNTER_ATTEMPTS times, instead of failing its batch. The choice is a
-hash, not a random draw, so a replayed batch makes the same requests.
+transaction that ADDs the difference (`recount_carts`). The stream writes the
+carts of a batch whose holdings changed together, with one ADD per product of
+their net change (`net_deltas`: a cart taking a product up and another letting
+it go write nothing), in as few transactions as fit (`pack`): a batch of a
+hundred carts adding one product is one counter write, not a hundred.
+
+No partition key takes every write: each counter update goes to a shard picked
+by hashing the product and the transaction's seed (the smallest stream
+sequence number of its carts), so one batch after another spreads a hot
+product over the shards, and two stream shards that update one product at
+once rarely touch the same item; when they do (DynamoDB cancels the
+transaction with TransactionConflict) the next attempt moves every ADD to the
+next shard, at most COUNTER_ATTEMPTS times, instead of failing its batch. The
+choice is a hash, not a random draw, so a replayed batch makes the same
+requests.
 
 Requests (what bench/ measures):
-    recount         1 TransactWriteItems: the summary's Put + 1 counter ADD per product
-                    whose holding changed [+ the holder marks it replaces]
+    recount_carts   1 TransactWriteItems: each cart's summary Put [+ the holder marks it
+                    replaces] + 1 counter ADD per product of the carts' net change; sent
+                    again without the carts whose summary moved (cancellation reasons)
+    recount         recount_carts of one cart (migration; its shards picked by the cart)
     holder_marks    1 Query (consistent) of a cart's HOLDER# marks (migration)
     counts          COUNTER_SHARDS Queries (eventually consistent, keys and counts only)
     shared_counts   1 Query of COUNTS (eventually consistent: snapshot and lease);
@@ -41,18 +51,30 @@ moment old, never written onto a product or a shard.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import table
 from chalicelib.domain import StoreUnavailable
 from chalicelib.store import errors
-from chalicelib.store.codec import TRANSACTION_ACTIONS, Item, key, n, query_all, s, string
+from chalicelib.store.codec import (
+    TRANSACTION_ACTIONS,
+    TRANSACTION_BYTES,
+    Item,
+    key,
+    n,
+    query_all,
+    s,
+    string,
+)
 
 COUNTER_SHARDS = 16
 COUNTER_ATTEMPTS = 4
+# An ADD on a counter shard, as `pack` counts it (its JSON is some 200 bytes).
+COUNTER_BYTES = 400
 # Stream sequence numbers are up to 40 digits, past a number's 38: stored as text,
 # zero-padded so that text order is number order.
 SEQUENCE_WIDTH = 40
@@ -78,6 +100,62 @@ class CountsSnapshot:
         return (self.lease_ms is None
                 or (self.computed_ms is not None and self.lease_ms <= self.computed_ms)
                 or now - self.lease_ms / 1000 > lease_seconds)
+
+
+@dataclass(frozen=True)
+class Recount:
+    """One cart's counted write: its summary's Put (store/carts.py `summary_put`,
+    conditioned on the version read), +1 / -1 per product whose holding changed, and
+    the holder marks it replaces (migration)."""
+
+    cart_id: str
+    put: Item
+    deltas: Mapping[str, int]
+    marks: tuple[Item, ...] = ()
+    # Picks the counter shards of a transaction holding it (the smallest seed there):
+    # the same for a replayed batch, different from one batch to the next.
+    seed: str = ""
+
+    @property
+    def actions(self) -> int:
+        return 1 + len(self.marks)
+
+
+def net_deltas(recounts: Iterable[Recount]) -> dict[str, int]:
+    """Each product's change over the carts, the ones that cancel out left out."""
+    net: dict[str, int] = {}
+    for recount in recounts:
+        for product_id, delta in recount.deltas.items():
+            net[product_id] = net.get(product_id, 0) + delta
+    return {product_id: delta for product_id, delta in net.items() if delta}
+
+
+def _size(item: Item) -> int:
+    return len(json.dumps(item, separators=(",", ":")))
+
+
+def pack(recounts: Sequence[Recount], actions: int = TRANSACTION_ACTIONS,
+         size: int = TRANSACTION_BYTES) -> list[list[Recount]]:
+    """The carts in as few transactions as fit, in order: each within `actions`
+    actions (summary Puts, mark deletions, one ADD per product of the net change)
+    and about `size` bytes (each action's JSON, more than DynamoDB counts)."""
+    packs: list[list[Recount]] = []
+    current: list[Recount] = []
+    used = 0  # actions and bytes of the carts' own writes in `current`
+    used_bytes = 0
+    for recount in recounts:
+        mine = _size(recount.put) + sum(_size(mark) for mark in recount.marks)
+        counters = len(net_deltas([*current, recount]))
+        if current and (used + recount.actions + counters > actions
+                        or used_bytes + mine + COUNTER_BYTES * counters > size):
+            packs.append(current)
+            current, used, used_bytes = [], 0, 0
+        current.append(recount)
+        used += recount.actions
+        used_bytes += mine
+    if current:
+        packs.append(current)
+    return packs
 
 
 class DynamoPopularity:
@@ -193,35 +271,68 @@ class DynamoPopularity:
             )
         return [item for item in items if item.get("holds", {}).get("BOOL")]
 
-    def recount(self, cart_id: str, summary_put: Item, deltas: dict[str, int],
+    def recount(self, cart_id: str, summary_put: Item, deltas: Mapping[str, int],
                 marks: Sequence[Item] = ()) -> bool:
-        """One transaction: the summary's Put (conditioned on the version read), one
-        counter shard ADD per product whose holding changed, and the deletion of the
-        holder marks it replaces (each conditioned on being as read).
+        """One cart's `recount_carts`, its shards picked by the cart; False if its
+        summary or a mark moved since it was read (nothing applied: read again)."""
+        return not self.recount_carts([Recount(cart_id, summary_put, deltas, tuple(marks),
+                                               seed=cart_id)])
 
-        False if the summary or a mark moved since it was read (nothing applied: read
-        again). A counter shard held by another transaction (TransactionConflict) or
-        throttled: the next attempt picks the next shard.
+    def recount_carts(self, recounts: Sequence[Recount]) -> frozenset[str]:
+        """One transaction: every cart's summary Put (conditioned on the version read)
+        and holder-mark deletions (each conditioned on being as read), and ONE counter
+        shard ADD per product of the carts' net change (a +1 and a -1 cancel).
+
+        Answers the carts whose summary or a mark moved since it was read: they are
+        left out (DynamoDB names them in the cancellation reasons) and the rest sent
+        again, so the rest land and the moved carts are read again by the caller. A
+        counter shard held by another transaction (TransactionConflict) or throttled:
+        the next attempt moves every ADD to the next shard, at most COUNTER_ATTEMPTS
+        times, then StoreUnavailable (nothing applied).
         """
-        if len(deltas) + len(marks) + 1 > TRANSACTION_ACTIONS:
-            raise ValueError(f"cart {cart_id}: {len(deltas)} counts and {len(marks)} marks")
-        for attempt in range(COUNTER_ATTEMPTS):
-            actions: list[Item] = [{"Put": summary_put}]
-            actions += [self._counter_add(cart_id, product_id, delta, attempt)
-                        for product_id, delta in sorted(deltas.items()) if delta]
-            actions += [self._mark_delete(mark) for mark in marks]
+        seed = min((recount.seed for recount in recounts), default="")
+        pending = list(recounts)
+        moved: set[str] = set()
+        attempt = 0
+        while pending:
+            actions, owners = self._actions(pending, seed, attempt)
+            if len(actions) > TRANSACTION_ACTIONS:
+                raise ValueError(f"{len(pending)} carts need {len(actions)} actions")
             try:
                 with errors.translated():
                     self._client.transact_write_items(TransactItems=actions)
-                return True
-            except errors.ConditionFailed:
-                return False
+                break
+            except errors.ConditionFailed as exc:
+                hit = {owner for index, owner in enumerate(owners)
+                       if owner is not None and exc.failed(index)}
+                # No reason given (never seen): every cart is read again.
+                hit = hit or {recount.cart_id for recount in pending}
+                moved |= hit
+                pending = [recount for recount in pending if recount.cart_id not in hit]
             except StoreUnavailable:
-                continue
-        raise StoreUnavailable(f"counts of cart {cart_id}: {COUNTER_ATTEMPTS} attempts")
+                attempt += 1
+                if attempt >= COUNTER_ATTEMPTS:
+                    carts = ", ".join(sorted(recount.cart_id for recount in pending))
+                    raise StoreUnavailable(
+                        f"counts of carts {carts}: {COUNTER_ATTEMPTS} attempts") from None
+        return frozenset(moved)
 
-    def _counter_add(self, cart_id: str, product_id: str, delta: int, attempt: int) -> Item:
-        first = f"{cart_id}/{product_id}".encode()
+    def _actions(self, recounts: Sequence[Recount], seed: str,
+                 attempt: int) -> tuple[list[Item], list[str | None]]:
+        """The transaction's actions and, for each, the cart it writes (None: a counter)."""
+        actions: list[Item] = []
+        owners: list[str | None] = []
+        for recount in recounts:
+            actions.append({"Put": recount.put})
+            actions += [self._mark_delete(mark) for mark in recount.marks]
+            owners += [recount.cart_id] * (1 + len(recount.marks))
+        for product_id, delta in sorted(net_deltas(recounts).items()):
+            actions.append(self._counter_add(seed, product_id, delta, attempt))
+            owners.append(None)
+        return actions, owners
+
+    def _counter_add(self, seed: str, product_id: str, delta: int, attempt: int) -> Item:
+        first = f"{seed}/{product_id}".encode()
         start = int.from_bytes(hashlib.sha256(first).digest()[:4], "big")
         shard = (start + attempt) % COUNTER_SHARDS
         return {"Update": {

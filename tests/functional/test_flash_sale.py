@@ -55,8 +55,16 @@ def outcome(service, cart_id):
     return "201"
 
 
+def counter_adds(sent):
+    """The counter ADDs of the TransactWriteItems sent: (product sk, delta)."""
+    return [(body["Key"]["sk"]["S"], int(body["ExpressionAttributeValues"][":delta"]["N"]))
+            for actions in sent for action in actions
+            if (body := action.get("Update")) and body["Key"]["pk"]["S"].startswith(
+                "POPULARITY#")]
+
+
 def test_a_flash_sale_sells_exactly_the_stock_and_refuses_everyone_else(client, repo, faults,
-                                                                      monkeypatch):
+                                                                      monkeypatch, stream):
     # A request retries within a deadline meant for DynamoDB's milliseconds; moto
     # answers one call at a time and a transaction takes it ~0.3 s, so THREADS
     # requests queue for seconds. The deadline is stretched by that factor.
@@ -75,6 +83,14 @@ def test_a_flash_sale_sells_exactly_the_stock_and_refuses_everyone_else(client, 
         assert added.status_code == 201
         cookies.append(cookie_from(added))
     carts = [cookie.split("=", 1)[1].split(".")[0] for cookie in cookies]
+    # The stream counts the shoppers: one batch of SHOPPERS carts, one counter write.
+    sent: list[list[dict]] = []
+    runtime.dynamodb_client().meta.events.register(
+        "provide-client-params.dynamodb.TransactWriteItems",
+        lambda params, **_: sent.append(params["TransactItems"]))
+    stream.drain()
+    assert counter_adds(sent) == [("PRODUCT#kettle", SHOPPERS)]
+    sent.clear()
 
     # Faults during the sale: transactions cancelled by a conflicting one (retried
     # inside the request) and lost answers of applied ones (botocore re-sends them;
@@ -98,6 +114,10 @@ def test_a_flash_sale_sells_exactly_the_stock_and_refuses_everyone_else(client, 
     assert service.checkout_retries <= SHARDS + UNITS + 3
     assert ("TransactWriteItems", "response-lost") in faults.injected
     assert transactions <= SHOPPERS + service.checkout_retries
+    sent.clear()
+    stream.drain()  # the buyers' carts are empty now: one write takes them off the count
+    assert counter_adds(sent) == [("PRODUCT#kettle", -UNITS)]
+    assert repo.popularity.counts()["kettle"] == SHOPPERS - UNITS
 
     # What a shopper who came too late sees, over HTTP.
     late = next(c for c in cookies if json.loads(request(client, "GET", "/api/cart", c).body)
