@@ -35,9 +35,9 @@ from chalicelib import table
 from chalicelib.domain import CartSummary, StoreUnavailable, expiry_after, totals
 from chalicelib.repository import DynamoCartRepository, line_from_item
 from chalicelib.services import Clock, epoch_of, iso
-from chalicelib.store.carts import summary_holds
 from chalicelib.store.codec import TRANSACTION_ACTIONS, Item, string
 from chalicelib.store.popularity import Recount, pack, sequence_text
+from chalicelib.store.summaries import summary_holds
 
 log = logging.getLogger("chalice-cart.followups")
 Record = dict[str, Any]

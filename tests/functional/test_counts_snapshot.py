@@ -21,8 +21,8 @@ from chalicelib.services import (
     COUNTS_SNAPSHOT,
     CatalogCache,
 )
-from chalicelib.store.carts import summary_holds
 from chalicelib.store.popularity import COUNTER_SHARDS, sequence_text
+from chalicelib.store.summaries import summary_holds
 from tests.factories import TABLE_NAME
 
 SUM_OF_SHARDS = Counter({"Query": 1 + COUNTER_SHARDS, "UpdateItem": 1, "PutItem": 1})
