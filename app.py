@@ -13,16 +13,12 @@ from typing import Any
 from chalice.app import (
     BadRequestError,
     Chalice,
-    ChaliceViewError,
     ConflictError,
     DynamoDBEvent,
-    ForbiddenError,
     NotFoundError,
     Request,
     Response,
-    TooManyRequestsError,
     UnauthorizedError,
-    UnprocessableEntityError,
 )
 
 from chalicelib import (
@@ -42,28 +38,17 @@ from chalicelib import (
 from chalicelib.account_services import SIGNED_OUT, Session
 from chalicelib.accounts import (
     AccountsUnavailable,
-    BadCredentials,
-    EmailTaken,
-    MailUnavailable,
-    NotConfirmed,
-    TooManyAttempts,
-    WeakPassword,
-    WrongCode,
 )
-from chalicelib.catalog import NotEnoughStock, OutOfStock, PriceChanged, ProductWithdrawn
 from chalicelib.domain import (
-    MAX_LINES,
-    CartChanged,
-    DomainError,
-    EmptyCart,
-    InvalidInput,
-    NotInCart,
     Order,
     OrderNotFound,
-    QuantityLimitExceeded,
     StoreUnavailable,
-    TooManyLines,
-    UnknownProduct,
+)
+from chalicelib.http_errors import (
+    STORE_BUSY_RETRY_AFTER,
+    UnsupportedMediaType,
+    http_errors,
+    store_unavailable,
 )
 
 app = Chalice(app_name="chalice-cart")
@@ -132,92 +117,6 @@ def limit_body_size(event: Request, get_response: Callable[[Request], Response])
             status_code=413,
         )
     return get_response(event)
-
-
-# -- errors: domain exceptions become Chalice's error shape -------------------
-
-# The page shows Message as it is, so it speaks to a shopper; API clients read
-# Retry-After, and docs/OPERATIONS.md tells them to resend the same
-# Idempotency-Key.
-STORE_BUSY_MESSAGE = "The shop is busy right now. Please try again in a moment."
-STORE_BUSY_RETRY_AFTER = "1"
-
-
-class UnsupportedMediaType(ChaliceViewError):
-    """415, named as Chalice names its own content-type refusal."""
-
-    STATUS_CODE = 415
-
-
-def _store_unavailable() -> Response:
-    return Response(
-        body={"Code": "ServiceUnavailable", "Message": STORE_BUSY_MESSAGE},
-        status_code=503,
-        headers={"Retry-After": STORE_BUSY_RETRY_AFTER},
-    )
-
-
-def _http_errors(view: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return view(*args, **kwargs)
-        except InvalidInput as exc:
-            raise BadRequestError(str(exc)) from exc
-        except UnknownProduct as exc:
-            raise BadRequestError(f"unknown product: {exc}") from exc
-        except QuantityLimitExceeded as exc:
-            raise ConflictError(
-                f"a cart line holds at most 99; this line holds {exc} already"
-            ) from exc
-        except TooManyLines as exc:
-            raise ConflictError(
-                f"a cart holds at most {MAX_LINES} different products; "
-                "remove one to add another"
-            ) from exc
-        except NotInCart as exc:
-            raise NotFoundError(f"product {exc} is not in the cart") from exc
-        except OrderNotFound as exc:
-            raise NotFoundError("no such order") from exc
-        except EmptyCart as exc:
-            raise ConflictError("the cart is empty") from exc
-        except CartChanged as exc:
-            raise ConflictError("the cart changed while this request ran; try again") from exc
-        except idempotency.KeyReused as exc:
-            raise UnprocessableEntityError(
-                f"this {idempotency.HEADER} was already used for a different request"
-            ) from exc
-        except EmailTaken as exc:
-            raise ConflictError("an account with this e-mail already exists; sign in") from exc
-        except WeakPassword as exc:
-            raise BadRequestError(str(exc)) from exc
-        except WrongCode as exc:
-            raise BadRequestError("that confirmation code is wrong or has expired") from exc
-        except BadCredentials as exc:
-            raise UnauthorizedError("wrong e-mail or password") from exc
-        except NotConfirmed as exc:
-            raise ForbiddenError("confirm the e-mail address first: enter the code "
-                                 "we sent to it") from exc
-        except TooManyAttempts as exc:
-            raise TooManyRequestsError("too many attempts; wait a minute and try again") from exc
-        except AccountsUnavailable:
-            return Response(body={"Code": "ServiceUnavailable",
-                                  "Message": "accounts are not set up on this stage"},
-                            status_code=503)
-        except MailUnavailable:
-            return Response(body={"Code": "ServiceUnavailable",
-                                  "Message": "mail cannot be sent right now; "
-                                             "try again later"},
-                            status_code=503)
-        except StoreUnavailable:
-            return _store_unavailable()
-        except (ProductWithdrawn, PriceChanged, OutOfStock, NotEnoughStock) as exc:
-            checkout_view = view.__name__ == "checkout"
-            return Response(body=presenters.catalog_conflict(exc, checkout_view),
-                            status_code=409)
-        except DomainError as exc:  # a new rule without a mapping is still a 4xx
-            raise BadRequestError(str(exc)) from exc
-    return wrapper
 
 
 # -- the request and its cart cookie ------------------------------------------
@@ -328,7 +227,7 @@ def _base() -> str:
 # -- JSON API -----------------------------------------------------------------
 
 @app.route("/api/products", methods=["GET"])
-@_http_errors
+@http_errors
 def list_products() -> dict[str, Any]:
     base = _base()
     products = runtime.cart_service().list_products()
@@ -336,7 +235,7 @@ def list_products() -> dict[str, Any]:
 
 
 @app.route("/api/cart/items", methods=["POST"])
-@_http_errors
+@http_errors
 def add_to_cart() -> Response:
     key = _idempotency_key()
     cart_id = _cart_for_write()
@@ -346,13 +245,13 @@ def add_to_cart() -> Response:
     except StoreUnavailable:
         # The add may have landed all the same: a new visitor's retry must
         # come back to this cart, where its Idempotency-Key is remembered.
-        busy = _store_unavailable()
+        busy = store_unavailable()
         return _with_cart_cookie(cart_id, busy.body, busy.status_code, busy.headers)
     return _with_cart_cookie(cart_id, presenters.line_json(line), 201)
 
 
 @app.route("/api/cart/items/{product_id}", methods=["PUT"])
-@_http_errors
+@http_errors
 def set_quantity(product_id: str) -> Response:
     cart_id = _current_cart()
     line = runtime.cart_service().set_quantity(cart_id, product_id, _json_body())
@@ -364,7 +263,7 @@ def set_quantity(product_id: str) -> Response:
 
 
 @app.route("/api/cart/items/{product_id}", methods=["DELETE"])
-@_http_errors
+@http_errors
 def remove_from_cart(product_id: str) -> Response:
     _no_body()
     runtime.cart_service().remove_from_cart(_current_cart(), product_id)
@@ -372,19 +271,19 @@ def remove_from_cart(product_id: str) -> Response:
 
 
 @app.route("/api/cart", methods=["GET"])
-@_http_errors
+@http_errors
 def display_cart() -> dict[str, Any]:
     return presenters.cart_view_json(*runtime.cart_service().cart_view(_current_cart()))
 
 
 @app.route("/api/cart/status", methods=["GET"])
-@_http_errors
+@http_errors
 def cart_status() -> dict[str, Any]:
     return presenters.status_json(runtime.cart_service().cart_status(_current_cart()))
 
 
 @app.route("/api/cart/checkout", methods=["POST"])
-@_http_errors
+@http_errors
 def checkout() -> Response:
     key = _idempotency_key()
     _no_body()
@@ -396,7 +295,7 @@ def checkout() -> Response:
 
 
 @app.route("/api/orders/{order_id}", methods=["GET"])
-@_http_errors
+@http_errors
 def get_order(order_id: str) -> dict[str, Any]:
     return presenters.order_json(_order(order_id))
 
@@ -410,7 +309,7 @@ def _order(order_id: str) -> Order:
 
 
 @app.route("/api/orders", methods=["GET"])
-@_http_errors
+@http_errors
 def list_orders() -> dict[str, Any]:
     orders = runtime.order_history().orders(_current_cart())
     return {"orders": [presenters.order_summary_json(order) for order in orders]}
@@ -419,21 +318,21 @@ def list_orders() -> dict[str, Any]:
 # -- accounts -------------------------------------------------------------------
 
 @app.route("/api/account/signup", methods=["POST"])
-@_http_errors
+@http_errors
 def sign_up() -> Response:
     email = runtime.account_service().sign_up(_json_body())
     return Response(body={"email": email}, status_code=201)
 
 
 @app.route("/api/account/confirm", methods=["POST"])
-@_http_errors
+@http_errors
 def confirm_sign_up() -> Response:
     runtime.account_service().confirm(_json_body())
     return Response(body="", status_code=204)
 
 
 @app.route("/api/account/signin", methods=["POST"])
-@_http_errors
+@http_errors
 def sign_in() -> Response:
     anonymous_cart = _anonymous_cart()
     signed_in = runtime.account_service().sign_in(_json_body(), anonymous_cart)
@@ -449,7 +348,7 @@ def sign_in() -> Response:
 
 
 @app.route("/api/account/signout", methods=["POST"])
-@_http_errors
+@http_errors
 def sign_out() -> Response:
     _no_body()
     id_tokens, refresh = sessions.tokens_from_header(_request().headers.get("cookie"))
@@ -464,7 +363,7 @@ def sign_out() -> Response:
 
 
 @app.route("/api/account", methods=["GET"])
-@_http_errors
+@http_errors
 def get_account() -> dict[str, Any]:
     identity = _session().identity
     if identity is None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app import STORE_BUSY_MESSAGE
 from chalicelib import runtime
+from chalicelib.http_errors import STORE_BUSY_MESSAGE
 from tests.factories import TABLE_NAME, add_body, cookie_from
 from tests.functional.botocore_faults import CANCELLED, NOTHING_APPLIED, Exhausted, Faults
 from tests.functional.conftest import request
