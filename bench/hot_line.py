@@ -97,9 +97,13 @@ def run(section: Section, _results: dict[str, Section] | None = None,
     section.result = (f"keyed {ratio:.2f}x unkeyed on one hot line "
                       f"({'holds' if ratio <= LIMIT else 'misses'} ≤ {LIMIT:g}x).")
     section.notes.append(
-        "An add is one TransactWriteItems (the request record and the line's ADD) and one "
-        "consistent GetItem for its answer; a keyed add also writes its answer into its "
-        "key record (one UpdateItem): no read before the write, so racing adds never retry "
-        "on moto. On DynamoDB, adds racing on one item may be cancelled with "
-        "TransactionConflict; they are retried inside the request until its deadline "
-        "(store/retry.py), then answered 503 with Retry-After, never 409.")
+        "An add to a line reads it (one consistent GetItem), then makes one "
+        "TransactWriteItems. Unkeyed: the line's ADD on top of whatever is there, then "
+        "a GetItem for its answer; racing adds never retry on moto. Keyed: the ADD "
+        "conditioned on the quantity read, with the key's record holding the answer; a "
+        "line that moved since (on a hot line, most of them) cancels it, and the add goes "
+        "once more on top, then reads the line and writes the answer into the record "
+        "(one UpdateItem): one retry at most. On DynamoDB, adds racing on one item may "
+        "also be cancelled with TransactionConflict; they are retried inside the request "
+        "until its deadline (store/retry.py), then answered 503 with Retry-After, never "
+        "409.")
