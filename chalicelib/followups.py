@@ -6,7 +6,8 @@ the batch instead of writing per record:
 
     cart_summary        per cart the batch touched: 1 GetItem of its summary + 1 Query of
                         its lines (consistent); then 1 PutItem of the summary if the
-                        products it holds are those the summary counted. The carts whose
+                        products it holds are those the summary counted (none if it would
+                        not change). The carts whose
                         holdings changed are written together: as few TransactWriteItems
                         as fit (store/popularity.py `pack`), each holding their summaries
                         (each conditional on being as read) and ONE counter shard ADD per

@@ -11,7 +11,8 @@ moved it from what it read (followups.py).
 
 Requests (what bench/ measures):
     read_summary, get_summary   1 GetItem (consistent)
-    put_summary                 1 PutItem (conditional on the version read)
+    put_summary                 1 PutItem (conditional on the version read); none when
+                                the summary would not change
     summary_put                 none of its own (the Put for a counted transaction)
 """
 
@@ -62,6 +63,10 @@ def summary_condition(seen: Item | None) -> Item:
     if values:
         result["ExpressionAttributeValues"] = values
     return result
+
+
+def _without_seq(item: Item) -> Item:
+    return {name: value for name, value in item.items() if name != "seq"}
 
 
 class CartSummaries:
@@ -120,11 +125,15 @@ class CartSummaries:
                     sequence: str = "", holds: frozenset[str] = frozenset(),
                     seen: Item | None = None) -> bool:
         """Write `summary_put` alone (the holds counted do not change); False if the
-        summary moved since it was read."""
+        summary moved since it was read. A summary that would not change is not
+        written: its `seq` only says how far it was built, and the summary is built from
+        the lines as they are, so a replay finds it unchanged again."""
+        put = self.summary_put(cart_id, summary, expires_at, sequence, holds, seen)
+        if seen is not None and _without_seq(put["Item"]) == _without_seq(seen):
+            return True
         try:
             with errors.translated():
-                self._client.put_item(
-                    **self.summary_put(cart_id, summary, expires_at, sequence, holds, seen))
+                self._client.put_item(**put)
         except errors.ConditionFailed:
             return False
         return True

@@ -230,3 +230,34 @@ def test_a_migrated_cart_whose_holdings_did_not_change_still_drops_its_marks(
     assert (in_carts(client, "kettle"), in_carts(client, "espresso-cup")) == (1, 1)
     assert not [i for i in dynamodb.scan(TableName=TABLE_NAME)["Items"]
                 if i["sk"]["S"].startswith(table.HOLDER_PREFIX)]
+
+
+def test_a_summary_that_would_not_change_is_not_written(client, cart, stream, dynamodb):
+    # The stream renews a line that lags its cart's expiry (an UpdateItem of expiresAt
+    # alone): the cart's totals, stamp and expiry stay as they were, so neither that
+    # change nor the renewal's own record rewrites the summary.
+    stream.drain()
+    before = summary_item(dynamodb, cart)
+    line_key = {"pk": {"S": cart_pk(cart)}, "sk": {"S": table.line_sk("kettle")}}
+    lagging = int(before["cartExpiresAt"]["N"]) - 7200
+    dynamodb.update_item(TableName=TABLE_NAME, Key=line_key,
+                         UpdateExpression="SET expiresAt = :e",
+                         ExpressionAttributeValues={":e": {"N": str(lagging)}})
+    summary_puts = []
+
+    def put(params, **_):
+        if params["Item"]["sk"]["S"] == table.SUMMARY_SK:
+            summary_puts.append(params["Item"])
+
+    events = runtime.dynamodb_client().meta.events
+    events.register("provide-client-params.dynamodb.PutItem", put)
+    try:
+        delivered = stream.drain()
+    finally:
+        events.unregister("provide-client-params.dynamodb.PutItem", put)
+    assert delivered  # the lagging line's record, then the renewal's
+    renewed = dynamodb.get_item(TableName=TABLE_NAME, Key=line_key)["Item"]
+    assert renewed["expiresAt"] == before["cartExpiresAt"]
+    assert summary_puts == []
+    assert summary_item(dynamodb, cart) == before
+    assert status(client, cart)["itemCount"] == 3
