@@ -7,12 +7,12 @@ the batch instead of writing per record:
     cart_summary        per cart the batch touched: 1 GetItem of its summary + 1 Query of
                         its lines (consistent); then 1 PutItem of the summary if the
                         products it holds are those the summary counted (none if it would
-                        not change). The carts whose
-                        holdings changed are written together: as few TransactWriteItems
-                        as fit (store/popularity.py `pack`), each holding their summaries
-                        (each conditional on being as read) and ONE counter shard ADD per
-                        product of their net change; a cart whose summary moved is read
-                        again and the rest sent again, still merged
+                        not change). The carts whose holdings changed are written
+                        together: as few TransactWriteItems as fit (store/popularity.py
+                        `pack`), each holding their summaries (each conditional on being
+                        as read) and ONE counter shard ADD per product of their net
+                        change; a cart whose summary moved is read again and the rest
+                        sent again, still merged
                         [+ 1 Query of its HOLDER# marks while a cart predates `holds`]
     order_confirmation  1 conditional UpdateItem per order placed
 
