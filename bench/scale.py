@@ -64,6 +64,24 @@ class Workload:
     products: int = 1000
     zipf_s: float = 1.1
     carts: int = 1_000_000
+    # User writes in one cart's life (0: the mix's writes per checkout, one checkout
+    # ending each cart's life). A cart's first write is an add whose stream record
+    # finds no summary; the others land on a cart the stream has summarised.
+    writes_per_cart: float = 0.0
+
+    def cart_life_writes(self) -> float:
+        """User writes per cart life: declared, or the mix's writes per checkout."""
+        if self.writes_per_cart:
+            return self.writes_per_cart
+        shares = dict(self.mix)
+        writes = sum(share for name, share in self.mix if name in WRITES)
+        return writes / shares["checkout"] if shares.get("checkout") else math.inf
+
+    def first_write_share(self) -> float:
+        """The share of user writes that are a cart's first (an add, on a new cart)."""
+        writes = sum(share for name, share in self.mix if name in WRITES)
+        adds = dict(self.mix).get("add", 0.0)
+        return min(1.0 / self.cart_life_writes(), adds / writes) if writes else 0.0
 
 
 WRITES = ("add", "set", "remove", "checkout")
@@ -141,6 +159,10 @@ class PipelineRun:
     user_writes: int
     records: int  # every record the run made (user writes and follow-ups)
     mappings: dict[str, MappingRun]
+    # Of user_writes, those that were a cart's first write (no summary yet), and what
+    # each mapping did for their records alone (included in `mappings`).
+    first_writes: int = 0
+    first: dict[str, MappingRun] = field(default_factory=dict)
 
 
 @dataclass
@@ -561,9 +583,13 @@ def footprint_from_json(data: dict[str, Any]) -> tuple[Footprint, dict[str, Any]
 
     operations = {name: OperationProfile(**{**op, "accesses": accesses(op["accesses"])})
                   for name, op in raw["operations"].items()}
-    runs = [PipelineRun(run["batch_size"], run["user_writes"], run["records"], {
-        name: MappingRun(**{**m, "accesses": accesses(m["accesses"])})
-        for name, m in run["mappings"].items()}) for run in raw["runs"]]
+    def mapping_runs(rows: dict[str, Any]) -> dict[str, MappingRun]:
+        return {name: MappingRun(**{**m, "accesses": accesses(m["accesses"])})
+                for name, m in rows.items()}
+
+    runs = [PipelineRun(run["batch_size"], run["user_writes"], run["records"],
+                        mapping_runs(run["mappings"]), run.get("first_writes", 0),
+                        mapping_runs(run.get("first", {}))) for run in raw["runs"]]
     fp = Footprint(operations, tuple(Mapping(**m) for m in raw["mappings"]), runs,
                    raw["memory_mb"], raw["round_trip_s"], raw["one_vcpu_mb"],
                    accesses(raw["refill"]), raw["cache_seconds"], raw.get("shards", {}),

@@ -89,10 +89,20 @@ def predict(fp: Footprint, run: Measured) -> tuple[dict[str, Tally], dict[str, T
     stream: dict[str, Tally] = {}
     batch = run.records / run.batches if run.batches else 1.0
     near = min(fp.runs, key=lambda r: abs(math.log(r.batch_size) - math.log(max(batch, 1))))
-    for m in near.mappings.values():
-        if m.records:
-            for pk, tally in _by_pk(m.accesses, m.calls).items():
-                stream.setdefault(pk, Tally()).add(tally, run.records / m.records)
+    for name, m in near.mappings.items():
+        # The run's carts all have their summary (made before it starts): its records
+        # are priced from the measured records on summarised carts alone, the first
+        # writes' (a new cart's first add, `first`) taken out.
+        later = _by_pk(m.accesses, m.calls)
+        records = float(m.records)
+        first = near.first.get(name)
+        if first is not None:
+            records -= first.records
+            for pk, tally in _by_pk(first.accesses, first.calls).items():
+                later.setdefault(pk, Tally()).add(tally, -1.0)
+        if records > 0:
+            for pk, tally in later.items():
+                stream.setdefault(pk, Tally()).add(tally, run.records / records)
     return api, stream
 
 
