@@ -910,6 +910,24 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
     section.notes += notes(fp, wl, facts, before)
 
 
+def stream_state(wl: Workload) -> str:
+    """The state the stream's batches are measured in, as the workload implies it."""
+    writes = wl.rate * sum(share for name, share in wl.mix if name in WRITES)
+    life = wl.cart_life_writes()
+    declared = (f"declared, {life:g} user writes per cart life" if wl.writes_per_cart else
+                f"the mix's {life:g} writes per checkout, one checkout ending each cart's "
+                "life: an assumption; a cart that outlives its checkout makes fewer first "
+                "writes, and cheaper ones")
+    return (f"The stream's state: at {wl.carts:,} active carts a cart is written every "
+            f"{wl.carts / writes:,.0f} s on average and a batch spans under a second, so "
+            "each measured user write is on a cart of its own. "
+            f"{wl.first_write_share():.1%} of them ({declared}) are a cart's first add, "
+            "measured on new carts: its record finds no summary, so the function looks for "
+            "the holder marks of the design before (a Query) and writes the first summary "
+            "with its counters (a transaction). The rest land on carts made and summarised "
+            "beforehand, as a cart's later writes do.")
+
+
 def notes(fp: Footprint, wl: Workload, facts: dict[str, Any],
           before: dict[str, Any] | None) -> list[str]:
     mix = ", ".join(f"{name} {share:.0%}" for name, share in wl.mix)
@@ -926,8 +944,8 @@ def notes(fp: Footprint, wl: Workload, facts: dict[str, Any],
         "request units are computed from item sizes (section 1's rules). The measured "
         "product of each API operation is the most popular one, so its key takes the Zipf "
         "share of that operation; stream batches are built from user writes sampled in the "
-        "mix's proportions, on distinct carts, with Zipf products, and each product's load "
-        "lands on its own rank.",
+        "mix's proportions, with Zipf products, and each product's load lands on its own "
+        "rank. " + stream_state(wl),
         "moto's stream is corrected to what DynamoDB emits (a write that changes nothing "
         "emits no record; an UpdateItem that creates an item emits one INSERT, not two). "
         + ("The stream functions' filter patterns (chalicelib.followups) are applied to "
