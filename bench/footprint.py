@@ -16,6 +16,7 @@ import copy
 import io
 import json
 import logging
+import math
 import random
 import re
 import sys
@@ -755,30 +756,51 @@ def _refills(w: Watched) -> list[CacheRefill]:
     return refills
 
 
+def _life_so_far(w: Watched, mix: list[tuple[str, float]], writes_before: int) -> list[str]:
+    """The lines a cart holds after the first `writes_before` writes of its life: a first
+    add, then adds, sets and removes in the mix's proportions (a set moves no line held,
+    so only the adds and removes are kept; a cart is never left empty)."""
+    lines = [w.zipf_product()]
+    ops = [(name, share) for name, share in mix if name in ("add", "set", "remove")]
+    for _ in range(writes_before - 1):
+        op = w.rng.choices([n for n, _ in ops], weights=[s for _, s in ops])[0]
+        if op == "add":
+            product = w.zipf_product()
+            if product not in lines:
+                lines.append(product)
+        elif op == "remove" and len(lines) > 1:
+            lines.remove(w.rng.choice(lines))
+    return lines
+
+
 def _pipeline(w: Watched, batch_size: int, writes: int) -> PipelineRun:
     """`writes` user writes in the mix's proportions, each on a cart of its own, then the
     stream: the state the declared workload implies.
 
-    At the declared rate a cart is written every few minutes (its share of the
-    active carts) and a batch spans well under a second, so no batch holds two
-    user writes of one cart. Of the writes, the workload's first-write share
-    (1 / writes per cart life) is a cart's first add, whose record finds no
-    summary (measured on new carts); the rest land on carts made and summarised
-    beforehand, as a cart's later writes do. The first adds come out of the
-    add share, so the writes keep the mix's proportions.
+    At the declared rate a cart is written every few minutes and a batch spans
+    well under a second, so no batch holds two user writes of one cart. A cart's
+    life is the workload's writes per cart life, its checkout last: of the
+    writes, 1 in that many is a cart's first add, whose record finds no summary
+    (measured on new carts; the first adds come out of the add share, so the
+    writes keep the mix's proportions); a checkout comes after the rest of the
+    life, any other write at a uniformly drawn place in between, on a cart made
+    with the lines the writes before it left and summarised, as at scale.
     """
     mix = [(name, share) for name, share in w.workload.mix if name in WRITES]
+    life = w.workload.cart_life_writes()
+    last = max(2, round(life)) if math.isfinite(life) else 8
     first = round(writes * w.workload.first_write_share())
     taken = first / writes * sum(share for _, share in mix) if writes else 0.0
     later = [(name, max(0.0, share - taken) if name == "add" else share) for name, share in mix]
-    carts = []
+    planned = []
     for _ in range(writes - first):
-        lines = list(dict.fromkeys(w.zipf_product() for _ in range(3)))[:2]
-        carts.append((w.cart(lines), lines))
-    w.drain()
-    for cookie, lines in carts:
         op = w.rng.choices([n for n, _ in later], weights=[s for _, s in later])[0]
-        product = w.zipf_product() if op == "add" else lines[0]
+        before = last - 1 if op == "checkout" else w.rng.randint(1, max(1, last - 2))
+        lines = _life_so_far(w, later, before)
+        planned.append((op, w.cart(lines), lines))
+    w.drain()
+    for op, cookie, lines in planned:
+        product = w.zipf_product() if op == "add" else w.rng.choice(lines)
         w.request(op, cookie, product)
     runs = {m.name: MappingRun() for m in w.mappings}
     records = w.drain(batch_size, runs)
