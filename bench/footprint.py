@@ -31,6 +31,8 @@ from bench.calls import Call, CallRecorder, UnitModel, item_units
 from bench.common import InProcessStack, in_process_stack
 from bench.scale import (
     CART,
+    FIRST_ADD,
+    LATER_ADD,
     ORDER,
     OTHER_ID,
     PRODUCT,
@@ -664,6 +666,52 @@ def _profile(w: Watched, op: str) -> OperationProfile:
                             {pk: c / repeats for pk, c in by_pk.items()})
 
 
+def _first_add(w: Watched) -> OperationProfile:
+    """A cart's first add (no cookie yet), measured as `_profile` measures an add."""
+    accesses: list[Access] = []
+    by_pk: dict[str, float] = {}
+    requests = cpu = records = logs = 0.0
+    for _ in range(REPEATS):
+        w.recorder.take()
+        w.units.seconds = 0.0
+        with counted_logs(w.metrics) as sink:
+            w.recorder.active = True
+            start = time.thread_time()
+            w.cart([w.ranked[0]])
+            spent = time.thread_time() - start
+            w.recorder.active = False
+        calls = w.recorder.take()
+        requests += len(calls)
+        cpu += max(0.0, spent - w.units.seconds - sum(c.backend_cpu_seconds for c in calls))
+        logs += sink.bytes
+        accesses += w.ids.accesses(w.units, calls)
+        w.ids.calls_by_pk(w.units, calls, by_pk)
+        records += len(as_dynamodb_emits(w.reader.read()))
+        w.drain()
+    return OperationProfile(FIRST_ADD, merge(accesses, REPEATS), requests / REPEATS,
+                            cpu / REPEATS, records / REPEATS, logs / REPEATS,
+                            {pk: c / REPEATS for pk, c in by_pk.items()})
+
+
+def blend(later: OperationProfile, first: OperationProfile, share: float,
+          name: str = "add") -> OperationProfile:
+    """`first` in `share` of the requests, `later` in the rest."""
+    accesses = [Access(a.pk, a.sk, a.rcu * (1 - share), a.wcu * (1 - share), a.rank)
+                for a in later.accesses]
+    accesses += [Access(a.pk, a.sk, a.rcu * share, a.wcu * share, a.rank)
+                 for a in first.accesses]
+
+    def mean(x: float, y: float) -> float:
+        return x * (1 - share) + y * share
+
+    return OperationProfile(
+        name, merge(accesses), mean(later.requests, first.requests),
+        mean(later.cpu_seconds, first.cpu_seconds), mean(later.records, first.records),
+        mean(later.log_bytes, first.log_bytes),
+        {pk: mean(later.calls.get(pk, 0.0), first.calls.get(pk, 0.0))
+         for pk in set(later.calls) | set(first.calls)})
+
+
 def _minus(after: list[Access], before: list[Access]) -> list[Access]:
     """What `after` read or wrote beyond `before`, per key pattern."""
     base = {(a.pk, a.sk, a.rank): a for a in merge(before)}
@@ -951,6 +999,13 @@ def measure(workload: Workload, writes_per_run: int = 150,
                 if op not in BEYOND_MIX:
                     operations[op] = _profile(w, op)
                     _progress(started, f"operation {op}")
+            # A cart's first add makes the cart: the adds of the mix are both kinds, in
+            # the share the workload's writes per cart life give.
+            operations[LATER_ADD] = operations["add"]
+            operations[FIRST_ADD] = _first_add(w)
+            operations["add"] = blend(operations[LATER_ADD], operations[FIRST_ADD],
+                                      workload.first_add_share())
+            _progress(started, "a cart's first add")
             operations.update(_beyond_mix(w))
             _progress(started, "history and sign-in merge")
             caches = _refills(w)

@@ -77,6 +77,12 @@ class Workload:
         writes = sum(share for name, share in self.mix if name in WRITES)
         return writes / shares["checkout"] if shares.get("checkout") else math.inf
 
+    def first_add_share(self) -> float:
+        """The share of adds that are a cart's first write."""
+        writes = sum(share for name, share in self.mix if name in WRITES)
+        adds = dict(self.mix).get("add", 0.0)
+        return self.first_write_share() * writes / adds if adds else 0.0
+
     def first_write_share(self) -> float:
         """The share of user writes that are a cart's first (an add, on a new cart)."""
         writes = sum(share for name, share in self.mix if name in WRITES)
@@ -85,6 +91,9 @@ class Workload:
 
 
 WRITES = ("add", "set", "remove", "checkout")
+# The two adds the footprint measures; "add" is their blend at the workload's share of
+# first writes (a cart's first add makes the cart: its header and its first line).
+FIRST_ADD, LATER_ADD = "add, a cart's first", "add, to a cart that exists"
 SIGN_IN = "sign-in merge"
 # Beyond the declared mix, on top of it (declared shares of the request rate):
 # shoppers reading their order history, and signing in (each sign-in merges the
@@ -925,7 +934,11 @@ def stream_state(wl: Workload) -> str:
             "measured on new carts: its record finds no summary, so the function looks for "
             "the holder marks of the design before (a Query) and writes the first summary "
             "with its counters (a transaction). The rest land on carts made and summarised "
-            "beforehand, as a cart's later writes do.")
+            "beforehand with the lines the writes before them in the cart's life left (a "
+            "checkout after the rest of the life, any other write at a uniformly drawn place "
+            "in it), as a cart's later writes do. The API's adds are priced alike: "
+            f"{wl.first_add_share():.0%} of them a cart's first (measured with no cart yet: "
+            "it makes the cart's header and first line), the rest to a cart that exists.")
 
 
 def notes(fp: Footprint, wl: Workload, facts: dict[str, Any],

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.scale import WRITES, Access, Footprint, Workload, refill_rates
+from bench.scale import LATER_ADD, WRITES, Access, Footprint, Workload, refill_rates
 
 # One container's pace: a request every this many simulated seconds (the
 # declared 10,000 requests/s over some 400 containers is ~25 a second each;
@@ -78,7 +78,8 @@ def predict(fp: Footprint, run: Measured) -> tuple[dict[str, Tally], dict[str, T
     """The model's figures for this run: (API and caches, stream), per pk pattern."""
     api: dict[str, Tally] = {}
     for op, count in run.ops.items():
-        profile = fp.operations[op]
+        # The run's adds are all to carts that exist (made before it starts).
+        profile = fp.operations.get(LATER_ADD if op == "add" else op) or fp.operations[op]
         for pk, tally in _by_pk(profile.accesses, profile.calls).items():
             api.setdefault(pk, Tally()).add(tally, count)
     # One container at the run's pace: the model's refill rates for a fleet of one.

@@ -504,3 +504,19 @@ def test_the_validation_prices_the_stream_per_user_write_on_summarised_carts() -
     # Per user write (16 of them), as `later`'s 8 writes: 1 RCU and 3 requests each.
     assert stream["CART#<cart>"].rcu == pytest.approx(16.0)
     assert stream["CART#<cart>"].requests == pytest.approx(48.0)
+
+
+def test_the_mix_adds_blend_a_carts_first_add_at_the_workloads_share() -> None:
+    from bench.footprint import blend
+
+    assert Workload().first_add_share() == pytest.approx(0.2)  # 1 write in 8, adds 25 of 40
+    later = OperationProfile("add", [Access("CART#<cart>", "LINE#<product>", 1, 6)],
+                             requests=2, cpu_seconds=0, records=1, log_bytes=0,
+                             calls={"CART#<cart>": 2.0})
+    first = OperationProfile("add", [Access("CART#<cart>", "LINE#<product>", 2, 13)],
+                             requests=5, cpu_seconds=0, records=2, log_bytes=0,
+                             calls={"CART#<cart>": 5.0})
+    mixed = blend(later, first, 0.2)
+    assert sum(a.wcu for a in mixed.accesses) == pytest.approx(6 * 0.8 + 13 * 0.2)
+    assert mixed.requests == pytest.approx(2.6)
+    assert mixed.calls["CART#<cart>"] == pytest.approx(2.6)
