@@ -337,7 +337,8 @@ def update(existing: str, sections: list[Section], started: datetime.datetime,
                        else None for line in head[:last_row + 1]]
             head.insert(_place(numbers, section.title, last_row + 1), row(section))
             last_row += 1
-    numbers_run = [s.title.split(".")[0] for s in sections]
+    numbers_run = sorted((s.title.split(".")[0] for s in sections),
+                         key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0))
     names = ", ".join(numbers_run)
     head = [kept_line for kept_line in (_without_rerun(line, numbers_run) for line in head)
             if kept_line is not None]
@@ -389,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "python -m bench " + " ".join(argv or sys.argv[1:])
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        in_order = [results[key] for key in TITLES if key in results]
+        # By section number (TITLES lists some out of it: 11 before 8).
+        in_order = sorted((results[key] for key in TITLES if key in results),
+                          key=lambda s: (_number(s.title) is None, _number(s.title) or 0))
         if args.only and args.output.exists():
             args.output.write_text(update(args.output.read_text(), in_order, started,
                                           command.strip(), header))

@@ -97,9 +97,11 @@ def run(section: Section, _results: dict[str, Section] | None = None,
     section.result = (f"keyed {ratio:.2f}x unkeyed on one hot line "
                       f"({'holds' if ratio <= LIMIT else 'misses'} ≤ {LIMIT:g}x).")
     section.notes.append(
-        "An add is one TransactWriteItems (the request record and the line's ADD) and one "
-        "consistent GetItem for its answer; a keyed add also writes its answer into its "
-        "key record (one UpdateItem): no read before the write, so racing adds never retry "
-        "on moto. On DynamoDB, adds racing on one item may be cancelled with "
+        "An add reads its line (consistent GetItem: a live line is updated, a missing one "
+        "created), makes one TransactWriteItems (the request record and the line's "
+        "update) and reads the line for its answer; a keyed add also writes its answer "
+        "into its key record (one UpdateItem). The update is conditioned on the line's "
+        "bounds, not on what was read, so adds racing on one live line all apply and none "
+        "retries on moto. On DynamoDB, adds racing on one item may be cancelled with "
         "TransactionConflict; they are retried inside the request until its deadline "
         "(store/retry.py), then answered 503 with Retry-After, never 409.")
