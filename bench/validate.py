@@ -199,7 +199,7 @@ def notes(run: Measured, line: str) -> list[str]:
         "for, and moto's placeholder answers are replaced by units computed from item "
         "sizes); the model's figures are its per-operation footprint times the operations "
         "the run made, each cache's refill times the run's seconds over its lifetime, and "
-        "the stream's per-record figures at the nearest measured batch size.",
+        "the stream's per-user-write figures at the nearest measured batch size.",
         "Where the two differ: the footprint measures each operation in one state (an add "
         "of a new line to a cart of two, a checkout of three lines, the most popular "
         "product), the run in many (an add to a line the cart already holds makes no "
@@ -210,7 +210,10 @@ def notes(run: Measured, line: str) -> list[str]:
         "a cart's next write while its last is undelivered, so its 30 carts do the same "
         "(delivered only every 40 requests, they put some 1.7 records into each cart's "
         "summary rewrite against 1.2 at scale, and the model read some 40% high there). "
-        "The run's carts all have their summary before it starts, so its records are "
-        "priced from the records measured on summarised carts, the first adds on new carts "
-        "(the workload's share of them, which cost a holder-mark Query more) taken out.",
+        "The stream is priced as the model prices it: per user write (each rewrites its "
+        "cart's summary once, however many records it made), not per record. The run's "
+        "carts all exist, with their summary, before it starts, so its adds are priced "
+        "from the add to a cart that exists and its writes from those measured on "
+        "summarised carts: a cart's first add (the workload's share of adds, which makes "
+        "the cart and its first summary) is measured apart and not checked by this run.",
     ]
