@@ -15,6 +15,7 @@ import contextlib
 import datetime
 import os
 import platform
+import re
 import subprocess  # nosec B404: read-only git and nothing else
 import sys
 import tempfile
@@ -32,9 +33,11 @@ CHANGES = Path(__file__).resolve().parent / "CHANGES.md"
 
 TITLES = {
     "capacity": ("1. DynamoDB requests and request units per operation",
-                 "one request per cart operation (a write: one transaction with its "
-                 "request record; add and set + the read that answers, checkout + the read "
-                 "of its lines); a stream batch touching K carts writes at most K summaries"),
+                 "every cart write one write request (one TransactWriteItems with its "
+                 "request record); one request per cart operation where the design allows "
+                 "(add reads its line before and after, set after, display the prices, "
+                 "checkout its lines: see notes); a stream batch touching K carts writes "
+                 "at most K summaries"),
     "overhead": ("2. Handler overhead",
                  "p50 and p95 of each API operation through chalice.test.Client ≤ 1.2x the "
                  "bare DynamoDB call(s) it makes (same moto backend, same run)"),
@@ -269,10 +272,37 @@ def render(sections: list[Section], started: datetime.datetime, seconds: float,
     return "\n".join(parts).rstrip() + "\n"
 
 
+def _number(title: str) -> int | None:
+    """A section's number ("10. Keyed ..." -> 10); None for anything else."""
+    match = re.match(r"\s*(\d+)\.", title)
+    return int(match.group(1)) if match else None
+
+
+def _place(numbers: list[int | None], title: str, default: int) -> int:
+    """Where a new section goes: before the first numbered one with a higher number."""
+    mine = _number(title)
+    if mine is None:
+        return default
+    return next((i for i, n in enumerate(numbers) if n is not None and n > mine), default)
+
+
+def _without_rerun(line: str, names: list[str]) -> str | None:
+    """A header's "- Sections 7, 8 re-run ..." line with these sections taken out (they
+    are re-run now); None when none is left."""
+    match = re.match(r"- Sections (.+?) re-run", line)
+    if not match:
+        return line
+    left = [n for n in match.group(1).split(", ") if n not in names]
+    if not left:
+        return None
+    return f"- Sections {', '.join(left)} re-run" + line[match.end():]
+
+
 def update(existing: str, sections: list[Section], started: datetime.datetime,
            command: str, header: list[str]) -> str:
     """The report with only these sections replaced (and their summary rows): a partial
-    run (`--only`) keeps every other section as the last full run wrote it."""
+    run (`--only`) keeps every other section as the last full run wrote it. A section
+    the report lacks goes in its place by number (10 after 9, before 12)."""
     blocks = existing.split("\n## ")
     titles = {section.title: section for section in sections}
     kept = [blocks[0]]
@@ -282,7 +312,10 @@ def update(existing: str, sections: list[Section], started: datetime.datetime,
             kept.append(titles.pop(title).markdown().removeprefix("## ") + "\n")
         elif not block.startswith("Closing notes"):
             kept.append(block)
-    kept += [s.markdown().removeprefix("## ") + "\n" for s in titles.values()]
+    for section in titles.values():
+        numbers = [None, *(_number(block) for block in kept[1:])]
+        kept.insert(_place(numbers, section.title, len(kept)),
+                    section.markdown().removeprefix("## ") + "\n")
     head = kept[0].splitlines()
     rows = {section.title: section for section in sections}
 
@@ -298,10 +331,17 @@ def update(existing: str, sections: list[Section], started: datetime.datetime,
             last_row = index
         if line.startswith("|") and cells and cells[0] in rows:
             head[index] = row(rows.pop(cells[0]))
-    if last_row is not None:  # a section the last full run did not have
-        head[last_row + 1:last_row + 1] = [row(section) for section in rows.values()]
-    names = ", ".join(s.title.split(".")[0] for s in sections)
-    head = [line for line in head if not line.startswith(f"- Sections {names} re-run")]
+    if last_row is not None:  # a section the last full run did not have, in its place
+        for section in rows.values():
+            numbers = [_number(line.strip("|").split("|")[0]) if line.startswith("|")
+                       else None for line in head[:last_row + 1]]
+            head.insert(_place(numbers, section.title, last_row + 1), row(section))
+            last_row += 1
+    numbers_run = sorted((s.title.split(".")[0] for s in sections),
+                         key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0))
+    names = ", ".join(numbers_run)
+    head = [kept_line for kept_line in (_without_rerun(line, numbers_run) for line in head)
+            if kept_line is not None]
     at = next((i for i, line in enumerate(head) if line.startswith("- Code:")), len(head) - 1)
     head.insert(at + 1, f"- Sections {names} re-run on {started:%Y-%m-%d %H:%M} UTC with "
                         f"`{command}`; " + header[-1].removeprefix("- ").lower())
@@ -350,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "python -m bench " + " ".join(argv or sys.argv[1:])
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        in_order = [results[key] for key in TITLES if key in results]
+        # By section number (TITLES lists some out of it: 11 before 8).
+        in_order = sorted((results[key] for key in TITLES if key in results),
+                          key=lambda s: (_number(s.title) is None, _number(s.title) or 0))
         if args.only and args.output.exists():
             args.output.write_text(update(args.output.read_text(), in_order, started,
                                           command.strip(), header))

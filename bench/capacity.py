@@ -13,9 +13,22 @@ from bench.common import InProcessStack, Section, Table, in_process_stack
 
 FOLLOWUPS = ("cart_summary", "order_confirmation")
 BATCH_SIZES = (1, 10, 25)
-# Checkout reads the lines it orders; an add and a set are one transaction with the
-# request's record (at most once, issue 16), which returns no values: one read answers.
-REQUEST_LIMITS = {"checkout": 2, "add": 2, "set": 2}
+WRITE_CALLS = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+# What each operation must do in today's design: (write requests, read requests, why the
+# reads). Every cart write is one TransactWriteItems with its request record (at most
+# once, issue 16); a read beside it only where the design needs one.
+EXPECTED: dict[str, tuple[int, int, str]] = {
+    "products": (0, 1, "the catalog, from the per-process cache when warm"),
+    "add": (1, 2, "the line before (create it or add to it) and after (the answer: a "
+                  "transaction returns no values)"),
+    "set": (1, 1, "the line after (the answer)"),
+    "remove": (1, 0, ""),
+    "display": (0, 2, "the lines, then today's prices and stock from the products' stock "
+                      "shards"),
+    "status": (0, 1, "the summary"),
+    "checkout": (1, 1, "the lines it orders"),
+    "order": (0, 1, "the order"),
+}
 REPEATS = 3
 
 
@@ -87,10 +100,18 @@ def tally(units: UnitModel, calls: list[Call]) -> tuple[float, float, str]:
     return reads, writes, " + ".join(reported) or "-"
 
 
+def _expected(name: str) -> str:
+    writes, reads, why = EXPECTED[name]
+    parts = ([f"{writes} write"] if writes else []) + (
+        [f"≤ {reads} read{'s' if reads > 1 else ''}"] if reads else [])
+    return " + ".join(parts) + (f" ({why})" if why else "")
+
+
 def measure_operations(stack: InProcessStack, recorder: CallRecorder,
                        units: UnitModel) -> tuple[Table, dict[str, Any]]:
     table = Table(["operation", "route", "DynamoDB calls", "requests",
-                   "read units", "write units", "moto's ConsumedCapacity", "target"])
+                   "read units", "write units", "moto's ConsumedCapacity",
+                   "target: one request / as the design needs"])
     data: dict[str, Any] = {}
     # Steady state: the catalog cache is warm before anything is counted.
     new_cart(stack)
@@ -101,6 +122,10 @@ def measure_operations(stack: InProcessStack, recorder: CallRecorder,
             path = op.path
             if op.needs_order:
                 path = path.format(order_id=place_order(stack, cookie))
+            if op.method == "GET":
+                # A cache whose seconds ran out during moto's slow answers is refilled
+                # here, not in the counted request (section 7 prices the refills).
+                stack.request(op.method, path, cookie, op.body)
             recorder.take()
             recorder.active = True
             response = stack.request(op.method, path, cookie, op.body)
@@ -109,16 +134,19 @@ def measure_operations(stack: InProcessStack, recorder: CallRecorder,
                 raise RuntimeError(f"{op.name}: HTTP {response.status_code} {response.body!r}")
             seen.append(recorder.take())
         shapes = {describe(calls) for calls in seen}
-        calls = seen[-1]
+        calls = max(seen, key=len)
         reads, writes, reported = tally(units, calls)
-        limit = REQUEST_LIMITS.get(op.name, 1)
-        ok = len(calls) <= limit
-        target = "1 request" if limit == 1 else f"{limit} requests (see note)"
+        write_calls = sum(call.operation in WRITE_CALLS for call in calls)
+        want_writes, want_reads, _ = EXPECTED[op.name]
+        ok = write_calls <= want_writes and len(calls) - write_calls <= want_reads
+        one = len(calls) <= 1
         table.add(op.name, f"{op.method} {op.path}", " / ".join(sorted(shapes)),
                   len(calls), f"{reads:g}", f"{writes:g}", reported,
-                  f"{target}: {'holds' if ok else 'misses'}")
+                  f"{'holds' if one else 'misses'} / {_expected(op.name)}: "
+                  f"{'holds' if ok else 'misses'}")
         data[op.name] = {"calls": [c.operation for c in calls], "requests": len(calls),
-                         "read_units": reads, "write_units": writes, "ok": ok}
+                         "write_requests": write_calls, "read_units": reads,
+                         "write_units": writes, "ok": ok, "one": one}
     return table, data
 
 
@@ -126,6 +154,7 @@ def measure_stream_batches(stack: InProcessStack, recorder: CallRecorder,
                            units: UnitModel) -> tuple[Table, dict[str, Any]]:
     import boto3
 
+    from bench.footprint import as_dynamodb_emits, filter_patterns, passes
     from chalicelib import followups, runtime
     from devstack.streams import StreamReader
 
@@ -137,9 +166,10 @@ def measure_stream_batches(stack: InProcessStack, recorder: CallRecorder,
         reader.read()  # start from a quiet stream
         for _ in range(k):
             new_cart(stack)
-        records = [r for r in reader.read()
-                   if not r["dynamodb"]["Keys"]["sk"]["S"].startswith("SUMMARY")]
-        records = records[:100]  # the deployed batch size
+        # What Lambda delivers: DynamoDB's records (not moto's), through the mapping's
+        # filter patterns (cart lines and new orders), at most the deployed batch size.
+        records = [r for r in as_dynamodb_emits(reader.read())
+                   if passes(filter_patterns(), r)][:100]
         for name in FOLLOWUPS:
             recorder.take()
             recorder.active = True
@@ -151,7 +181,8 @@ def measure_stream_batches(stack: InProcessStack, recorder: CallRecorder,
                 raise RuntimeError(f"{name} failed records: {result}")
             counts = Counter(call.operation for call in calls)
             reads, writes, _ = tally(units, calls)
-            summary_writes = counts.get("PutItem", 0)
+            # A summary is written alone (PutItem) or with its counters (a transaction).
+            summary_writes = counts.get("PutItem", 0) + counts.get("TransactWriteItems", 0)
             check = (f"{summary_writes} ≤ {k}: "
                      f"{'holds' if summary_writes <= k else 'misses'}"
                      if name == "cart_summary" else "")
@@ -177,15 +208,20 @@ def run(section: Section, _results: dict[str, Section] | None = None) -> None:
             recorder.detach()
     section.tables += [op_table, batch_table]
     section.data.update(operations=op_data, batches=batch_data)
-    single = [name for name, d in op_data.items() if name not in REQUEST_LIMITS and d["ok"]]
-    summary_ok = all(d["counts"].get("PutItem", 0) <= int(key.split("@")[1])
-                     for key, d in batch_data.items() if key.startswith("cart_summary"))
+    writes = [name for name, (w, _, _) in EXPECTED.items() if w]
+    one_write = all(op_data[name]["write_requests"] == 1 for name in writes)
+    as_designed = [name for name, d in op_data.items() if d["ok"]]
+    more = [f"{name} {d['requests']}" for name, d in op_data.items() if not d["one"]]
+    summary_ok = all(
+        d["counts"].get("PutItem", 0) + d["counts"].get("TransactWriteItems", 0)
+        <= int(key.split("@")[1])
+        for key, d in batch_data.items() if key.startswith("cart_summary"))
     section.result = (
-        f"{len(single)}/{len(OPERATIONS) - len(REQUEST_LIMITS)} other cart operations make "
-        f"exactly one request; add and set make {op_data['add']['requests']} and "
-        f"{op_data['set']['requests']} (one transaction with the request's record, one read "
-        f"for the answer); "
-        f"checkout makes {op_data['checkout']['requests']} (one Query, one transaction); "
+        f"every cart write ({', '.join(writes)}) is one write request, a TransactWriteItems: "
+        f"{'holds' if one_write else 'misses'}; one request per operation: "
+        f"{len(op_data) - len(more)}/{len(op_data)} hold, misses for {', '.join(more)} "
+        f"(reads the design needs beside the write, see notes); "
+        f"{len(as_designed)}/{len(op_data)} make no more than the design says; "
         f"cart_summary writes ≤ K summaries per batch: {'holds' if summary_ok else 'misses'}."
     )
     section.notes += [
@@ -208,13 +244,28 @@ def run(section: Section, _results: dict[str, Section] | None = None) -> None:
         "fit checkout; two is its floor in this data model.",
         "Add, set and remove are each one TransactWriteItems that also Puts the request's "
         "record (its Idempotency-Key, or a token the API mints), so a botocore re-send or a "
-        "late-landing attempt applies nothing (issue 16); a transaction returns no values, "
-        "so add and set read the line they answer with (consistent GetItem).",
-        "Stream batches: each cart takes two adds; moto emits two INSERT records for an "
-        "UpdateItem that creates an item (first keys-only), so a batch holds ~4 records per "
-        "cart. cart_summary reads each touched cart's summary (GetItem) and lines (Query) "
-        "once and writes its summary once: a PutItem, or, when the products the cart "
-        "holds changed, one transaction with a counter ADD per product that changed.",
+        "late-landing attempt applies nothing (issue 16). Add reads the line first "
+        "(consistent GetItem): a live line is updated, a missing or expired one is created "
+        "and counted in the cart's header, two different transactions; the read only picks "
+        "which, the write's conditions hold it to what it read. A transaction returns no "
+        "values, so add and set read the line they answer with (consistent GetItem). The "
+        "one-request target therefore misses for add (3) and set (2); the write itself is "
+        "one request.",
+        "Display (GET /api/cart) reads the lines (Query), then today's price, `active` and "
+        "stock of the products they hold from their stock shards (one BatchGetItem), not "
+        "from the per-process cache: the cart is where a shopper decides to pay. Two "
+        "requests, so the one-request target misses there by design. Products is served "
+        "from the catalog cache when warm (no request); what a refill reads, and how often, "
+        "is section 7's (its caches table). Reads are counted after one unrecorded request "
+        "of the same route, so a cache whose lifetime ran out during moto's slow answers is "
+        "not counted as the route's own.",
+        "Stream batches: each cart takes two adds (of new lines); the batch is what Lambda "
+        "would deliver: moto's records corrected to DynamoDB's and passed through the "
+        "mapping's filter patterns (chalicelib.followups: cart lines and new orders), so 2 "
+        "records per cart. cart_summary reads each touched cart's summary (GetItem) and "
+        "lines (Query) once and writes its summary once: a PutItem, or, when the products "
+        "the cart holds changed (here: always, two new lines), one TransactWriteItems with "
+        "the summary and a counter ADD per product that changed.",
     ]
 
 

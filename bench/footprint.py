@@ -16,6 +16,7 @@ import copy
 import io
 import json
 import logging
+import math
 import random
 import re
 import sys
@@ -30,6 +31,8 @@ from bench.calls import Call, CallRecorder, UnitModel, item_units
 from bench.common import InProcessStack, in_process_stack
 from bench.scale import (
     CART,
+    FIRST_ADD,
+    LATER_ADD,
     ORDER,
     OTHER_ID,
     PRODUCT,
@@ -663,6 +666,52 @@ def _profile(w: Watched, op: str) -> OperationProfile:
                             {pk: c / repeats for pk, c in by_pk.items()})
 
 
+def _first_add(w: Watched) -> OperationProfile:
+    """A cart's first add (no cookie yet), measured as `_profile` measures an add."""
+    accesses: list[Access] = []
+    by_pk: dict[str, float] = {}
+    requests = cpu = records = logs = 0.0
+    for _ in range(REPEATS):
+        w.recorder.take()
+        w.units.seconds = 0.0
+        with counted_logs(w.metrics) as sink:
+            w.recorder.active = True
+            start = time.thread_time()
+            w.cart([w.ranked[0]])
+            spent = time.thread_time() - start
+            w.recorder.active = False
+        calls = w.recorder.take()
+        requests += len(calls)
+        cpu += max(0.0, spent - w.units.seconds - sum(c.backend_cpu_seconds for c in calls))
+        logs += sink.bytes
+        accesses += w.ids.accesses(w.units, calls)
+        w.ids.calls_by_pk(w.units, calls, by_pk)
+        records += len(as_dynamodb_emits(w.reader.read()))
+        w.drain()
+    return OperationProfile(FIRST_ADD, merge(accesses, REPEATS), requests / REPEATS,
+                            cpu / REPEATS, records / REPEATS, logs / REPEATS,
+                            {pk: c / REPEATS for pk, c in by_pk.items()})
+
+
+def blend(later: OperationProfile, first: OperationProfile, share: float,
+          name: str = "add") -> OperationProfile:
+    """`first` in `share` of the requests, `later` in the rest."""
+    accesses = [Access(a.pk, a.sk, a.rcu * (1 - share), a.wcu * (1 - share), a.rank)
+                for a in later.accesses]
+    accesses += [Access(a.pk, a.sk, a.rcu * share, a.wcu * share, a.rank)
+                 for a in first.accesses]
+
+    def mean(x: float, y: float) -> float:
+        return x * (1 - share) + y * share
+
+    return OperationProfile(
+        name, merge(accesses), mean(later.requests, first.requests),
+        mean(later.cpu_seconds, first.cpu_seconds), mean(later.records, first.records),
+        mean(later.log_bytes, first.log_bytes),
+        {pk: mean(later.calls.get(pk, 0.0), first.calls.get(pk, 0.0))
+         for pk in set(later.calls) | set(first.calls)})
+
+
 def _minus(after: list[Access], before: list[Access]) -> list[Access]:
     """What `after` read or wrote beyond `before`, per key pattern."""
     base = {(a.pk, a.sk, a.rank): a for a in merge(before)}
@@ -755,23 +804,70 @@ def _refills(w: Watched) -> list[CacheRefill]:
     return refills
 
 
+def _life_so_far(w: Watched, mix: list[tuple[str, float]], writes_before: int) -> list[str]:
+    """The lines a cart holds after the first `writes_before` writes of its life: a first
+    add, then adds, sets and removes in the mix's proportions (a set moves no line held,
+    so only the adds and removes are kept; a cart is never left empty)."""
+    lines = [w.zipf_product()]
+    ops = [(name, share) for name, share in mix if name in ("add", "set", "remove")]
+    for _ in range(writes_before - 1):
+        op = w.rng.choices([n for n, _ in ops], weights=[s for _, s in ops])[0]
+        if op == "add":
+            product = w.zipf_product()
+            if product not in lines:
+                lines.append(product)
+        elif op == "remove" and len(lines) > 1:
+            lines.remove(w.rng.choice(lines))
+    return lines
+
+
 def _pipeline(w: Watched, batch_size: int, writes: int) -> PipelineRun:
-    """`writes` user writes on distinct carts in the mix's proportions, then the stream."""
+    """`writes` user writes in the mix's proportions, each on a cart of its own, then the
+    stream: the state the declared workload implies.
+
+    At the declared rate a cart is written every few minutes and a batch spans
+    well under a second, so no batch holds two user writes of one cart. A cart's
+    life is the workload's writes per cart life, its checkout last: of the
+    writes, 1 in that many is a cart's first add, whose record finds no summary
+    (measured on new carts; the first adds come out of the add share, so the
+    writes keep the mix's proportions); a checkout comes after the rest of the
+    life, any other write at a uniformly drawn place in between, on a cart made
+    with the lines the writes before it left and summarised, as at scale.
+    """
     mix = [(name, share) for name, share in w.workload.mix if name in WRITES]
-    carts = []
-    for _ in range(writes):
-        lines = list(dict.fromkeys(w.zipf_product() for _ in range(3)))[:2]
-        carts.append((w.cart(lines), lines))
+    life = w.workload.cart_life_writes()
+    last = max(2, round(life)) if math.isfinite(life) else 8
+    first = round(writes * w.workload.first_write_share())
+    taken = first / writes * sum(share for _, share in mix) if writes else 0.0
+    later = [(name, max(0.0, share - taken) if name == "add" else share) for name, share in mix]
+    planned = []
+    for _ in range(writes - first):
+        op = w.rng.choices([n for n, _ in later], weights=[s for _, s in later])[0]
+        before = last - 1 if op == "checkout" else w.rng.randint(1, max(1, last - 2))
+        lines = _life_so_far(w, later, before)
+        planned.append((op, w.cart(lines), lines))
     w.drain()
-    for cookie, lines in carts:
-        op = w.rng.choices([n for n, _ in mix], weights=[s for _, s in mix])[0]
-        product = w.zipf_product() if op == "add" else lines[0]
+    for op, cookie, lines in planned:
+        product = w.zipf_product() if op == "add" else w.rng.choice(lines)
         w.request(op, cookie, product)
     runs = {m.name: MappingRun() for m in w.mappings}
     records = w.drain(batch_size, runs)
-    for run in runs.values():
-        run.accesses = merge(run.accesses)
-    return PipelineRun(batch_size, writes, records, runs)
+    first_runs = {m.name: MappingRun() for m in w.mappings}
+    for _ in range(first):
+        w.cart([w.zipf_product()])  # a new cart: its first add
+    records += w.drain(batch_size, first_runs)
+    for name, run in runs.items():
+        alone = first_runs[name]
+        run.batches += alone.batches
+        run.records += alone.records
+        run.requests += alone.requests
+        run.cpu_seconds += alone.cpu_seconds
+        run.log_bytes += alone.log_bytes
+        run.accesses = merge(run.accesses + alone.accesses)
+        for pk, count in alone.calls.items():
+            run.calls[pk] = run.calls.get(pk, 0.0) + count
+        alone.accesses = merge(alone.accesses)
+    return PipelineRun(batch_size, writes, records, runs, first, first_runs)
 
 
 def _validation_run(w: Watched, requests: int, carts: int = 30) -> Any:
@@ -790,6 +886,11 @@ def _validation_run(w: Watched, requests: int, carts: int = 30) -> Any:
     names, shares = [n for n, _ in w.workload.mix], [s for _, s in w.workload.mix]
     needs_lines = ("set", "remove", "checkout")
     stream_runs = {m.name: MappingRun() for m in w.mappings}
+    # Carts written since the stream was last delivered. At the declared rate a cart
+    # is written every few minutes and a batch spans under a second, so a cart's next
+    # write finds its last one delivered: the stream is delivered before it, as well
+    # as every DRAIN_EVERY requests.
+    undelivered: set[str] = set()
     done = 0
     while done < requests:
         op = w.rng.choices(names, weights=shares)[0]
@@ -798,6 +899,11 @@ def _validation_run(w: Watched, requests: int, carts: int = 30) -> Any:
             continue
         cookie, lines = pool[w.rng.choice(holding if op in needs_lines else range(len(pool)))]
         product = w.rng.choice(lines) if op in ("set", "remove") else w.zipf_product()
+        if op in WRITES:
+            if cookie in undelivered:
+                w.drain(100, stream_runs)
+                undelivered.clear()
+            undelivered.add(cookie)
         w.recorder.take()
         w.recorder.active = True
         try:
@@ -816,6 +922,7 @@ def _validation_run(w: Watched, requests: int, carts: int = 30) -> Any:
         w.now += SECONDS_PER_REQUEST
         if done % DRAIN_EVERY == 0 or done == requests:
             w.drain(100, stream_runs)
+            undelivered.clear()
     for m in stream_runs.values():
         run.batches += m.batches
         run.records += m.records
@@ -892,6 +999,13 @@ def measure(workload: Workload, writes_per_run: int = 150,
                 if op not in BEYOND_MIX:
                     operations[op] = _profile(w, op)
                     _progress(started, f"operation {op}")
+            # A cart's first add makes the cart: the adds of the mix are both kinds, in
+            # the share the workload's writes per cart life give.
+            operations[LATER_ADD] = operations["add"]
+            operations[FIRST_ADD] = _first_add(w)
+            operations["add"] = blend(operations[LATER_ADD], operations[FIRST_ADD],
+                                      workload.first_add_share())
+            _progress(started, "a cart's first add")
             operations.update(_beyond_mix(w))
             _progress(started, "history and sign-in merge")
             caches = _refills(w)

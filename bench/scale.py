@@ -64,9 +64,36 @@ class Workload:
     products: int = 1000
     zipf_s: float = 1.1
     carts: int = 1_000_000
+    # User writes in one cart's life (0: the mix's writes per checkout, one checkout
+    # ending each cart's life). A cart's first write is an add whose stream record
+    # finds no summary; the others land on a cart the stream has summarised.
+    writes_per_cart: float = 0.0
+
+    def cart_life_writes(self) -> float:
+        """User writes per cart life: declared, or the mix's writes per checkout."""
+        if self.writes_per_cart:
+            return self.writes_per_cart
+        shares = dict(self.mix)
+        writes = sum(share for name, share in self.mix if name in WRITES)
+        return writes / shares["checkout"] if shares.get("checkout") else math.inf
+
+    def first_add_share(self) -> float:
+        """The share of adds that are a cart's first write."""
+        writes = sum(share for name, share in self.mix if name in WRITES)
+        adds = dict(self.mix).get("add", 0.0)
+        return self.first_write_share() * writes / adds if adds else 0.0
+
+    def first_write_share(self) -> float:
+        """The share of user writes that are a cart's first (an add, on a new cart)."""
+        writes = sum(share for name, share in self.mix if name in WRITES)
+        adds = dict(self.mix).get("add", 0.0)
+        return min(1.0 / self.cart_life_writes(), adds / writes) if writes else 0.0
 
 
 WRITES = ("add", "set", "remove", "checkout")
+# The two adds the footprint measures; "add" is their blend at the workload's share of
+# first writes (a cart's first add makes the cart: its header and its first line).
+FIRST_ADD, LATER_ADD = "add, a cart's first", "add, to a cart that exists"
 SIGN_IN = "sign-in merge"
 # Beyond the declared mix, on top of it (declared shares of the request rate):
 # shoppers reading their order history, and signing in (each sign-in merges the
@@ -141,6 +168,10 @@ class PipelineRun:
     user_writes: int
     records: int  # every record the run made (user writes and follow-ups)
     mappings: dict[str, MappingRun]
+    # Of user_writes, those that were a cart's first write (no summary yet), and what
+    # each mapping did for their records alone (included in `mappings`).
+    first_writes: int = 0
+    first: dict[str, MappingRun] = field(default_factory=dict)
 
 
 @dataclass
@@ -561,9 +592,13 @@ def footprint_from_json(data: dict[str, Any]) -> tuple[Footprint, dict[str, Any]
 
     operations = {name: OperationProfile(**{**op, "accesses": accesses(op["accesses"])})
                   for name, op in raw["operations"].items()}
-    runs = [PipelineRun(run["batch_size"], run["user_writes"], run["records"], {
-        name: MappingRun(**{**m, "accesses": accesses(m["accesses"])})
-        for name, m in run["mappings"].items()}) for run in raw["runs"]]
+    def mapping_runs(rows: dict[str, Any]) -> dict[str, MappingRun]:
+        return {name: MappingRun(**{**m, "accesses": accesses(m["accesses"])})
+                for name, m in rows.items()}
+
+    runs = [PipelineRun(run["batch_size"], run["user_writes"], run["records"],
+                        mapping_runs(run["mappings"]), run.get("first_writes", 0),
+                        mapping_runs(run.get("first", {}))) for run in raw["runs"]]
     fp = Footprint(operations, tuple(Mapping(**m) for m in raw["mappings"]), runs,
                    raw["memory_mb"], raw["round_trip_s"], raw["one_vcpu_mb"],
                    accesses(raw["refill"]), raw["cache_seconds"], raw.get("shards", {}),
@@ -884,6 +919,28 @@ def run(section: Any, results: dict[str, Any] | None = None, quick: bool = False
     section.notes += notes(fp, wl, facts, before)
 
 
+def stream_state(wl: Workload) -> str:
+    """The state the stream's batches are measured in, as the workload implies it."""
+    writes = wl.rate * sum(share for name, share in wl.mix if name in WRITES)
+    life = wl.cart_life_writes()
+    declared = (f"declared, {life:g} user writes per cart life" if wl.writes_per_cart else
+                f"the mix's {life:g} writes per checkout, one checkout ending each cart's "
+                "life: an assumption; a cart that outlives its checkout makes fewer first "
+                "writes, and cheaper ones")
+    return (f"The stream's state: at {wl.carts:,} active carts a cart is written every "
+            f"{wl.carts / writes:,.0f} s on average and a batch spans under a second, so "
+            "each measured user write is on a cart of its own. "
+            f"{wl.first_write_share():.1%} of them ({declared}) are a cart's first add, "
+            "measured on new carts: its record finds no summary, so the function looks for "
+            "the holder marks of the design before (a Query) and writes the first summary "
+            "with its counters (a transaction). The rest land on carts made and summarised "
+            "beforehand with the lines the writes before them in the cart's life left (a "
+            "checkout after the rest of the life, any other write at a uniformly drawn place "
+            "in it), as a cart's later writes do. The API's adds are priced alike: "
+            f"{wl.first_add_share():.0%} of them a cart's first (measured with no cart yet: "
+            "it makes the cart's header and first line), the rest to a cart that exists.")
+
+
 def notes(fp: Footprint, wl: Workload, facts: dict[str, Any],
           before: dict[str, Any] | None) -> list[str]:
     mix = ", ".join(f"{name} {share:.0%}" for name, share in wl.mix)
@@ -900,8 +957,8 @@ def notes(fp: Footprint, wl: Workload, facts: dict[str, Any],
         "request units are computed from item sizes (section 1's rules). The measured "
         "product of each API operation is the most popular one, so its key takes the Zipf "
         "share of that operation; stream batches are built from user writes sampled in the "
-        "mix's proportions, on distinct carts, with Zipf products, and each product's load "
-        "lands on its own rank.",
+        "mix's proportions, with Zipf products, and each product's load lands on its own "
+        "rank. " + stream_state(wl),
         "moto's stream is corrected to what DynamoDB emits (a write that changes nothing "
         "emits no record; an UpdateItem that creates an item emits one INSERT, not two). "
         + ("The stream functions' filter patterns (chalicelib.followups) are applied to "

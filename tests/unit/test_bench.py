@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.__main__ import main, render
+from bench.__main__ import main, render, update
 from bench.calls import Call, UnitModel, item_size, read_units, write_units
 from bench.common import Section, Table, percentile
 from bench.cost import (
@@ -360,7 +360,6 @@ def test_a_numbered_partition_is_one_of_the_shards_seen_and_takes_its_even_share
 
 
 def test_a_partial_run_replaces_only_its_own_sections_and_summary_rows() -> None:
-    from bench.__main__ import update
 
     first = Section("cold_start", "3. Cold start", "≤ 1.15x", result="0.5x: holds")
     scale = Section("scale", "7. Scale model", "goal", result="old figures")
@@ -457,7 +456,6 @@ def test_a_flash_sale_puts_every_product_access_on_one_product_over_its_stock_sh
 
 
 def test_a_partial_run_of_a_new_section_adds_its_summary_row() -> None:
-    from bench.__main__ import update
 
     first = Section("cold_start", "3. Cold start", "≤ 1.15x", result="0.5x: holds")
     text = render([first], datetime.datetime(2026, 1, 2, 3, 4), 12.0, "make bench",
@@ -469,3 +467,68 @@ def test_a_partial_run_of_a_new_section_adds_its_summary_row() -> None:
     assert rows[-2:] == ["| 3. Cold start | ≤ 1.15x | 0.5x: holds |",
                          "| 9. On the emulator | side by side | 1.00x |"]
     assert updated.count("## 9. On the emulator") == 1
+
+
+def test_a_partial_run_puts_a_section_the_report_lacks_in_its_place_by_number() -> None:
+    first = Section("cold_start", "3. Cold start", "≤ 1.15x", result="0.5x: holds")
+    last = Section("endurance", "12. A day", "flat", result="holds")
+    text = render([first, last], datetime.datetime(2026, 1, 2, 3, 4), 12.0, "make bench",
+                  ["- Machine: test box", "- Code: commit abc"])
+    text = text.replace("- Code: commit abc",
+                        "- Code: commit abc\n- Sections 10, 3 re-run on 2026-01-01 with x")
+    new = [Section("hot_line", "10. Hot line", "≤ 3x", result="2x"),
+           Section("flash_sale", "11. Flash sale", "≤ 50%", result="40%")]
+    updated = update(text, new, datetime.datetime(2026, 1, 3, 3, 4),
+                     "python -m bench --only hot_line,flash_sale", ["- Code: commit def"])
+    titles = [block.split("\n", 1)[0] for block in updated.split("\n## ")[1:]]
+    assert titles[:4] == ["3. Cold start", "10. Hot line", "11. Flash sale", "12. A day"]
+    rows = [line.split("|")[1].strip() for line in updated.split("\n## ")[0].splitlines()
+            if line.startswith("| ") and not line.startswith("| section")]
+    assert rows == ["3. Cold start", "10. Hot line", "11. Flash sale", "12. A day"]
+    # An older re-run line keeps only the sections not re-run now.
+    assert "- Sections 3 re-run on 2026-01-01 with x" in updated
+    assert "Sections 10, 11 re-run on 2026-01-03 03:04 UTC" in updated
+
+
+def test_a_cart_life_of_the_mix_makes_one_write_in_eight_a_new_carts_first_add() -> None:
+    wl = Workload()  # 40% writes, 5% checkouts: 8 writes per checkout
+    assert wl.cart_life_writes() == pytest.approx(8.0)
+    assert wl.first_write_share() == pytest.approx(0.125)
+    assert Workload(writes_per_cart=20.0).first_write_share() == pytest.approx(0.05)
+    # A first write is an add: the share never exceeds the adds'.
+    assert Workload(writes_per_cart=1.0).first_write_share() == pytest.approx(0.25 / 0.40)
+
+
+def test_the_validation_prices_the_stream_per_user_write_on_summarised_carts() -> None:
+    from bench.scale import MappingRun, PipelineRun
+    from bench.validate import Measured, predict
+
+    later = MappingRun(batches=1, records=8, accesses=[Access("CART#<cart>", "SUMMARY", 8, 8)],
+                       requests=24, calls={"CART#<cart>": 24.0})
+    first = MappingRun(batches=1, records=2, accesses=[Access("CART#<cart>", "SUMMARY", 4, 4)],
+                       requests=8, calls={"CART#<cart>": 8.0})
+    both = MappingRun(batches=2, records=10, accesses=later.accesses + first.accesses,
+                      requests=32, calls={"CART#<cart>": 32.0})
+    fp = footprint(add=[], stream=[])
+    fp.runs = [PipelineRun(10, 10, 10, {"f": both}, 2, {"f": first})]
+    run = Measured(ops={"add": 16}, records=40, batches=2)
+    _, stream = predict(fp, run)
+    # Per user write (16 of them), as `later`'s 8 writes: 1 RCU and 3 requests each.
+    assert stream["CART#<cart>"].rcu == pytest.approx(16.0)
+    assert stream["CART#<cart>"].requests == pytest.approx(48.0)
+
+
+def test_the_mix_adds_blend_a_carts_first_add_at_the_workloads_share() -> None:
+    from bench.footprint import blend
+
+    assert Workload().first_add_share() == pytest.approx(0.2)  # 1 write in 8, adds 25 of 40
+    later = OperationProfile("add", [Access("CART#<cart>", "LINE#<product>", 1, 6)],
+                             requests=2, cpu_seconds=0, records=1, log_bytes=0,
+                             calls={"CART#<cart>": 2.0})
+    first = OperationProfile("add", [Access("CART#<cart>", "LINE#<product>", 2, 13)],
+                             requests=5, cpu_seconds=0, records=2, log_bytes=0,
+                             calls={"CART#<cart>": 5.0})
+    mixed = blend(later, first, 0.2)
+    assert sum(a.wcu for a in mixed.accesses) == pytest.approx(6 * 0.8 + 13 * 0.2)
+    assert mixed.requests == pytest.approx(2.6)
+    assert mixed.calls["CART#<cart>"] == pytest.approx(2.6)
