@@ -238,10 +238,12 @@ def list_products() -> dict[str, Any]:
 @http_errors
 def add_to_cart() -> Response:
     key = _idempotency_key()
-    cart_id = _cart_for_write()
+    current = _current_cart()
+    cart_id = current or cookies.new_cart_id()
     body = _json_body()
     try:
-        line = runtime.cart_service().add_to_cart(cart_id, body, key)
+        line = runtime.cart_service().add_to_cart(cart_id, body, key,
+                                                  new_cart=current is None)
     except StoreUnavailable:
         # The add may have landed all the same: a new visitor's retry must
         # come back to this cart, where its Idempotency-Key is remembered.

@@ -171,8 +171,9 @@ class CartService:
         return self._catalog.all(self._repo)
 
     def add_to_cart(self, cart_id: str, body: object,
-                    idempotency_key: str | None = None) -> CartLine:
-        """The line after the add; with a key, applied once and answered alike."""
+                    idempotency_key: str | None = None, new_cart: bool = False) -> CartLine:
+        """The line after the add; with a key, applied once and answered alike.
+        `new_cart`: the id was made for this request, so the cart has nothing yet."""
         product_id, quantity = validation.add_item(body)
         product = self._catalog.get(self._repo, product_id)
         now, epoch = self._now()
@@ -188,7 +189,7 @@ class CartService:
                 return line
             raise
         return self._repo.add_line(cart_id, product, quantity, now, epoch,
-                                   expiry_after(epoch), once)
+                                   expiry_after(epoch), once, new_cart)
 
     def set_quantity(self, cart_id: str | None, product_id: str,
                      body: object) -> CartLine | None:

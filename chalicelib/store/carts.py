@@ -33,6 +33,8 @@ transaction bills 2 WCU per item; [+2 WCU]: a keyed request's record):
                   the record holding the answer [when the line moved since: the unkeyed
                   form again + 1 GetItem + 1 UpdateItem: the record keeps the answer]
                   new line: 1 TransactWriteItems (header + line: 4 WCU [+2])
+                  a new cart's first add (its id made for this request): no read, 1
+                  TransactWriteItems (the header's Put + line: 4 WCU [+2])
                   [a cart's first line, or a stale header: + 1 Query (COUNT)
                   + 1 PutItem or UpdateItem of the header]
     set_quantity  1 TransactWriteItems (line: 2 WCU [+2]) + 1 GetItem
@@ -174,17 +176,24 @@ class DynamoCarts(CartSummaries):
 
     def add_line(self, cart_id: str, product: Product, quantity: int, now: str,
                  now_epoch: int, expires_at: int,
-                 once: IdempotentRequest | None = None) -> CartLine:
+                 once: IdempotentRequest | None = None, new_cart: bool = False) -> CartLine:
         """Add quantity to the product's line, at most once for `once` (minted if None).
 
-        A keyed retry of an applied add gets the line the first call made.
+        A keyed retry of an applied add gets the line the first call made. A cart
+        made for this request (`new_cart`) has no line to read and no header yet: its
+        first attempt creates both, the header on the condition that it is absent.
         """
         once = once or idempotency.minted_request(
             "add_to_cart", {"productId": product.id, "quantity": quantity}, now_epoch)
         deadline = Deadline()
         as_read = True
+        fresh = new_cart
         while True:
             try:
+                if fresh:
+                    fresh = False  # once: if the cart is not new after all, as any other
+                    return self._create(cart_id, product, quantity, now, now_epoch,
+                                        expires_at, once, fresh=True)
                 return self._add(cart_id, product, quantity, now, now_epoch, expires_at, once,
                                  as_read)
             except _Moved:
@@ -287,31 +296,40 @@ class DynamoCarts(CartSummaries):
 
     def _create(self, cart_id: str, product: Product, quantity: int, now: str,
                 now_epoch: int, expires_at: int, once: IdempotentRequest,
-                counted: bool = False) -> CartLine:
+                counted: bool = False, fresh: bool = False) -> CartLine:
         """Create the line and count it in the header, in one transaction; a header that
-        cannot be trusted is made from a count first (`counted`: done already)."""
+        cannot be trusted is made from a count first (`counted`: done already). A new
+        cart's (`fresh`) header is Put, counting this line, on the condition that the
+        cart has none."""
         line = CartLine(product.id, product.name, product.price_cents, quantity, now,
                         expires_at)
         item = {**self._line_key(cart_id, product.id), **line_to_map(line)["M"],
                 "updatedAt": s(now), table.TTL_ATTRIBUTE: n(expires_at)}
         record = self._record(cart_id, once, line_to_map(line), now, now_epoch)
         header_at = len(record)
+        header: Item = {"Update": {
+            "TableName": self._table,
+            "Key": self._header_key(cart_id),
+            "UpdateExpression": "SET expiresAt = :hexp ADD lineCount :one, rev :one",
+            "ConditionExpression": (
+                "attribute_exists(lineCount) AND expiresAt > :epoch AND lineCount < :max"),
+            "ExpressionAttributeValues": {
+                ":hexp": n(header_expiry(expires_at)), ":one": n(1),
+                ":epoch": n(now_epoch), ":max": n(MAX_LINES),
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }}
+        if fresh:
+            header = {"Put": {
+                "TableName": self._table,
+                "Item": {**self._header_key(cart_id), "lineCount": n(1), "rev": n(1),
+                         "expiresAt": n(header_expiry(expires_at))},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }}
         try:
             self._transact([
                 *record,
-                {"Update": {
-                    "TableName": self._table,
-                    "Key": self._header_key(cart_id),
-                    "UpdateExpression": "SET expiresAt = :hexp ADD lineCount :one, rev :one",
-                    "ConditionExpression": (
-                        "attribute_exists(lineCount) AND expiresAt > :epoch "
-                        "AND lineCount < :max"),
-                    "ExpressionAttributeValues": {
-                        ":hexp": n(header_expiry(expires_at)), ":one": n(1),
-                        ":epoch": n(now_epoch), ":max": n(MAX_LINES),
-                    },
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }},
+                header,
                 # DynamoDB deletes expired lines late: an expired one is free to replace.
                 {"Put": {
                     "TableName": self._table, "Item": item,
@@ -324,8 +342,9 @@ class DynamoCarts(CartSummaries):
                 answer = self._keys.replayed(failed, 0, cart_id, once, now_epoch)
                 if answer is not None:
                     return self._answered(cart_id, product, quantity, answer)
-            if failed.failed(header_at + 1):
-                raise _Raced from failed  # the line was created meanwhile: add to it
+            if failed.failed(header_at + 1) or fresh:
+                # The line was created meanwhile, or the cart is not new: as any other.
+                raise _Raced from failed
             if failed.failed(header_at) and not counted:
                 try:
                     self._make_room(cart_id, failed.item_at(header_at), now_epoch, expires_at)

@@ -224,6 +224,26 @@ def test_an_add_of_a_new_line_costs_a_read_and_one_transaction(client, cart, cal
         assert calls == ["GetItem", "TransactWriteItems"]
 
 
+def test_a_new_carts_first_add_costs_one_transaction_making_its_header(client, cart, calls):
+    for key in ("first", None):
+        calls.clear()
+        response = add(client, None, key, "grinder", 2)
+        assert response.status_code == 201, response.body
+        # The cart's id was made for this request: no line to read, no header to
+        # count; the one transaction Puts the header (absent) with the line.
+        assert calls == ["TransactWriteItems"]
+        made = cookie_from(response)
+        assert quantities(client, made) == {"grinder": 2}
+        calls.clear()
+        assert add(client, made, None, "scale").status_code == 201
+        assert calls == ["GetItem", "TransactWriteItems"]  # counted in that header
+        if key is not None:
+            again = request(client, "POST", "/api/cart/items", made, add_body("grinder", 2),
+                            keyed(key))
+            assert (again.status_code, body(again)) == (201, body(response))
+        assert quantities(client, made) == {"grinder": 2, "scale": 1}
+
+
 def test_a_keyed_checkout_costs_no_extra_request(client, cart, calls):
     assert checkout(client, cart, "k").status_code == 201
     assert calls == ["Query", "TransactWriteItems"]
