@@ -143,6 +143,8 @@ def undo_by_item() -> bool:
                  if getattr(table, "stream_shard", None) is not None]
         # moto's "backup" of each table is now the live table itself, so its
         # rollback (self.tables[name] = backup) changes nothing: ours does it.
+        # (Restored as found: a wrapper of this wrapper may nest it inside itself.)
+        had = Table.__dict__.get("__deepcopy__")
         Table.__deepcopy__ = not_copied  # type: ignore[attr-defined]
         try:
             original(self, transact_items)
@@ -153,7 +155,10 @@ def undo_by_item() -> bool:
                 del shard.items[length:]  # emitted by the writes just undone
             raise
         finally:
-            del Table.__deepcopy__  # type: ignore[attr-defined]
+            if had is None:
+                del Table.__deepcopy__  # type: ignore[attr-defined]
+            else:
+                Table.__deepcopy__ = had  # type: ignore[attr-defined]
 
     transact_write_items.undoes_by_item = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
