@@ -56,6 +56,11 @@ def without_action(stack: EmulatedStack, function: str, action: str) -> Iterator
 def test_an_action_missing_from_the_api_role_fails_the_request_that_needs_it(
         emulated_stack: EmulatedStack) -> None:
     shopper, url = requests.Session(), emulated_stack.url
+    # A new cart's first add Puts its header and line; an add to the line after it
+    # updates the line (an Update action).
+    made = shopper.post(f"{url}/api/cart/items", headers=JSON, data=add_body("kettle", 1),
+                        timeout=10)
+    assert made.status_code == 201, made.text
     with without_action(emulated_stack, API_FUNCTION, "dynamodb:UpdateItem"):
         denied = shopper.post(f"{url}/api/cart/items", headers=JSON,
                               data=add_body("kettle", 1), timeout=10)
@@ -75,6 +80,7 @@ def test_an_action_missing_from_the_api_role_fails_the_request_that_needs_it(
     added = shopper.post(f"{url}/api/cart/items", headers=JSON, data=add_body("kettle", 1),
                          timeout=10)
     assert added.status_code == 201, added.text
+    assert added.json()["quantity"] == 2  # the denied add applied nothing
 
 
 def test_an_action_missing_from_the_stream_role_fails_the_follow_up_and_the_emulator_drops_it(
