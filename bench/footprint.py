@@ -870,6 +870,31 @@ def _pipeline(w: Watched, batch_size: int, writes: int) -> PipelineRun:
     return PipelineRun(batch_size, writes, records, runs, first, first_runs)
 
 
+def _flash_pipeline(w: Watched, batch_size: int, writes: int) -> PipelineRun:
+    """The flash sale's own stream: `writes` user writes of its shoppers, each on a cart
+    of its own, every one on the one product (the most popular).
+
+    A shopper adds the product to a new cart (a cart's first add), then checks out.
+    The sale has as many checkouts a second as adds and a shopper checks out seconds
+    after adding, while a batch spans under a second: a batch holds the adds of some
+    shoppers and the checkouts of others. So half the shoppers add and are summarised
+    beforehand; then, alternately, a new shopper adds and one of those checks out, and
+    the records are delivered in batches of `batch_size`.
+    """
+    product = w.ranked[0]
+    shoppers = max(1, writes // 2)
+    waiting = [w.cart([product]) for _ in range(shoppers)]
+    w.drain()
+    for cookie in waiting:
+        w.cart([product])  # a new shopper's first add
+        w.request("checkout", cookie, product)
+    runs = {m.name: MappingRun() for m in w.mappings}
+    records = w.drain(batch_size, runs)
+    for run in runs.values():
+        run.accesses = merge(run.accesses)
+    return PipelineRun(batch_size, 2 * shoppers, records, runs, shoppers)
+
+
 def _validation_run(w: Watched, requests: int, carts: int = 30) -> Any:
     """The declared mix, driven on a pool of carts; every call counted per pk pattern."""
     from bench.validate import DRAIN_EVERY, SECONDS_PER_REQUEST, Measured, Tally, tally_calls
@@ -1017,11 +1042,17 @@ def measure(workload: Workload, writes_per_run: int = 150,
             if validation_requests:
                 validation = _validation_run(w, validation_requests)
                 _progress(started, f"validation: the mix, {validation_requests} requests")
+            # The flash sale last: the runs above draw the same sample as without it.
+            flash_runs = []
+            for size in batch_sizes:
+                flash_runs.append(_flash_pipeline(w, size, writes_per_run))
+                _progress(started, f"flash sale: stream batches of {size}")
         finally:
             w.close()
     footprint = Footprint(operations, w.mappings, runs, memory_mb(), ROUND_TRIP_S)
     footprint.shards = {pattern: len(seen) for pattern, seen in w.ids.shards.items()}
     footprint.caches = caches
+    footprint.flash_runs = flash_runs
     facts = {"filters_in_code": w.patterns is not None,
              "filters_on_mapping": filters_on_mapping(),
              "python": sys.version.split()[0], "emf_metrics": len(w.metrics),

@@ -455,6 +455,29 @@ def test_a_flash_sale_puts_every_product_access_on_one_product_over_its_stock_sh
     assert key == "STOCK#<product>#<n>" and part.wcu == pytest.approx(1000, rel=1e-6)
 
 
+def test_a_flash_sale_prices_its_own_measured_stream_when_the_footprint_has_one() -> None:
+    import json
+
+    from bench.scale import flash_footprint, flash_workload, footprint_from_json, footprint_to_json
+
+    # The mix's stream: seven products' counters a batch, one write each. The sale's own:
+    # one counter write a batch of 100 records, for the one product's net change.
+    fp = footprint(add=[], stream=[Access("POPULARITY#<n>", "PRODUCT#<product>", 0, 1, r)
+                                   for r in range(1, 8)])
+    fp.operations["checkout"] = OperationProfile("checkout", [], requests=1, cpu_seconds=0,
+                                                 records=0, log_bytes=0)
+    relabelled = evaluate(flash_footprint(fp, 1), flash_workload(Workload()))
+    fp.flash_runs = [PipelineRun(100, user_writes=100, records=100, mappings={
+        "f0": MappingRun(batches=1, records=100,
+                         accesses=[Access("POPULARITY#<n>", "PRODUCT#<product>", 0, 1, 1)])})]
+    kept, _ = footprint_from_json(json.loads(json.dumps(footprint_to_json(fp, {}))))
+    assert kept.flash_runs == fp.flash_runs
+    measured = evaluate(flash_footprint(kept, 1), flash_workload(Workload()))
+    # 10,000 user writes/s, a record each: 100 batches/s, one counter WCU each (not seven)
+    assert relabelled.table.wcu == pytest.approx(7 * measured.table.wcu)
+    assert measured.table.wcu == pytest.approx(100)
+
+
 def test_a_partial_run_of_a_new_section_adds_its_summary_row() -> None:
 
     first = Section("cold_start", "3. Cold start", "≤ 1.15x", result="0.5x: holds")
