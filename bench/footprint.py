@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import json
 import logging
@@ -22,7 +23,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -627,11 +628,44 @@ def declared_caches() -> list[tuple[str, float, str]]:
 
 # -- the measurements ------------------------------------------------------------
 
+class _Tally:
+    """What the measured requests of one operation made, summed over its repeats."""
+
+    def __init__(self) -> None:
+        self.accesses: list[Access] = []
+        self.by_pk: dict[str, float] = {}
+        self.requests = self.cpu = self.records = self.logs = 0.0
+
+    def measure(self, w: Watched, act: Callable[[], object]) -> None:
+        """Run `act` (one request) watched: its calls, units, CPU, logs and records."""
+        w.recorder.take()
+        w.units.seconds = 0.0
+        with counted_logs(w.metrics) as sink:
+            w.recorder.active = True
+            start = time.thread_time()
+            act()
+            spent = time.thread_time() - start
+            w.recorder.active = False
+        calls = w.recorder.take()
+        self.requests += len(calls)
+        self.cpu += max(0.0, spent - w.units.seconds
+                        - sum(c.backend_cpu_seconds for c in calls))
+        self.logs += sink.bytes
+        self.accesses += w.ids.accesses(w.units, calls)
+        w.ids.calls_by_pk(w.units, calls, self.by_pk)
+        self.records += len(as_dynamodb_emits(w.reader.read()))
+        w.drain()
+
+    def profile(self, name: str, repeats: int) -> OperationProfile:
+        return OperationProfile(name, merge(self.accesses, repeats), self.requests / repeats,
+                                self.cpu / repeats, self.records / repeats,
+                                self.logs / repeats,
+                                {pk: c / repeats for pk, c in self.by_pk.items()})
+
+
 def _profile(w: Watched, op: str) -> OperationProfile:
     hot, second, third = w.ranked[0], w.ranked[1], w.ranked[2]
-    accesses: list[Access] = []
-    by_pk: dict[str, float] = {}
-    requests = cpu = records = logs = 0.0
+    tally = _Tally()
     # A read does the same every time; moto takes seconds to answer a Query of
     # the whole catalog, so reads are measured once.
     repeats = REPEATS if op in WRITES else 1
@@ -645,52 +679,16 @@ def _profile(w: Watched, op: str) -> OperationProfile:
             # answers is refilled here, not in the measured request (refills are
             # counted apart, per container and cache lifetime).
             w.request(op, cookie, hot)
-        w.recorder.take()
-        w.units.seconds = 0.0
-        with counted_logs(w.metrics) as sink:
-            w.recorder.active = True
-            start = time.thread_time()
-            w.request(op, cookie, hot)
-            spent = time.thread_time() - start
-            w.recorder.active = False
-        calls = w.recorder.take()
-        requests += len(calls)
-        cpu += max(0.0, spent - w.units.seconds - sum(c.backend_cpu_seconds for c in calls))
-        logs += sink.bytes
-        accesses += w.ids.accesses(w.units, calls)
-        w.ids.calls_by_pk(w.units, calls, by_pk)
-        records += len(as_dynamodb_emits(w.reader.read()))
-        w.drain()
-    return OperationProfile(op, merge(accesses, repeats), requests / repeats, cpu / repeats,
-                            records / repeats, logs / repeats,
-                            {pk: c / repeats for pk, c in by_pk.items()})
+        tally.measure(w, functools.partial(w.request, op, cookie, hot))
+    return tally.profile(op, repeats)
 
 
 def _first_add(w: Watched) -> OperationProfile:
     """A cart's first add (no cookie yet), measured as `_profile` measures an add."""
-    accesses: list[Access] = []
-    by_pk: dict[str, float] = {}
-    requests = cpu = records = logs = 0.0
+    tally = _Tally()
     for _ in range(REPEATS):
-        w.recorder.take()
-        w.units.seconds = 0.0
-        with counted_logs(w.metrics) as sink:
-            w.recorder.active = True
-            start = time.thread_time()
-            w.cart([w.ranked[0]])
-            spent = time.thread_time() - start
-            w.recorder.active = False
-        calls = w.recorder.take()
-        requests += len(calls)
-        cpu += max(0.0, spent - w.units.seconds - sum(c.backend_cpu_seconds for c in calls))
-        logs += sink.bytes
-        accesses += w.ids.accesses(w.units, calls)
-        w.ids.calls_by_pk(w.units, calls, by_pk)
-        records += len(as_dynamodb_emits(w.reader.read()))
-        w.drain()
-    return OperationProfile(FIRST_ADD, merge(accesses, REPEATS), requests / REPEATS,
-                            cpu / REPEATS, records / REPEATS, logs / REPEATS,
-                            {pk: c / REPEATS for pk, c in by_pk.items()})
+        tally.measure(w, lambda: w.cart([w.ranked[0]]))
+    return tally.profile(FIRST_ADD, REPEATS)
 
 
 def blend(later: OperationProfile, first: OperationProfile, share: float,
