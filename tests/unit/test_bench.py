@@ -555,3 +555,36 @@ def test_the_mix_adds_blend_a_carts_first_add_at_the_workloads_share() -> None:
     assert sum(a.wcu for a in mixed.accesses) == pytest.approx(6 * 0.8 + 13 * 0.2)
     assert mixed.requests == pytest.approx(2.6)
     assert mixed.calls["CART#<cart>"] == pytest.approx(2.6)
+
+
+def test_the_write_budget_splits_the_tables_units_and_names_each_items_promise() -> None:
+    from bench import write_budget
+
+    # A keyed add of a new line: its record, the line and the header in one transaction
+    # (2 WCU each); the stream spends 200 WCU over the run's 100 user writes.
+    add = [Access("CART#<cart>", "IDEMPOTENCY#<id>", 0, 2, None),
+           Access("CART#<cart>", "LINE#<product>", 1, 2, 1),
+           Access("CART#<cart>", "LINES", 0, 2, None)]
+    stream = [Access("CART#<cart>", "SUMMARY", 0, 100, None),
+              Access("POPULARITY#<n>", "PRODUCT#<product>", 0, 100, 1)]
+    fp = footprint(add=add, stream=stream)
+    result = evaluate(fp, ONLY_ADDS)
+    spent = {w.name: w for w in write_budget.writers(fp, result)}
+    assert spent["add"].wru == pytest.approx(6.0)
+    assert spent["stream follow-ups"].wru == pytest.approx(2.0)
+    assert sum(w.wru for w in spent.values()) == pytest.approx(result.table.wcu / result.rate)
+    table, sentence = write_budget.table(fp, result, allowed=4.0)
+    text = table.markdown()
+    assert "the line cap" in text and "a keyed request's answer" in text
+    assert "cart-status's one GetItem" in text and "inCarts, exact" in text
+    assert "?" not in text
+    assert "8.00 write units per request" in sentence and "4.00 over" in sentence
+    # The budget: what the target leaves after every other line, in units at $0.625/M.
+    assert write_budget.budget(4.0, total=5.0, writes_dollars=2.5, wru_price=0.625e-6) == \
+        pytest.approx(2.4)
+    # One item per cart: the line and the header become one write in the transaction
+    # with the record (2 + 2); a write of the cart alone needs no transaction (1).
+    assert write_budget.one_item_estimate(fp, result) == pytest.approx(4.0 + 2.0)
+    alone = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 2, 1)], stream=[])
+    assert write_budget.one_item_estimate(alone, evaluate(alone, ONLY_ADDS)) == \
+        pytest.approx(1.0)
