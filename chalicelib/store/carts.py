@@ -1,7 +1,8 @@
 """A cart's lines and their header (its summary: store/summaries.py).
 
-    CART#<cartId>   LINES              lineCount (an upper bound on the live lines,
-                                       exact unless a line expired), rev (TTL)
+    CART#<cartId>   LINES              lineCount (an upper bound on the live lines:
+                                       counted up with each line made, corrected at
+                                       the cap), rev (+1 per line made; TTL)
     CART#<cartId>   LINE#<productId>   one cart line (TTL)
 
 Every write is one TransactWriteItems, applied at most once however often it
@@ -17,13 +18,17 @@ a live line's update (`quantity + q`, conditioned on room, not on what was
 read, so adds racing on one line all apply), or a new line counted in the
 header. The read picks; the write's condition decides. The cap on distinct
 lines is the header's condition `lineCount < MAX_LINES`, evaluated by
-DynamoDB in the transaction that creates the line; removing a live line
-(remove, set to 0, checkout, a sign-in's move) takes one off in the same
-transaction. A header DynamoDB has not got (a cart older than the header, or
-one whose header expired) is made from a consistent count of the live lines;
-one that counts lines which expired since is corrected, on the condition that
-its `rev` has not moved, before an add is refused. Conflicts that applied
-nothing are retried inside the request (store/retry.py), never answered 409.
+DynamoDB in the transaction that creates the line. The count goes up exactly
+and down lazily: removing a line (remove, set to 0, checkout) leaves the
+header alone, so its count is an upper bound that only runs high (a sign-in's
+move still counts its lines off: it writes both headers anyway). A header
+DynamoDB has not got (a cart older than the header, or one whose header
+expired) is made from a consistent count of the live lines; one at the cap is
+corrected from that count, on the condition that its `rev` has not moved (no
+line was made since), before an add is refused. So the cap is never passed
+and never refuses an add with room, and a removal or a checkout writes one
+item fewer. Conflicts that applied nothing are retried inside the request
+(store/retry.py), never answered 409.
 
 Requests per operation (what bench/ measures; WCU for items under 1 KB; a
 transaction bills 2 WCU per item; [+2 WCU]: a keyed request's record):
@@ -38,7 +43,7 @@ transaction bills 2 WCU per item; [+2 WCU]: a keyed request's record):
                   [a cart's first line, or a stale header: + 1 Query (COUNT)
                   + 1 PutItem or UpdateItem of the header]
     set_quantity  1 TransactWriteItems (line: 2 WCU [+2]) + 1 GetItem
-    remove_line   1 TransactWriteItems (line + header: 4 WCU [+2])
+    remove_line   1 TransactWriteItems (the line's Delete: 2 WCU [+2])
     list_lines    1 Query (consistent);  renew_line, reprice_line  1 UpdateItem
 """
 
@@ -377,8 +382,9 @@ class DynamoCarts(CartSummaries):
                         ConditionExpression="attribute_not_exists(pk) OR expiresAt <= :epoch",
                         ExpressionAttributeValues={":epoch": n(now_epoch)})
                 else:
-                    # Lines expired since they were counted: correct the count, unless
-                    # a line was made or removed since the header was read (rev moved).
+                    # Lines removed or expired since they were counted: correct the
+                    # count, unless a line was made since the header was read (rev
+                    # moved). A removal since leaves the count high, never low.
                     self._client.update_item(
                         TableName=self._table, Key=self._header_key(cart_id),
                         UpdateExpression="SET lineCount = :counted ADD rev :one",
@@ -443,32 +449,22 @@ class DynamoCarts(CartSummaries):
 
     def remove_line(self, cart_id: str, product_id: str, now: str = "",
                     now_epoch: int = 0, once: IdempotentRequest | None = None) -> None:
-        """Delete the live line and count it off; no live line is not an error."""
+        """Delete the live line; no live line is not an error. The header is not
+        counted down: its count may only run high, and an add that finds it at the cap
+        counts the live lines before refusing (`_make_room`)."""
         once = once or idempotency.minted_request(
             "remove_from_cart", {"productId": product_id}, now_epoch)
         record = self._record(cart_id, once, None, now, now_epoch)
         deadline = Deadline()
-        counted = True
         while True:
-            actions = [*record, {"Delete": {"TableName": self._table,
-                                            "Key": self._line_key(cart_id, product_id),
-                                            **_live_line(now_epoch)}}]
-            line_at = len(record)
-            if counted:
-                change = header_change(self._table, cart_id, -1, 0)
-                # A cart older than its header: the line goes, nothing to count off.
-                change["Update"]["ConditionExpression"] = "attribute_exists(lineCount)"
-                actions.append(change)
             try:
-                self._transact(actions, once)
+                self._transact([*record, {"Delete": {
+                    "TableName": self._table, "Key": self._line_key(cart_id, product_id),
+                    **_live_line(now_epoch)}}], once)
             except errors.StoreContended:
                 deadline.pause()
                 continue
             except errors.ConditionFailed as failed:
-                if failed.failed(line_at + 1) and not any(
-                        failed.failed(index) for index in range(line_at + 1)):
-                    counted = False
-                    continue
                 # The record: applied before. The line: none live, nothing to do.
                 if record:
                     self._keys.replayed(failed, 0, cart_id, once, now_epoch)

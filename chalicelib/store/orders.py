@@ -1,8 +1,8 @@
 """Orders: CART#<cartId> / ORDER#<orderId>, reachable only from their cart.
 
 Requests per operation (what bench/ measures):
-    checkout       1 Query (the lines and their header, consistent) + 1 TransactWriteItems
-                   (order Put + one Delete per line + header Update [+ a keyed request's
+    checkout       1 Query (the lines, consistent) + 1 TransactWriteItems
+                   (order Put + one Delete per line [+ a keyed request's
                    key record Put] [+ the hooks' actions]); again from the Query while the
                    cart changes; an empty cart: + 1 GetItem of the order (consistent)
     get_order      1 GetItem (consistent: the order page follows checkout's 201 at once)
@@ -43,7 +43,7 @@ from chalicelib.domain import (
 )
 from chalicelib.idempotency import IdempotentRequest, KeyReused
 from chalicelib.store import errors
-from chalicelib.store.carts import DynamoCarts, header_change
+from chalicelib.store.carts import DynamoCarts
 from chalicelib.store.codec import (
     TRANSACTION_ACTIONS,
     Item,
@@ -58,7 +58,7 @@ from chalicelib.store.codec import (
 from chalicelib.store.keys import DynamoIdempotencyKeys
 
 # Checkout's transaction (within codec.TRANSACTION_ACTIONS) takes the order, one
-# delete per line, the header and, with an Idempotency-Key, the key's record
+# delete per line and, with an Idempotency-Key, the key's record
 # (domain.MAX_LINES keeps carts well inside), and whatever the hooks add.
 # The order Put's index in checkout's transaction.
 _ORDER = 0
@@ -123,7 +123,7 @@ class DynamoOrders:
         long as it lives.
         `hooks` run after the repository's own: this attempt's (the stock takes).
         """
-        items, header = self._carts.lines_and_header(cart_id, now_epoch)
+        items = self._carts.live_line_items(cart_id, now_epoch)
         if not items:
             # An empty cart may be this request's own doing (or a keyed retry's).
             placed = self._placed(cart_id, order_id, once, now_epoch)
@@ -160,10 +160,7 @@ class DynamoOrders:
                     ":q": item["quantity"], ":u": item["updatedAt"], ":epoch": n(now_epoch),
                 },
             }})
-        if header is not None:
-            change = header_change(self._table, cart_id, -len(items), 0)
-            change["Update"]["ConditionExpression"] = "attribute_exists(lineCount)"
-            actions.append(change)
+        # The header is not counted down (store/carts.py): its count may run high.
         record_index = None
         if not once.minted:
             # The key's record: small (the order holds the answer), but it makes the

@@ -142,6 +142,46 @@ def test_removing_a_line_makes_room_for_another(client, big_catalog, dynamodb):
                    add_body("p062", 1)).status_code == 409
 
 
+def test_a_checkout_leaves_the_count_high_and_the_next_add_corrects_it(
+        client, big_catalog, dynamodb):
+    # The header counts up exactly and down lazily: a checkout writes one item fewer.
+    cookie = fill(client, dynamodb, MAX_LINES)
+    assert request(client, "POST", "/api/cart/checkout", cookie, {}).status_code == 201
+    [header] = stored(dynamodb, cookie, table.LINES_SK)
+    assert header["lineCount"] == {"N": str(MAX_LINES)}
+    # An add that finds it at the cap counts the live lines (none) and corrects it.
+    for product in ("p060", "p061"):
+        assert request(client, "POST", "/api/cart/items", cookie,
+                       add_body(product, 1)).status_code == 201
+    [header] = stored(dynamodb, cookie, table.LINES_SK)
+    assert header["lineCount"] == {"N": "2"}
+
+
+def test_concurrent_adds_after_removals_fill_the_cart_exactly(
+        client, big_catalog, faults, dynamodb):
+    # Four removals leave the count four high; of twelve racing new lines four fit.
+    cookie = fill(client, dynamodb, MAX_LINES)
+    for product in ("p001", "p002", "p003", "p004"):
+        assert request(client, "DELETE", f"/api/cart/items/{product}",
+                       cookie).status_code == 204
+    faults.serialize()
+    service = runtime.cart_service()
+    cart_id = cookie.split("=", 1)[1].split(".")[0]
+
+    def add(i):
+        try:
+            service.add_to_cart(cart_id, {"productId": f"p{48 + i:03d}", "quantity": 1},
+                                f"key-{i}" if i % 2 else None)
+        except Exception as exc:  # noqa: BLE001 - the outcome is what is counted
+            return type(exc).__name__
+        return "added"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(add, range(12)))
+    assert sorted(outcomes) == ["TooManyLines"] * 8 + ["added"] * 4
+    assert len(quantities(client, cookie)) == MAX_LINES
+
+
 def test_a_cart_without_a_header_is_counted_before_its_first_new_line(
         client, big_catalog, dynamodb):
     # A cart from before the header (or whose header expired): its lines are counted.
