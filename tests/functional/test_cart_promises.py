@@ -88,6 +88,25 @@ def fill(client, dynamodb, count):
     return cookie
 
 
+def race_new_lines(faults, cookie, first, count):
+    """`count` adds of new products (p<first>...) racing on the cart from 8 threads,
+    every other one keyed; each one's outcome: "added" or the refusal's name."""
+    faults.serialize()  # moto is not thread-safe; the requests still interleave
+    service = runtime.cart_service()
+    cart_id = cookie.split("=", 1)[1].split(".")[0]
+
+    def add(i):
+        try:
+            service.add_to_cart(cart_id, {"productId": f"p{first + i:03d}", "quantity": 1},
+                                f"key-{i}" if i % 2 else None)
+        except Exception as exc:  # noqa: BLE001 - the outcome is what is counted
+            return type(exc).__name__
+        return "added"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(add, range(count)))
+
+
 # -- 1. the line cap ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("headers", [None, {"Idempotency-Key": "last-line"}])
@@ -107,20 +126,7 @@ def test_an_add_creating_a_line_while_another_took_the_last_slot_is_refused(
 def test_concurrent_adds_of_new_products_fill_the_cart_exactly(
         client, big_catalog, faults, dynamodb):
     cookie = fill(client, dynamodb, MAX_LINES - 4)
-    faults.serialize()  # moto is not thread-safe; the requests still interleave
-    service = runtime.cart_service()
-    cart_id = cookie.split("=", 1)[1].split(".")[0]
-
-    def add(i):
-        try:
-            service.add_to_cart(cart_id, {"productId": f"p{50 + i:03d}", "quantity": 1},
-                                f"key-{i}" if i % 2 else None)
-        except Exception as exc:  # noqa: BLE001 - the outcome is what is counted
-            return type(exc).__name__
-        return "added"
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(add, range(12)))
+    outcomes = race_new_lines(faults, cookie, first=50, count=12)
     # Never above the cap, and never refused with room: four fit, eight are refused.
     assert sorted(outcomes) == ["TooManyLines"] * 8 + ["added"] * 4
     assert len(quantities(client, cookie)) == MAX_LINES
@@ -164,20 +170,7 @@ def test_concurrent_adds_after_removals_fill_the_cart_exactly(
     for product in ("p001", "p002", "p003", "p004"):
         assert request(client, "DELETE", f"/api/cart/items/{product}",
                        cookie).status_code == 204
-    faults.serialize()
-    service = runtime.cart_service()
-    cart_id = cookie.split("=", 1)[1].split(".")[0]
-
-    def add(i):
-        try:
-            service.add_to_cart(cart_id, {"productId": f"p{48 + i:03d}", "quantity": 1},
-                                f"key-{i}" if i % 2 else None)
-        except Exception as exc:  # noqa: BLE001 - the outcome is what is counted
-            return type(exc).__name__
-        return "added"
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(add, range(12)))
+    outcomes = race_new_lines(faults, cookie, first=48, count=12)
     assert sorted(outcomes) == ["TooManyLines"] * 8 + ["added"] * 4
     assert len(quantities(client, cookie)) == MAX_LINES
 
