@@ -329,9 +329,10 @@ def run(section: Section, results: dict[str, Section] | None = None,
     writes_line = "DynamoDB writes (API + follow-ups)"
     allowed = write_budget.budget(TARGET, total["HTTP API"], http[writes_line],
                                   price("dynamodb_wru"))
-    spent, budget_sentence = write_budget.table(fp, result, allowed)
-    one_item = write_budget.one_item_estimate(fp, result)
-    spent_wru = sum(w.wru for w in write_budget.writers(fp, result))
+    writers = write_budget.writers(fp, result)
+    spent, budget_sentence = write_budget.table(writers, allowed)
+    one_item = write_budget.one_item_estimate(fp, result, writers)
+    spent_wru = sum(w.wru for w in writers)
     one_item_total = (total["HTTP API"] - http[writes_line]
                       + MILLION * one_item * price("dynamodb_wru"))
     section.tables += [side, table, spent, peer_table, monthly, prices]

@@ -77,10 +77,9 @@ def _one_item_cart(wcu: dict[tuple[str, str], float]) -> float:
     return others + (2.0 if others else 1.0)
 
 
-def one_item_estimate(fp: Footprint, result: Result) -> float:
+def one_item_estimate(fp: Footprint, result: Result, spent: list[Writer]) -> float:
     """Write units per API request under a one-item cart, from the measured figures;
-    the stream's and the caches' as measured (the summary and counters stay)."""
-    spent = writers(fp, result)
+    the stream's and the caches' as `spent` has them (the summary and counters stay)."""
     api = 0.0
     for name, share in result.workload.mix:
         wcu: dict[tuple[str, str], float] = {}
@@ -96,9 +95,8 @@ def budget(target: float, total: float, writes_dollars: float, wru_price: float)
     return max(0.0, (target - (total - writes_dollars)) / (1_000_000 * wru_price))
 
 
-def table(fp: Footprint, result: Result, allowed: float) -> tuple[Table, str]:
-    """The split, and one sentence on it against the budget."""
-    spent = writers(fp, result)
+def table(spent: list[Writer], allowed: float) -> tuple[Table, str]:
+    """The split (`writers`), and one sentence on it against the budget."""
     total = sum(w.wru for w in spent)
     out = Table(["writer", "share of requests", "WRU per request of the mix", "of the writes",
                  "items it writes (pk / sk)", "the promise each item keeps (issue)"])

@@ -58,9 +58,9 @@ CATALOG_PK = "CATALOG"
 PRODUCT_PREFIX = "PRODUCT#"
 CART_PREFIX = "CART#"
 LINE_PREFIX = "LINE#"
-# The header sorts just before the lines: begins_with(sk, "LINE") reads both at once.
+# The lines' header: its sort key does not begin with LINE_PREFIX, so the stream's
+# filter and the lines' Query never see it.
 LINES_SK = "LINES"
-LINES_AND_HEADER = "LINE"
 ORDER_PREFIX = "ORDER#"
 SUMMARY_SK = "SUMMARY"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"

@@ -78,7 +78,6 @@ from chalicelib.store.codec import (
     n,
     query_all,
     s,
-    string,
 )
 from chalicelib.store.keys import APPLIED, DynamoIdempotencyKeys
 from chalicelib.store.retry import Deadline
@@ -477,25 +476,17 @@ class DynamoCarts(CartSummaries):
 
     def live_line_items(self, cart_id: str, now_epoch: int) -> list[Item]:
         """The cart's live line items, read consistently (one Query, paged)."""
-        return self.lines_and_header(cart_id, now_epoch)[0]
-
-    def lines_and_header(self, cart_id: str, now_epoch: int) -> tuple[list[Item], Item | None]:
-        """The live line items and the header, in one consistent Query (the header's sort
-        key, LINES, sorts just before the lines)."""
         with errors.translated():
             items = query_all(
                 self._client,
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :line)",
                 ExpressionAttributeValues={
-                    ":pk": s(table.cart_pk(cart_id)), ":line": s(table.LINES_AND_HEADER),
+                    ":pk": s(table.cart_pk(cart_id)), ":line": s(table.LINE_PREFIX),
                 },
                 ConsistentRead=True,
             )
-        header = next((item for item in items if string(item, "sk") == table.LINES_SK), None)
-        lines = [item for item in items if string(item, "sk").startswith(table.LINE_PREFIX)
-                 and is_live(expires(item), now_epoch)]
-        return lines, header
+        return [item for item in items if is_live(expires(item), now_epoch)]
 
     def renew_line(self, cart_id: str, product_id: str, expires_at: int,
                    now_epoch: int) -> None:

@@ -573,7 +573,7 @@ def test_the_write_budget_splits_the_tables_units_and_names_each_items_promise()
     assert spent["add"].wru == pytest.approx(6.0)
     assert spent["stream follow-ups"].wru == pytest.approx(2.0)
     assert sum(w.wru for w in spent.values()) == pytest.approx(result.table.wcu / result.rate)
-    table, sentence = write_budget.table(fp, result, allowed=4.0)
+    table, sentence = write_budget.table(list(spent.values()), allowed=4.0)
     text = table.markdown()
     assert "the line cap" in text and "a keyed request's answer" in text
     assert "cart-status's one GetItem" in text and "inCarts, exact" in text
@@ -584,7 +584,9 @@ def test_the_write_budget_splits_the_tables_units_and_names_each_items_promise()
         pytest.approx(2.4)
     # One item per cart: the line and the header become one write in the transaction
     # with the record (2 + 2); a write of the cart alone needs no transaction (1).
-    assert write_budget.one_item_estimate(fp, result) == pytest.approx(4.0 + 2.0)
+    assert write_budget.one_item_estimate(fp, result, list(spent.values())) == \
+        pytest.approx(4.0 + 2.0)
     alone = footprint(add=[Access("CART#<cart>", "LINE#<product>", 0, 2, 1)], stream=[])
-    assert write_budget.one_item_estimate(alone, evaluate(alone, ONLY_ADDS)) == \
-        pytest.approx(1.0)
+    alone_result = evaluate(alone, ONLY_ADDS)
+    assert write_budget.one_item_estimate(
+        alone, alone_result, write_budget.writers(alone, alone_result)) == pytest.approx(1.0)
